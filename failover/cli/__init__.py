@@ -1,0 +1,1 @@
+"""The ``failover`` command line: one module per command noun, composed in ``main``."""

@@ -1,0 +1,100 @@
+"""What every command shares: options, the stderr console, JSON on stdout, progress."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from failover.config import Config, load_config
+from failover.state import StateStore
+
+# People read stderr; stdout is for data.
+console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+ConfigOption = Annotated[
+    Optional[Path],
+    typer.Option("--config", "-c", help="Config file (default: $FAILOVER_CONFIG, else ./failover.yaml).", show_default=False),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+DebugOption = Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")]
+
+
+def load(config_file: Optional[Path]) -> Config:
+    return load_config(config_file)
+
+
+def open_state(config: Config) -> StateStore:
+    return StateStore(config.state_dir)
+
+
+def print_json(document: Any) -> None:
+    sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+class Tasks:
+    """Progress of many concurrent tasks on stderr: a bar and the task in flight, only on a terminal."""
+
+    def __init__(self, title: str, total: int | None = None) -> None:
+        self.title = title
+        self.total = total
+        self.started = time.monotonic()
+        self.live = console.is_terminal
+        self._progress: Progress | None = None
+        self._task = None
+        self._running: list[str] = []
+
+    def __enter__(self) -> "Tasks":
+        if self.live:
+            self._progress = Progress(
+                SpinnerColumn(),
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TextColumn("{task.fields[current]}", style="dim"),
+                console=console,
+                transient=True,
+            )
+            self._progress.start()
+            self._task = self._progress.add_task(self.title, total=self.total, current="")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def __call__(self, event: str, label: str, detail: Any = None) -> None:
+        if self._progress is None:
+            return
+        if event == "total":
+            self._progress.update(self._task, total=detail)
+        elif event == "start":
+            self._running.append(label)
+        elif event == "done":
+            if label in self._running:
+                self._running.remove(label)
+            self._progress.advance(self._task)
+        self._progress.update(self._task, current=", ".join(self._running[:3]))
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+
+@contextmanager
+def status(message: str) -> Iterator[None]:
+    if console.is_terminal:
+        with console.status(message):
+            yield
+    else:
+        yield

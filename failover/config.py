@@ -1,0 +1,253 @@
+"""``failover.yaml``: the model, its loading and validation, and ``${env:NAME}`` secrets.
+
+Secrets stay references in the loaded config; :func:`resolve_secrets` replaces them with
+the environment's values at call time, so no resolved secret is ever kept or written.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from failover.errors import ConfigError, InputError, Problem
+from failover.yamlio import Document, load_file
+
+ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
+ANY_REF = re.compile(r"\$\{([^}]*)\}")
+DRIVER_NAME = re.compile(r"^(?:[a-z][a-z0-9_]*|[A-Za-z_][\w.]*:[A-Za-z_]\w*)$")
+DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+
+DEFAULT_FILE = "failover.yaml"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def parse_duration(value: Any) -> float:
+    """``90``, ``"90s"``, ``"30m"``, ``"24h"``, ``"2d"`` -> seconds."""
+    if isinstance(value, bool):
+        raise ValueError("a duration like 30m, 24h or a number of seconds")
+    if isinstance(value, (int, float)):
+        if value < 0:
+            raise ValueError("must not be negative")
+        return float(value)
+    match = DURATION.match(str(value))
+    if not match:
+        raise ValueError(f"{value!r} is not a duration (like 90s, 30m, 24h, 2d)")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def _check_refs(value: Any) -> Any:
+    """Only ``${env:NAME}`` references may appear in config values."""
+    if isinstance(value, str):
+        for ref in ANY_REF.finditer(value):
+            if not ENV_REF.fullmatch(ref.group(0)):
+                raise ValueError(f"{ref.group(0)!r} is not a secret reference; write ${{env:NAME}}")
+    elif isinstance(value, dict):
+        for item in value.values():
+            _check_refs(item)
+    elif isinstance(value, list):
+        for item in value:
+            _check_refs(item)
+    return value
+
+
+class Selector(Strict):
+    tags: dict[str, str] = Field(min_length=1)
+
+    @field_validator("tags", mode="before")
+    @classmethod
+    def _stringify(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            out = {}
+            for key, item in value.items():
+                if isinstance(item, (dict, list)) or item is None:
+                    raise ValueError(f"tag {key!r} needs a plain value")
+                out[str(key)] = item if isinstance(item, str) else str(item).lower() if isinstance(item, bool) else str(item)
+            return out
+        return value
+
+
+class Source(Strict):
+    provider: Literal["aws"] = "aws"
+    regions: list[str] = Field(min_length=1)
+    select: Selector
+    endpoint_url: str | None = None
+    profile: str | None = None
+
+    @field_validator("regions")
+    @classmethod
+    def _regions(cls, value: list[str]) -> list[str]:
+        bad = [r for r in value if not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d", r)]
+        if bad:
+            raise ValueError(f"not an AWS region: {', '.join(bad)}")
+        if len(set(value)) != len(value):
+            raise ValueError("a region is listed twice")
+        return value
+
+
+class DriverSpec(Strict):
+    driver: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("driver")
+    @classmethod
+    def _driver(cls, value: str) -> str:
+        if not DRIVER_NAME.match(value):
+            raise ValueError(f"{value!r} is neither a libcloud provider name nor package.module:DriverClass")
+        return value
+
+    @field_validator("options")
+    @classmethod
+    def _options(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return _check_refs(value)
+
+
+class ComputeSpec(DriverSpec):
+    location: str | None = None
+
+
+class StorageSpec(DriverSpec):
+    container_prefix: str = ""
+
+    @field_validator("container_prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        if value and not re.fullmatch(r"[a-z0-9][a-z0-9-]*", value):
+            raise ValueError("lowercase letters, digits and dashes only (valid in every provider's container names)")
+        return value
+
+
+class DnsSpec(DriverSpec):
+    pass
+
+
+class TargetProfile(Strict):
+    compute: ComputeSpec | None = None
+    storage: StorageSpec | None = None
+    dns: DnsSpec | None = None
+    sizes: dict[str, str] = Field(default_factory=dict)
+    images: dict[str, str] = Field(default_factory=dict)
+
+
+class DatabaseSpec(Strict):
+    dsn: str
+    keep: int = Field(default=7, ge=1)
+
+    @field_validator("dsn")
+    @classmethod
+    def _dsn(cls, value: str) -> str:
+        return _check_refs(value)
+
+
+class Readiness(Strict):
+    max_snapshot_age: float = 24 * 3600
+    rpo: float = 3600
+    rto: float = 30 * 60
+    max_ttl: int = Field(default=300, ge=0)
+
+    @field_validator("max_snapshot_age", "rpo", "rto", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> float:
+        return parse_duration(value)
+
+
+class Config(Strict):
+    service: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
+    state: str = ".failover"
+    source: Source
+    targets: dict[str, TargetProfile] = Field(default_factory=dict)
+    databases: dict[str, DatabaseSpec] = Field(default_factory=dict)
+    readiness: Readiness = Field(default_factory=Readiness)
+
+    # Where it was loaded from; not part of the file.
+    path: Path = Field(default=Path(DEFAULT_FILE), exclude=True)
+
+    @property
+    def state_dir(self) -> Path:
+        return (self.path.parent / self.state).resolve()
+
+    def target(self, name: str) -> TargetProfile:
+        try:
+            return self.targets[name]
+        except KeyError:
+            known = ", ".join(sorted(self.targets)) or "none"
+            raise ConfigError(
+                [Problem(file=str(self.path), field=f"targets.{name}", message=f"no such target profile (known: {known})")]
+            ) from None
+
+
+def config_path(explicit: Path | None) -> Path:
+    if explicit is not None:
+        return explicit
+    env = os.environ.get("FAILOVER_CONFIG")
+    return Path(env) if env else Path(DEFAULT_FILE)
+
+
+def load_config(explicit: Path | None = None) -> Config:
+    path = config_path(explicit)
+    try:
+        doc = load_file(path, what="config file")
+    except InputError as exc:
+        raise ConfigError(exc.problems) from None
+    return parse_config(doc, path)
+
+
+def parse_config(doc: Document, path: Path) -> Config:
+    if not isinstance(doc.data, dict):
+        raise ConfigError([Problem(file=doc.file, line=doc.line_of(()), message="expected a mapping with service, source, targets")])
+    try:
+        return Config.model_validate({**doc.data, "path": path})
+    except ValidationError as exc:
+        raise ConfigError(problems_from_validation(exc, doc)) from None
+
+
+def problems_from_validation(exc: ValidationError, doc: Document, prefix: tuple = ()) -> list[Problem]:
+    problems = []
+    for err in exc.errors(include_url=False):
+        loc = prefix + tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p and p.endswith("]")))
+        message = err["msg"]
+        if err["type"] == "extra_forbidden":
+            message = "unknown key"
+        elif message.startswith("Value error, "):
+            message = message[len("Value error, ") :]
+        problems.append(doc.problem(loc, message))
+    problems.sort(key=lambda p: (p.line or 0, p.field or ""))
+    return problems
+
+
+def resolve_secrets(value: Any, *, file: str = DEFAULT_FILE, field: str = "") -> Any:
+    """Replace ``${env:NAME}`` with the environment's value, now. Never stored."""
+    if isinstance(value, str):
+        def sub(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in os.environ:
+                raise ConfigError([Problem(file=file, field=field or None, message=f"environment variable {name} is not set")])
+            return os.environ[name]
+
+        return ENV_REF.sub(sub, value)
+    if isinstance(value, dict):
+        return {k: resolve_secrets(v, file=file, field=f"{field}.{k}" if field else str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve_secrets(v, file=file, field=f"{field}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+def missing_secrets(value: Any, field: str = "") -> list[tuple[str, str]]:
+    """(field path, variable) of every ``${env:NAME}`` not set in the environment."""
+    out: list[tuple[str, str]] = []
+    if isinstance(value, str):
+        out += [(field, m.group(1)) for m in ENV_REF.finditer(value) if m.group(1) not in os.environ]
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            out += missing_secrets(v, f"{field}.{k}" if field else str(k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            out += missing_secrets(v, f"{field}[{i}]")
+    return out

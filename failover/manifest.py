@@ -1,0 +1,310 @@
+"""The provider-neutral manifest: the resource kinds of DESIGN.md and their fields.
+
+A manifest is written in one canonical order (resources by kind, region, id; tags and
+set-like lists sorted) so that two snapshots of the same account diff cleanly and are
+byte-identical apart from ``taken_at``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from failover.errors import ManifestError, Problem
+
+SCHEMA_VERSION = 1
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ResourceBase(_Model):
+    id: str
+    name: str
+    region: str
+    tags: dict[str, str] = Field(default_factory=dict)
+
+
+class Node(ResourceBase):
+    kind: Literal["node"] = "node"
+    instance_type: str
+    vcpus: int | None
+    memory_mib: int | None
+    image_id: str | None
+    image_name: str | None
+    image_description: str | None = None
+    architecture: str | None
+    private_ip: str | None
+    public_ip: str | None
+    firewalls: list[str] = Field(default_factory=list)
+    volumes: list[str] = Field(default_factory=list)
+    root_volume_gib: int | None = None
+    user_data: str | None
+    state: str
+    zone: str | None = None
+
+
+class Volume(ResourceBase):
+    kind: Literal["volume"] = "volume"
+    size_gib: int
+    volume_type: str | None
+    attached_to: str | None
+    device: str | None
+    zone: str | None = None
+
+
+class FirewallRule(_Model):
+    direction: Literal["ingress", "egress"]
+    protocol: str
+    port_from: int | None
+    port_to: int | None
+    sources: list[str]
+
+
+class Firewall(ResourceBase):
+    kind: Literal["firewall"] = "firewall"
+    description: str | None = None
+    network: str | None = None
+    rules: list[FirewallRule] = Field(default_factory=list)
+
+
+class Subnet(_Model):
+    id: str
+    cidr: str
+    zone: str | None
+
+
+class Network(ResourceBase):
+    kind: Literal["network"] = "network"
+    cidr: str
+    subnets: list[Subnet] = Field(default_factory=list)
+
+
+class Address(ResourceBase):
+    kind: Literal["address"] = "address"
+    ip: str
+    attached_to: str | None
+
+
+class Bucket(ResourceBase):
+    kind: Literal["bucket"] = "bucket"
+    objects: int
+    bytes: int
+    versioning: bool
+
+
+class Record(_Model):
+    name: str
+    type: str
+    ttl: int | None
+    values: list[str]
+
+
+class DnsZone(ResourceBase):
+    kind: Literal["dns_zone"] = "dns_zone"
+    private: bool = False
+    records: list[Record] = Field(default_factory=list)
+
+
+class Endpoint(_Model):
+    address: str | None
+    port: int | None
+
+
+class Database(ResourceBase):
+    kind: Literal["database"] = "database"
+    engine: str
+    engine_version: str | None
+    instance_class: str | None
+    storage_gib: int | None
+    endpoint: Endpoint | None
+
+
+class Listener(_Model):
+    protocol: str | None
+    port: int | None
+
+
+class LoadBalancer(ResourceBase):
+    kind: Literal["load_balancer"] = "load_balancer"
+    scheme: str | None
+    dns_name: str | None = None
+    listeners: list[Listener] = Field(default_factory=list)
+    targets: list[str] = Field(default_factory=list)
+
+
+class Certificate(ResourceBase):
+    kind: Literal["certificate"] = "certificate"
+    domains: list[str] = Field(default_factory=list)
+    status: str | None
+    not_after: str | None
+
+
+Resource = Annotated[
+    Union[Node, Volume, Firewall, Network, Address, Bucket, DnsZone, Database, LoadBalancer, Certificate],
+    Field(discriminator="kind"),
+]
+
+KINDS: tuple[str, ...] = (
+    "node", "volume", "firewall", "network", "address", "bucket", "dns_zone", "database", "load_balancer", "certificate",
+)
+
+
+class Unsupported(_Model):
+    type: str
+    id: str
+    name: str | None = None
+    region: str | None = None
+    reason: str
+
+
+class SourceInfo(_Model):
+    provider: str
+    account: str | None
+    regions: list[str]
+
+
+class Manifest(_Model):
+    schema_version: Literal[1] = SCHEMA_VERSION
+    service: str
+    taken_at: str
+    source: SourceInfo
+    resources: list[Resource] = Field(default_factory=list)
+    unsupported: list[Unsupported] = Field(default_factory=list)
+
+    # -- reading -------------------------------------------------------------------
+    def of_kind(self, kind: str) -> list[Any]:
+        return [r for r in self.resources if r.kind == kind]
+
+    def find(self, kind: str, resource_id: str) -> Any | None:
+        return next((r for r in self.resources if r.kind == kind and r.id == resource_id), None)
+
+    def counts(self) -> dict[str, int]:
+        counter = Counter(r.kind for r in self.resources)
+        counts = {kind: counter[kind] for kind in KINDS if counter[kind]}
+        if self.unsupported:
+            counts["unsupported"] = len(self.unsupported)
+        return counts
+
+    # -- canonical form --------------------------------------------------------------
+    def canonical(self) -> "Manifest":
+        data = self.model_dump(mode="json")
+        data["resources"] = sorted((_canonical_resource(r) for r in data["resources"]), key=_resource_key)
+        data["unsupported"] = sorted(data["unsupported"], key=lambda u: (u["type"], u.get("region") or "", u["id"]))
+        data["source"]["regions"] = sorted(data["source"]["regions"])
+        return Manifest.model_validate(data)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.canonical().model_dump(mode="json")
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n"
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def _resource_key(r: dict[str, Any]) -> tuple:
+    return (KINDS.index(r["kind"]), r["region"], r["id"])
+
+
+def _canonical_resource(r: dict[str, Any]) -> dict[str, Any]:
+    r = dict(r)
+    r["tags"] = dict(sorted(r["tags"].items()))
+    kind = r["kind"]
+    if kind == "node":
+        r["firewalls"] = sorted(r["firewalls"])
+        # volumes keep the instance's device order: the root volume first
+    elif kind == "firewall":
+        rules = [dict(rule, sources=sorted(rule["sources"])) for rule in r["rules"]]
+        r["rules"] = sorted(rules, key=lambda x: (x["direction"], x["protocol"], x["port_from"] if x["port_from"] is not None else -2, x["port_to"] if x["port_to"] is not None else -2, x["sources"]))
+    elif kind == "network":
+        r["subnets"] = sorted(r["subnets"], key=lambda s: s["id"])
+    elif kind == "dns_zone":
+        r["records"] = sorted(r["records"], key=lambda x: (x["name"], x["type"], x["values"]))
+    elif kind == "load_balancer":
+        r["listeners"] = sorted(r["listeners"], key=lambda x: (x["port"] or 0, x["protocol"] or ""))
+        r["targets"] = sorted(r["targets"])
+    elif kind == "certificate":
+        r["domains"] = sorted(r["domains"])
+    return r
+
+
+def parse_manifest(data: Any, file: str) -> Manifest:
+    if not isinstance(data, dict):
+        raise ManifestError([Problem(file=file, message="not a manifest (expected a JSON object)")])
+    version = data.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise ManifestError([Problem(file=file, field="schema_version", message=f"unsupported schema version {version!r} (this failover reads {SCHEMA_VERSION})")])
+    try:
+        return Manifest.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors(include_url=False)[:20]:
+            loc = [p for p in err["loc"] if not (isinstance(p, str) and p in KINDS)]
+            field = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in loc).replace(".[", "[")
+            problems.append(Problem(file=file, field=field or None, message=err["msg"]))
+        raise ManifestError(problems) from None
+
+
+def load_manifest(path: Path) -> Manifest:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ManifestError([Problem(file=str(path), message="manifest not found")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ManifestError([Problem(file=str(path), message=f"cannot read manifest: {exc}")]) from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ManifestError([Problem(file=str(path), line=exc.lineno, message=f"invalid JSON: {exc.msg}")]) from None
+    return parse_manifest(data, str(path))
+
+
+# -- diff ------------------------------------------------------------------------------
+
+def diff(a: Manifest, b: Manifest) -> dict[str, Any]:
+    """Resources added, removed and changed from ``a`` to ``b``, with field-level detail."""
+    before = {(r["kind"], r["region"], r["id"]): r for r in a.to_dict()["resources"]}
+    after = {(r["kind"], r["region"], r["id"]): r for r in b.to_dict()["resources"]}
+    ident = lambda r: {"kind": r["kind"], "id": r["id"], "name": r["name"], "region": r["region"]}  # noqa: E731
+    added = [ident(after[k]) for k in sorted(after.keys() - before.keys(), key=_key_order)]
+    removed = [ident(before[k]) for k in sorted(before.keys() - after.keys(), key=_key_order)]
+    changed = []
+    for key in sorted(before.keys() & after.keys(), key=_key_order):
+        changes = _field_changes(before[key], after[key], "")
+        if changes:
+            changed.append({**ident(after[key]), "changes": changes})
+    return {"added": added, "removed": removed, "changed": changed}
+
+
+def _key_order(key: tuple[str, str, str]) -> tuple:
+    return (KINDS.index(key[0]), key[1], key[2])
+
+
+def _field_changes(old: Any, new: Any, path: str) -> list[dict[str, Any]]:
+    if old == new:
+        return []
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for k in sorted(set(old) | set(new), key=str):
+            out += _field_changes(old.get(k), new.get(k), f"{path}.{k}" if path else str(k))
+        return out
+    if isinstance(old, list) and isinstance(new, list):
+        removed = [x for x in old if x not in new]
+        added = [x for x in new if x not in old]
+        if removed or added:
+            return [{"field": path, "added": added, "removed": removed}]
+        return [{"field": path, "before": old, "after": new}]  # same items, other order
+    return [{"field": path, "before": old, "after": new}]

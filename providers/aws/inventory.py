@@ -1,0 +1,185 @@
+"""The AWS inventory: every collector, every region, in parallel, into one manifest.
+
+Each AWS service has a module here with a ``collect(ctx, region)`` function (``region``
+is ``None`` for global services) returning what it found that carries the selector's
+tags. Collectors run concurrently, one task per (service, region); inside a collector,
+per-item calls (a bucket's objects, a zone's records, an instance's user data) fan out on
+a second, shared pool. The first error stops the inventory: no partial snapshot.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from failover.manifest import Manifest, SourceInfo, Unsupported, now_iso
+from providers.aws.session import AwsSession
+from providers.base import Progress, no_progress
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+GLOBAL = "global"
+HOME_REGION = "us-east-1"  # where global services (S3 listing, Route53, STS) are asked
+
+# (label, module, regional?) — one module per AWS service.
+COLLECTORS: list[tuple[str, str, bool]] = [
+    ("ec2", "providers.aws.ec2", True),
+    ("rds", "providers.aws.rds", True),
+    ("elbv2", "providers.aws.elbv2", True),
+    ("acm", "providers.aws.acm", True),
+    ("unsupported", "providers.aws.unsupported", True),
+    ("s3", "providers.aws.s3", False),
+    ("route53", "providers.aws.route53", False),
+]
+
+
+@dataclass
+class Found:
+    """What one collector found."""
+
+    resources: list[Any] = field(default_factory=list)
+    unsupported: list[Unsupported] = field(default_factory=list)
+
+
+def tag_dict(tags: Iterable[dict[str, Any]] | None) -> dict[str, str]:
+    """AWS ``[{Key, Value}]`` (any key case) -> ``{key: value}``."""
+    out: dict[str, str] = {}
+    for tag in tags or ():
+        key = tag.get("Key", tag.get("key"))
+        value = tag.get("Value", tag.get("value"))
+        if key is not None:
+            out[str(key)] = "" if value is None else str(value)
+    return out
+
+
+def name_of(tags: dict[str, str], default: str) -> str:
+    return tags.get("Name") or default
+
+
+class Context:
+    """What a collector needs: the session, the selector, and the fan-out pool."""
+
+    def __init__(self, session: AwsSession, selector: dict[str, str], regions: list[str], fanout: ThreadPoolExecutor):
+        self.session = session
+        self.selector = dict(selector)
+        self.regions = list(regions)
+        self._fanout = fanout
+
+    def selected(self, tags: dict[str, str]) -> bool:
+        """A resource belongs when it carries every selector tag with exactly that value."""
+        return all(tags.get(key) == value for key, value in self.selector.items())
+
+    def tag_filters(self) -> list[dict[str, Any]]:
+        """EC2-style server-side filters for the selector (checked again client-side)."""
+        return [{"Name": f"tag:{key}", "Values": [value]} for key, value in self.selector.items()]
+
+    def map(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
+        """``fn`` over ``items`` on the fan-out pool, results in order; the first error is raised."""
+        items = list(items)
+        if len(items) <= 1:
+            return [fn(item) for item in items]
+        futures = [self._fanout.submit(fn, item) for item in items]
+        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        for future in done:
+            if future.exception() is not None:
+                for other in futures:
+                    other.cancel()
+                raise future.exception()  # type: ignore[misc]
+        return [future.result() for future in futures]
+
+
+class AwsInventory:
+    def __init__(
+        self,
+        *,
+        service: str,
+        regions: list[str],
+        selector: dict[str, str],
+        session: AwsSession,
+        workers: int = 32,
+    ) -> None:
+        self.service = service
+        self.regions = list(regions)
+        self.selector = dict(selector)
+        self.session = session
+        self.workers = workers
+
+    @classmethod
+    def from_config(cls, config: Any, **kwargs: Any) -> "AwsInventory":
+        session = AwsSession(endpoint_url=config.source.endpoint_url, profile=config.source.profile)
+        return cls(
+            service=config.service,
+            regions=config.source.regions,
+            selector=config.source.select.tags,
+            session=session,
+            **kwargs,
+        )
+
+    def tasks(self) -> list[tuple[str, str, str | None]]:
+        out: list[tuple[str, str, str | None]] = []
+        for label, module, regional in COLLECTORS:
+            if regional:
+                out += [(label, module, region) for region in self.regions]
+            else:
+                out.append((label, module, None))
+        return out
+
+    def inventory(self, progress: Progress = no_progress) -> Manifest:
+        tasks = self.tasks()
+        progress("total", "collectors", len(tasks))
+        found: list[Found] = []
+        account: dict[str, str | None] = {"id": None}
+        lock = threading.Lock()
+
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="fanout") as fanout, ThreadPoolExecutor(
+            len(tasks) + 1, thread_name_prefix="collect"
+        ) as outer:
+            ctx = Context(self.session, self.selector, self.regions, fanout)
+
+            def run(label: str, module: str, region: str | None) -> None:
+                name = f"{label} {region or GLOBAL}"
+                progress("start", name, None)
+                collect = importlib.import_module(module).collect
+                result: Found = collect(ctx, region)
+                with lock:
+                    found.append(result)
+                progress("done", name, len(result.resources) + len(result.unsupported))
+
+            def whoami() -> None:
+                identity = self.session.call("sts", self.regions[0] if self.regions else HOME_REGION, "get_caller_identity")
+                account["id"] = identity.get("Account") if identity else None
+
+            futures: list[Future[None]] = [outer.submit(whoami)]
+            futures += [outer.submit(run, *task) for task in tasks]
+            done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+            failed = [f for f in done if f.exception() is not None]
+            if failed:
+                for f in pending:
+                    f.cancel()
+                fanout.shutdown(wait=False, cancel_futures=True)
+                raise _first_error(failed)
+
+        manifest = Manifest(
+            service=self.service,
+            taken_at=now_iso(),
+            source=SourceInfo(provider="aws", account=account["id"], regions=self.regions),
+            resources=[r for f in found for r in f.resources],
+            unsupported=[u for f in found for u in f.unsupported],
+        )
+        return manifest.canonical()
+
+
+def _first_error(failed: list[Future[Any]]) -> BaseException:
+    """Prefer the error that explains the others: unreachable or refused before anything else."""
+    from failover.errors import ProviderError
+
+    errors = [f.exception() for f in failed]
+    for error in errors:
+        if isinstance(error, ProviderError):
+            return error  # type: ignore[return-value]
+    return errors[0]  # type: ignore[return-value]
