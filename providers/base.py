@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from failover.manifest import Manifest
@@ -41,3 +42,29 @@ def load_class(path: str) -> Any:
 def source_inventory(config: Any) -> SourceInventory:
     """The source adapter for a loaded ``Config``."""
     return load_class(SOURCES[config.source.provider]).from_config(config)
+
+
+# -- targets -----------------------------------------------------------------------------
+# Provider-neutral value objects the libcloud adapters return (the core never sees libcloud).
+
+@dataclass(frozen=True)
+class SizeInfo:
+    """A target machine size; ``price_hourly`` is None where the driver gives no prices."""
+
+    id: str
+    name: str
+    vcpus: int | None
+    ram_mib: int | None
+    disk_gib: int | None
+    price_hourly: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """A target image; ``description`` and ``extra`` help match an OS family and version."""
+
+    id: str
+    name: str
+    description: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)

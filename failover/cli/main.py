@@ -4,14 +4,15 @@ become exit codes (DESIGN.md). A traceback is shown only with ``--debug``."""
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 import traceback
 
-import click
 import typer
 
-from failover.cli import demo, inventory, snapshots
-from failover.errors import ExitCode, FailoverError
+from failover.cli import demo, inventory, playbooks, snapshots
+from failover.errors import ExitCode, FailoverError, Interrupted
 
 app = typer.Typer(
     name="failover",
@@ -21,7 +22,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-for module in (inventory, snapshots, demo):
+for module in (inventory, snapshots, playbooks, demo):
     app.add_typer(module.app)
 
 
@@ -37,27 +38,20 @@ def main(argv: list[str] | None = None) -> None:
 def run(argv: list[str]) -> int:
     debug = _debug(argv)
     command = typer.main.get_command(app)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, _interrupted) if in_main_thread else None
     try:
-        result = command.main(args=argv, prog_name="failover", standalone_mode=False)
-        return int(result) if isinstance(result, int) else ExitCode.OK
+        # standalone: usage errors print their usage line and exit 2 (invalid input)
+        command.main(args=argv, prog_name="failover", standalone_mode=True)
+        return ExitCode.OK
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (ExitCode.OK if exc.code is None else ExitCode.FAILED)
     except FailoverError as exc:
         if debug:
             traceback.print_exc()
         for line in exc.lines():
             _err(line)
         return exc.exit_code
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except click.exceptions.Abort:
-        _err("interrupted")
-        return ExitCode.INTERRUPTED
-    except KeyboardInterrupt:
-        _err("interrupted")
-        return ExitCode.INTERRUPTED
-    except click.ClickException as exc:
-        # usage errors (unknown option, missing argument): invalid input
-        _err(exc.format_message() if not isinstance(exc, click.UsageError) or exc.ctx is None else _usage(exc))
-        return ExitCode.INVALID_INPUT if isinstance(exc, click.UsageError) else exc.exit_code
     except BrokenPipeError:
         return ExitCode.OK
     except Exception as exc:  # noqa: BLE001 - the last line of defence
@@ -65,10 +59,13 @@ def run(argv: list[str]) -> int:
             traceback.print_exc()
         _err(f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)")
         return ExitCode.FAILED
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGINT, previous)
 
 
-def _usage(exc: click.UsageError) -> str:
-    return f"{exc.ctx.command_path}: {exc.format_message()}"
+def _interrupted(signum: int, frame: object) -> None:
+    raise Interrupted("interrupted")
 
 
 def _err(line: str) -> None:

@@ -1,0 +1,1 @@
+"""Playbook actions, one module each, registered by name in ``ACTIONS``."""
