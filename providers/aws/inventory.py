@@ -24,6 +24,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 GLOBAL = "global"
+FANOUT_PREFIX = "fanout"
 HOME_REGION = "us-east-1"  # where global services (S3 listing, Route53, STS) are asked
 
 # (label, module, regional?) — one module per AWS service.
@@ -61,6 +62,11 @@ def name_of(tags: dict[str, str], default: str) -> str:
     return tags.get("Name") or default
 
 
+def batches(items: list[T], size: int) -> list[list[T]]:
+    """``items`` in lists of at most ``size`` (APIs that take N ids per request)."""
+    return [items[start : start + size] for start in range(0, len(items), size)]
+
+
 class Context:
     """What a collector needs: the session, the selector, and the fan-out pool."""
 
@@ -81,7 +87,8 @@ class Context:
     def map(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
         """``fn`` over ``items`` on the fan-out pool, results in order; the first error is raised."""
         items = list(items)
-        if len(items) <= 1:
+        # Inline on a fan-out thread: waiting there for the same pool could deadlock it.
+        if len(items) <= 1 or threading.current_thread().name.startswith(FANOUT_PREFIX):
             return [fn(item) for item in items]
         futures = [self._fanout.submit(fn, item) for item in items]
         done, _ = wait(futures, return_when=FIRST_EXCEPTION)
@@ -136,7 +143,7 @@ class AwsInventory:
         account: dict[str, str | None] = {"id": None}
         lock = threading.Lock()
 
-        with ThreadPoolExecutor(self.workers, thread_name_prefix="fanout") as fanout, ThreadPoolExecutor(
+        with ThreadPoolExecutor(self.workers, thread_name_prefix=FANOUT_PREFIX) as fanout, ThreadPoolExecutor(
             len(tasks) + 1, thread_name_prefix="collect"
         ) as outer:
             ctx = Context(self.session, self.selector, self.regions, fanout)

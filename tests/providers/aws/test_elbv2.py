@@ -1,0 +1,103 @@
+"""The ELBv2 collector against moto: listeners and the nodes registered behind them."""
+
+from __future__ import annotations
+
+import pytest
+
+
+SERVICE = {"Key": "service", "Value": "svc"}
+
+
+@pytest.fixture
+def network(aws) -> dict:
+    ec2 = aws("ec2")
+    vpc_id = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnets = [
+        ec2.create_subnet(VpcId=vpc_id, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=zone)["Subnet"]["SubnetId"]
+        for i, zone in enumerate(["us-east-1a", "us-east-1b"])
+    ]
+    return {"vpc": vpc_id, "subnets": subnets}
+
+
+def make_balancer(aws, network: dict, name: str, tags: list[dict[str, str]] | None = None) -> str:
+    kwargs = {"Tags": tags} if tags else {}
+    elbv2 = aws("elbv2")
+    answer = elbv2.create_load_balancer(Name=name, Subnets=network["subnets"], Scheme="internet-facing", **kwargs)
+    return answer["LoadBalancers"][0]["LoadBalancerArn"]
+
+
+def make_target_group(aws, network: dict, name: str, target_type: str = "instance") -> str:
+    answer = aws("elbv2").create_target_group(
+        Name=name, Protocol="HTTP", Port=80, VpcId=network["vpc"], TargetType=target_type
+    )
+    return answer["TargetGroups"][0]["TargetGroupArn"]
+
+
+def forward(aws, lb_arn: str, port: int, group_arn: str) -> None:
+    aws("elbv2").create_listener(
+        LoadBalancerArn=lb_arn,
+        Protocol="HTTP",
+        Port=port,
+        DefaultActions=[{"Type": "forward", "TargetGroupArn": group_arn}],
+    )
+
+
+def balancers(manifest) -> list[dict]:
+    return [r for r in manifest.to_dict()["resources"] if r["kind"] == "load_balancer"]
+
+
+def test_alb_with_listeners_and_target_nodes(aws, network, inventory):
+    ec2 = aws("ec2")
+    instances = ec2.run_instances(
+        ImageId="ami-12c6146b", MinCount=3, MaxCount=3, InstanceType="t3.micro", SubnetId=network["subnets"][0]
+    )["Instances"]
+    node_ids = sorted(instance["InstanceId"] for instance in instances)
+    lb_arn = make_balancer(aws, network, "web-lb", [SERVICE, {"Key": "Name", "Value": "public web"}])
+    web = make_target_group(aws, network, "web")
+    admin = make_target_group(aws, network, "admin")
+    addresses = make_target_group(aws, network, "by-address", target_type="ip")
+    elbv2 = aws("elbv2")
+    elbv2.register_targets(TargetGroupArn=web, Targets=[{"Id": node_ids[0]}, {"Id": node_ids[1]}])
+    elbv2.register_targets(TargetGroupArn=admin, Targets=[{"Id": node_ids[1]}, {"Id": node_ids[2]}])
+    elbv2.register_targets(TargetGroupArn=addresses, Targets=[{"Id": "10.0.0.99"}])
+    forward(aws, lb_arn, 80, web)
+    forward(aws, lb_arn, 8080, admin)
+    forward(aws, lb_arn, 9090, addresses)
+    dns_name = elbv2.describe_load_balancers(LoadBalancerArns=[lb_arn])["LoadBalancers"][0]["DNSName"]
+
+    assert balancers(inventory()) == [
+        {
+            "kind": "load_balancer",
+            "id": lb_arn,
+            "name": "public web",
+            "region": "us-east-1",
+            "tags": {"Name": "public web", "service": "svc"},
+            "scheme": "internet-facing",
+            "dns_name": dns_name,
+            "listeners": [
+                {"protocol": "HTTP", "port": 80},
+                {"protocol": "HTTP", "port": 8080},
+                {"protocol": "HTTP", "port": 9090},
+            ],
+            "targets": node_ids,  # the ip group's address is no node
+        }
+    ]
+    assert dns_name.startswith("web-lb-")
+
+
+def test_balancer_without_listeners_has_no_targets_and_its_own_name(aws, network, inventory):
+    lb_arn = make_balancer(aws, network, "bare", [SERVICE])
+
+    [balancer] = balancers(inventory())
+
+    assert (balancer["id"], balancer["name"], balancer["listeners"], balancer["targets"]) == (lb_arn, "bare", [], [])
+
+
+def test_only_selected_balancers_across_tag_batches(aws, network, inventory):
+    # describe_tags takes twenty balancers a request: twenty-three need two requests,
+    # and with twenty-one of them selected, each request answers for some.
+    selected = {make_balancer(aws, network, f"lb-{i:02d}", [SERVICE]) for i in range(21)}
+    make_balancer(aws, network, "staging", [{"Key": "service", "Value": "svc-staging"}])
+    make_balancer(aws, network, "untagged")
+
+    assert {b["id"] for b in balancers(inventory())} == selected
