@@ -57,12 +57,12 @@ def demo(
             print_json({"snapshot": info.to_dict(), "manifest": manifest.to_dict(), "elapsed_s": round(elapsed, 3)})
             return
         table = Table(title=f"Snapshot {info.id}", title_justify="left")
-        for column in ("kind", "id", "name", "region", "detail"):
+        for column in ("kind", "name", "region", "detail"):
             table.add_column(column)
         for r in manifest.resources:
-            table.add_row(r.kind, r.id, r.name, r.region, _detail(r))
+            table.add_row(r.kind, r.name, r.region, _detail(r))
         for u in manifest.unsupported:
-            table.add_row("[yellow]unsupported[/]", u.id.rsplit(":", 1)[-1], u.name or "", u.region or "", f"{u.type}: {u.reason}")
+            table.add_row("[yellow]unsupported[/]", u.name or u.id, u.region or "", u.type)
         console.print(table)
         console.print(f"[bold]3.[/] {len(manifest.resources)} resources of social-app kept off the provider "
                       f"({len(seeded['nodes'])} us-east-1 nodes seeded; the staging neighbour left out) in {elapsed:.1f}s.")
