@@ -1,0 +1,35 @@
+"""``pause``: wait a while (for caches to drain, TTLs to expire, a human to look)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from pydantic import Field
+
+from failover.actions.base import ACTIONS, Action, ActionContext, Change, Params
+
+
+class PauseParams(Params):
+    seconds: float = Field(ge=0, le=86400, description="How long to wait, in seconds (at most a day).")
+
+
+@ACTIONS.register("pause")
+class Pause(Action):
+    """Wait a number of seconds; a cancelled run stops waiting at once."""
+
+    summary = "Wait a number of seconds (returns early when the run is cancelled)."
+    Params = PauseParams
+    example = {"seconds": 30}
+    mutates = False
+
+    def plan(self, ctx: ActionContext, params: PauseParams) -> list[Change]:
+        return [Change("none", "pause", ctx.step_id, f"wait {params.seconds:g}s")]
+
+    def apply(self, ctx: ActionContext, params: PauseParams) -> dict[str, Any]:
+        started = time.monotonic()
+        cancelled = ctx.cancel.wait(params.seconds)
+        return {"waited_s": round(time.monotonic() - started, 3), "cancelled": cancelled}
+
+    def undo(self, ctx: ActionContext, params: PauseParams) -> None:
+        """Nothing was created."""

@@ -1,0 +1,51 @@
+"""``pause``: waits, and stops waiting as soon as the run is cancelled."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from pydantic import ValidationError
+
+from failover.actions.base import ACTIONS, ActionContext, Change
+
+Pause = ACTIONS.get("pause")
+
+
+def ctx() -> ActionContext:
+    return ActionContext(run_id="r1", step_id="settle", service="svc")
+
+
+def test_plan_says_how_long() -> None:
+    assert Pause().plan(ctx(), Pause.Params(seconds=30)) == [Change("none", "pause", "settle", "wait 30s")]
+    assert Pause().plan(ctx(), Pause.Params(seconds=1.5))[0].detail == "wait 1.5s"
+
+
+def test_reads_only() -> None:
+    assert Pause.mutates is False
+
+
+def test_waits() -> None:
+    started = time.monotonic()
+    outputs = Pause().apply(ctx(), Pause.Params(seconds=0.05))
+    assert time.monotonic() - started >= 0.05
+    assert outputs["cancelled"] is False and outputs["waited_s"] >= 0.05
+
+
+def test_returns_at_once_when_cancelled() -> None:
+    context = ctx()
+    threading.Timer(0.05, context.cancel.set).start()
+    outputs = Pause().apply(context, Pause.Params(seconds=3600))
+    assert outputs["cancelled"] is True
+    assert outputs["waited_s"] < 60  # far less than the hour asked for
+
+
+def test_undo_does_nothing() -> None:
+    assert Pause().undo(ctx(), Pause.Params(seconds=1)) is None
+
+
+@pytest.mark.parametrize("params", [{}, {"seconds": -1}, {"seconds": "soon"}, {"seconds": 1, "extra": 2}, {"seconds": 86401}])
+def test_parameters_are_checked(params: dict) -> None:
+    with pytest.raises(ValidationError):
+        Pause.Params.model_validate(params)
