@@ -7,7 +7,8 @@ or libcloud itself.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -68,3 +69,260 @@ class ImageInfo:
     name: str
     description: str | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+
+@dataclass(frozen=True)
+class LocationInfo:
+    """A target region or zone nodes can be created in."""
+
+    id: str
+    name: str
+    country: str | None = None
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """A node on the target; ``state`` is libcloud's vocabulary: pending, running, stopped, terminated, ..."""
+
+    id: str
+    name: str
+    state: str
+    public_ips: tuple[str, ...] = ()
+    private_ips: tuple[str, ...] = ()
+    size_id: str | None = None
+    image_id: str | None = None
+    labels: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+
+@dataclass(frozen=True)
+class FirewallRuleInfo:
+    """One rule, as in the manifest: ``protocol`` tcp|udp|icmp|-1 (all); ``sources`` CIDRs or firewall ids."""
+
+    direction: str  # "ingress" or "egress"
+    protocol: str
+    port_from: int | None
+    port_to: int | None
+    sources: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class FirewallInfo:
+    """A firewall (security group) on the target and its rules."""
+
+    id: str
+    name: str
+    rules: tuple[FirewallRuleInfo, ...] = ()
+    labels: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+
+
+class ComputeTarget(Protocol):
+    """Nodes (and, where the driver has an API for them, firewalls) on the target provider."""
+
+    supports_firewalls: bool  # False: the firewall methods raise OperationFailed
+
+    def locations(self) -> list[LocationInfo]:
+        """Every location the target offers (cached)."""
+
+    def location(self) -> LocationInfo | None:
+        """The profile's ``compute.location`` as the target knows it; None when the profile sets none."""
+
+    def sizes(self) -> list[SizeInfo]:
+        """Node sizes, in the profile's location when it sets one (cached)."""
+
+    def images(self) -> list[ImageInfo]:
+        """Node images, in the profile's location when it sets one (cached)."""
+
+    def find_node(self, name: str) -> NodeInfo | None:
+        """The node of that name that is not terminated, if any."""
+
+    def create_node(
+        self, name: str, size_id: str, image_id: str, user_data: str | None = None, labels: dict[str, str] | None = None
+    ) -> NodeInfo:
+        """Create a node in the profile's location; returns at once (see ``wait_running``)."""
+
+    def wait_running(self, node_id: str, timeout: float = 600, cancel: threading.Event | None = None) -> NodeInfo:
+        """Poll until the node runs; OperationFailed on error state or timeout, Interrupted when cancelled."""
+
+    def destroy_node(self, node_id: str) -> bool:
+        """Destroy a node; False when it was already gone (idempotent)."""
+
+    def find_firewall(self, name: str) -> FirewallInfo | None:
+        """The firewall of that name, if any."""
+
+    def create_firewall(
+        self, name: str, rules: Sequence[FirewallRuleInfo], labels: dict[str, str] | None = None
+    ) -> FirewallInfo:
+        """Create a firewall holding exactly ``rules``."""
+
+    def attach_firewall(self, firewall_id: str, node_id: str) -> None:
+        """Apply a firewall to a node, keeping the node's other firewalls."""
+
+    def delete_firewall(self, firewall_id: str) -> bool:
+        """Delete a firewall; False when it was already gone (idempotent)."""
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """A stored object. ``hash`` is the provider's (ETag); ``md5`` the content's MD5 in hex where
+    known (from the provider, or computed while uploading). Listings of some providers (S3)
+    carry no ``content_type`` or ``meta``: ``get_object`` has them."""
+
+    key: str
+    size: int
+    hash: str | None = None
+    md5: str | None = None
+    content_type: str | None = None
+    meta: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+
+
+class StorageTarget(Protocol):
+    """Object storage on the target. ``bucket`` is the source bucket's name; the adapter
+    stores it in the container ``container_prefix + bucket``."""
+
+    keeps_metadata: bool  # False: the provider drops content types and metadata (local disk)
+
+    def container_name(self, bucket: str) -> str:
+        """The target container holding ``bucket``."""
+
+    def container_exists(self, bucket: str) -> bool:
+        """Whether the bucket's container exists."""
+
+    def ensure_container(self, bucket: str) -> str:
+        """Create the bucket's container unless it exists; returns its name."""
+
+    def iter_objects(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Every object in the container, paged lazily."""
+
+    def get_object(self, bucket: str, key: str) -> ObjectInfo | None:
+        """One object's size, checksums, content type and metadata; None when absent."""
+
+    def upload_stream(
+        self, bucket: str, key: str, chunks: Iterable[bytes], content_type: str | None = None,
+        meta: dict[str, str] | None = None,
+    ) -> ObjectInfo:
+        """Store an object from an iterable of byte chunks, never holding it whole; ``md5`` is of what was sent."""
+
+    def download_stream(self, bucket: str, key: str) -> Iterator[bytes]:
+        """An object's content as byte chunks."""
+
+    def delete_object(self, bucket: str, key: str) -> bool:
+        """Delete an object; False when it was already gone (idempotent)."""
+
+    def delete_container(self, bucket: str) -> bool:
+        """Delete the bucket's container and every object in it; False when it was already gone."""
+
+
+@dataclass(frozen=True)
+class ZoneInfo:
+    """A DNS zone on the target; ``domain`` fully qualified, with the trailing dot."""
+
+    id: str
+    domain: str
+    ttl: int | None = None
+
+
+@dataclass(frozen=True)
+class RecordSet:
+    """All records of one name and type; ``name`` fully qualified with the trailing dot,
+    ``values`` in zone-file presentation (``10 mail.example.com.`` for MX)."""
+
+    name: str
+    type: str
+    ttl: int | None
+    values: tuple[str, ...]
+
+
+class DnsTarget(Protocol):
+    """DNS zones and record sets on the target."""
+
+    def find_zone(self, domain: str) -> ZoneInfo | None:
+        """The zone of that domain (with or without the trailing dot), if any."""
+
+    def create_zone(self, domain: str, ttl: int | None = None) -> ZoneInfo:
+        """Create a zone; OperationFailed when it exists already."""
+
+    def list_records(self, zone: ZoneInfo) -> list[RecordSet]:
+        """Every record set of the zone, SOA and NS included."""
+
+    def set_record(self, zone: ZoneInfo, name: str, type: str, ttl: int, values: Sequence[str]) -> RecordSet:
+        """Make the record set of ``name`` and ``type`` exactly ``values``, replacing what was there."""
+
+    def delete_record(self, zone: ZoneInfo, name: str, type: str) -> bool:
+        """Delete the record set; False when there was none (idempotent)."""
+
+    def delete_zone(self, zone: ZoneInfo) -> bool:
+        """Delete the zone and its records; False when it was already gone (idempotent)."""
+
+
+# capability -> "module:factory(spec)"; libcloud is imported only when a target is used.
+TARGETS: dict[str, str] = {
+    "compute": "providers.libcloud:connect_compute",
+    "storage": "providers.libcloud:connect_storage",
+    "dns": "providers.libcloud:connect_dns",
+}
+
+
+def compute_target(spec: Any, **where: Any) -> ComputeTarget:
+    """The compute adapter of a profile's ``ComputeSpec``; ``where`` (``file``, ``field``)
+    names the spec's place in the config for error messages."""
+    return load_class(TARGETS["compute"])(spec, **where)
+
+
+def storage_target(spec: Any, **where: Any) -> StorageTarget:
+    """The storage adapter of a profile's ``StorageSpec`` (``where`` as for compute)."""
+    return load_class(TARGETS["storage"])(spec, **where)
+
+
+def dns_target(spec: Any, **where: Any) -> DnsTarget:
+    """The DNS adapter of a profile's ``DnsSpec`` (``where`` as for compute)."""
+    return load_class(TARGETS["dns"])(spec, **where)
+
+
+# -- source object storage ------------------------------------------------------------
+# What replication reads from; only ``replicate`` and a ``sync-buckets`` with the source
+# still reachable use it.
+
+@dataclass
+class SourceObject:
+    """An object opened for reading on the source: its size, ETag (``hash``), content MD5
+    where the ETag is one, content type and metadata, and its content as byte chunks.
+    A context manager: leaving it closes the stream."""
+
+    info: ObjectInfo
+    chunks: Iterator[bytes]
+    close: Callable[[], None]
+
+    def __enter__(self) -> SourceObject:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class SourceStorage(Protocol):
+    """Object storage on the source, read-only. Listed ``ObjectInfo`` carry the size and the
+    ETag (``hash``), and ``md5`` where the ETag is the content's MD5; no content type or metadata."""
+
+    def probe(self, bucket: str) -> str | None:
+        """Why the source cannot serve ``bucket`` now, or None when it can: one request with a
+        short timeout and no retries, so an account that is gone costs seconds, not minutes."""
+
+    def iter_objects(self, bucket: str) -> Iterator[ObjectInfo]:
+        """The current version of every object, paged lazily."""
+
+    def open(self, bucket: str, key: str) -> SourceObject | None:
+        """An object's content as a stream, with its content type and metadata; None when it is gone."""
+
+
+# provider -> "module:Class" with ``from_config(config, bucket_regions=..., workers=...)``.
+SOURCE_STORAGE: dict[str, str] = {
+    "aws": "providers.aws.objects:S3Objects",
+}
+
+
+def source_storage(config: Any, bucket_regions: dict[str, str], workers: int) -> SourceStorage:
+    """The source's object storage for a loaded ``Config``; ``bucket_regions`` maps each bucket
+    to the region it lives in (from the snapshot); ``workers`` is how many threads will read."""
+    factory = load_class(SOURCE_STORAGE[config.source.provider]).from_config
+    return factory(config, bucket_regions=bucket_regions, workers=workers)

@@ -1,0 +1,221 @@
+"""A compute target over any libcloud ``NodeDriver``."""
+
+from __future__ import annotations
+
+import inspect
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from libcloud.compute.base import NodeImage
+
+from failover.config import DEFAULT_FILE, ComputeSpec
+from failover.errors import ConfigError, Interrupted, OperationFailed, Problem
+from providers.base import FirewallInfo, FirewallRuleInfo, ImageInfo, LocationInfo, NodeInfo, SizeInfo
+from providers.libcloud.drivers import ADAPTERS, DriverSession
+from providers.libcloud.firewalls import firewalls_for
+from providers.libcloud.catalog import to_image_info, to_size_info
+from providers.libcloud.values import location_info, node_info, tag_strings
+
+# Providers whose tags are plain strings, not key/value pairs: labels go as "key:value".
+STRING_TAG_PROVIDERS = frozenset({"digitalocean", "linode", "scaleway"})
+# create_node keywords that carry user data, in the spellings of the drivers that have one.
+USER_DATA_KEYWORDS = ("ex_userdata", "ex_user_data", "ex_customdata", "cloud_init")
+GONE_STATES = frozenset({"terminated"})
+FAILED_STATES = frozenset({"error"})
+POLL_INTERVAL = 5.0
+
+
+def connect_compute(spec: ComputeSpec, *, file: str = DEFAULT_FILE, field: str | None = None) -> LibcloudCompute:
+    """The compute target of a profile (shared by every caller in this process)."""
+    return ADAPTERS.get("compute", spec, file, field, lambda: LibcloudCompute(spec, file=file, field=field))
+
+
+class LibcloudCompute:
+    """Nodes on any libcloud driver; catalogues (locations, sizes, images) listed once."""
+
+    def __init__(self, spec: ComputeSpec, *, file: str = DEFAULT_FILE, field: str | None = None) -> None:
+        self.spec = spec
+        self.session = DriverSession("compute", spec, file=file, field=field)
+        self._catalogues: dict[str, list[Any]] = {}
+        self._catalogue_lock = threading.RLock()  # listing sizes looks up the location
+        self.poll_interval = POLL_INTERVAL
+
+    # -- catalogues ----------------------------------------------------------------------
+
+    def locations(self) -> list[LocationInfo]:
+        return [location_info(item) for item in self._catalogue("locations", lambda d: d.list_locations())]
+
+    def location(self) -> LocationInfo | None:
+        native = self._native_location()
+        return location_info(native) if native is not None else None
+
+    def sizes(self) -> list[SizeInfo]:
+        return [to_size_info(item) for item in self._catalogue("sizes", self._list_sizes)]
+
+    def images(self) -> list[ImageInfo]:
+        return [to_image_info(item) for item in self._catalogue("images", self._list_images)]
+
+    def _list_sizes(self, driver: Any) -> list[Any]:
+        return driver.list_sizes(**self._location_argument(driver.list_sizes))
+
+    def _list_images(self, driver: Any) -> list[Any]:
+        return driver.list_images(**self._location_argument(driver.list_images))
+
+    def _location_argument(self, method: Any) -> dict[str, Any]:
+        if self.spec.location is None or "location" not in inspect.signature(method).parameters:
+            return {}
+        return {"location": self._native_location()}
+
+    def _catalogue(self, kind: str, list_items: Any) -> list[Any]:
+        with self._catalogue_lock:
+            if kind not in self._catalogues:
+                with self.session.translating(f"list {kind}"):
+                    self._catalogues[kind] = list(list_items(self.session.driver))
+            return self._catalogues[kind]
+
+    def _native_location(self) -> Any:
+        wanted = self.spec.location
+        if wanted is None:
+            return None
+        known = self._catalogue("locations", lambda d: d.list_locations())
+        found = next((loc for loc in known if wanted in (str(loc.id), loc.name)), None)
+        if found is None:
+            names = ", ".join(sorted(_spelled(loc) for loc in known)) or "none"
+            raise ConfigError([Problem(
+                file=self.session.file, field=f"{self.session.field}.location",
+                message=f"{wanted!r} is not a location of {self.spec.driver} (it has: {names})",
+            )])
+        return found
+
+    def _native_size(self, size_id: str) -> Any:
+        sizes = self._catalogue("sizes", self._list_sizes)
+        found = next((size for size in sizes if str(size.id) == size_id), None)
+        if found is None:
+            raise OperationFailed(f"no size {size_id!r} in {self.spec.driver}'s catalogue", where=self.session.where)
+        return found
+
+    def _native_image(self, image_id: str) -> Any:
+        listed = self._catalogues.get("images")
+        found = next((image for image in listed or () if str(image.id) == image_id), None)
+        # Drivers read only the id of the image they are given; listing a big catalogue
+        # (EC2 has every public AMI) just to find one would cost minutes.
+        return found or NodeImage(id=image_id, name=None, driver=self.session.driver)
+
+    # -- nodes ---------------------------------------------------------------------------
+
+    def find_node(self, name: str) -> NodeInfo | None:
+        with self.session.translating(f"find node {name}"):
+            nodes = self.session.driver.list_nodes()
+        named = [node_info(node) for node in nodes if node.name == name]
+        return next((node for node in named if node.state not in GONE_STATES), None)
+
+    def create_node(
+        self, name: str, size_id: str, image_id: str, user_data: str | None = None, labels: dict[str, str] | None = None
+    ) -> NodeInfo:
+        size, image, location = self._native_size(size_id), self._native_image(image_id), self._native_location()
+        with self.session.translating(f"create node {name}"):
+            driver = self.session.driver
+            arguments = {"name": name, "size": size, "image": image, **creation_keywords(driver, user_data, labels or {})}
+            if location is not None:
+                arguments["location"] = location
+            return node_info(driver.create_node(**arguments))
+
+    def wait_running(self, node_id: str, timeout: float = 600, cancel: threading.Event | None = None) -> NodeInfo:
+        cancel = cancel or threading.Event()
+        deadline = time.monotonic() + timeout
+        while True:
+            node = self._node(node_id)
+            if node is None or node.state in GONE_STATES:
+                raise OperationFailed(f"node {node_id} disappeared while starting", where=self.session.where)
+            if node.state in FAILED_STATES:
+                raise OperationFailed(f"node {node.name} ({node_id}) failed to start: state {node.state}", where=self.session.where)
+            if node.state == "running":
+                return node
+            if time.monotonic() >= deadline:
+                raise OperationFailed(f"node {node.name} ({node_id}) not running after {timeout:g}s (state {node.state})", where=self.session.where)
+            if cancel.wait(min(self.poll_interval, max(0.0, deadline - time.monotonic()))):
+                raise Interrupted(f"cancelled while waiting for node {node_id}")
+
+    def destroy_node(self, node_id: str) -> bool:
+        native = self._native_node(node_id)
+        if native is None or node_info(native).state in GONE_STATES:
+            return False
+        with self.session.translating(f"destroy node {node_id}"):
+            self.session.driver.destroy_node(native)
+        return True
+
+    def _node(self, node_id: str) -> NodeInfo | None:
+        native = self._native_node(node_id)
+        return node_info(native) if native is not None else None
+
+    def _native_node(self, node_id: str) -> Any:
+        with self.session.translating(f"look up node {node_id}"):
+            return next((node for node in self.session.driver.list_nodes() if str(node.id) == node_id), None)
+
+    # -- firewalls -----------------------------------------------------------------------
+
+    @property
+    def supports_firewalls(self) -> bool:
+        return self._firewalls().supported
+
+    def find_firewall(self, name: str) -> FirewallInfo | None:
+        with self.session.translating(f"find firewall {name}"):
+            return self._firewalls().find(self.session.driver, name)
+
+    def create_firewall(
+        self, name: str, rules: Sequence[FirewallRuleInfo], labels: dict[str, str] | None = None
+    ) -> FirewallInfo:
+        with self.session.translating(f"create firewall {name}"):
+            return self._firewalls().create(self.session.driver, name, list(rules), labels or {})
+
+    def attach_firewall(self, firewall_id: str, node_id: str) -> None:
+        node = self._native_node(node_id)
+        if node is None:
+            raise OperationFailed(f"no node {node_id} to attach firewall {firewall_id} to", where=self.session.where)
+        with self.session.translating(f"attach firewall {firewall_id} to node {node_id}"):
+            self._firewalls().attach(self.session.driver, firewall_id, node)
+
+    def delete_firewall(self, firewall_id: str) -> bool:
+        with self.session.translating(f"delete firewall {firewall_id}"):
+            return self._firewalls().delete(self.session.driver, firewall_id)
+
+    def _firewalls(self) -> Any:
+        with self.session.translating("connect"):
+            return firewalls_for(self.session.driver, self.spec.driver)
+
+
+def _spelled(location: Any) -> str:
+    """Both ways a profile may name a location: "nyc1 (New York 1)", "0 (us-east-1a)"."""
+    return str(location.id) if location.name in (None, "", str(location.id)) else f"{location.id} ({location.name})"
+
+
+def creation_keywords(driver: Any, user_data: str | None, labels: dict[str, str]) -> dict[str, Any]:
+    """The vendor-specific ``create_node`` keywords that carry user data and labels."""
+    accepted = inspect.signature(driver.create_node).parameters
+    keywords: dict[str, Any] = {}
+    if user_data is not None:
+        keyword = next((k for k in USER_DATA_KEYWORDS if k in accepted), None)
+        if keyword is not None:
+            keywords[keyword] = user_data
+        elif "ex_metadata" in accepted and "ex_labels" in accepted:  # GCE: cloud-init reads "user-data"
+            keywords["ex_metadata"] = {"user-data": user_data}
+        else:
+            raise OperationFailed(f"libcloud's {type(driver).__name__} cannot pass user data to a new node")
+    if labels:
+        keywords.update(_label_keywords(driver, accepted, labels, metadata_taken="ex_metadata" in keywords))
+    return keywords
+
+
+def _label_keywords(driver: Any, accepted: Any, labels: dict[str, str], metadata_taken: bool) -> dict[str, Any]:
+    string_tags = str(getattr(driver, "type", "")) in STRING_TAG_PROVIDERS
+    if "ex_create_attr" in accepted:  # DigitalOcean: tags travel in the request body
+        return {"ex_create_attr": {"tags": tag_strings(labels)}}
+    if "ex_labels" in accepted:
+        return {"ex_labels": labels}
+    if "ex_metadata" in accepted and not metadata_taken:
+        return {"ex_metadata": labels}
+    if "ex_tags" in accepted:
+        return {"ex_tags": tag_strings(labels) if string_tags else labels}
+    return {}  # no way to label: nodes are still found again by their deterministic names

@@ -1,0 +1,247 @@
+"""A DNS target over any libcloud ``DNSDriver``, in whole record sets.
+
+libcloud models one record per value; failover moves record sets (name, type, ttl,
+values), so writing a set means updating, creating and deleting single records until
+the set is exactly what was asked. Names leave this module fully qualified with the
+trailing dot, whatever the driver's own spelling (relative, ``@``, ``None`` for the apex).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from libcloud.dns.base import Zone
+from libcloud.dns.types import ZoneDoesNotExistError
+
+from failover.config import DEFAULT_FILE, DnsSpec
+from failover.errors import OperationFailed
+from providers.base import RecordSet, ZoneInfo
+from providers.libcloud.drivers import ADAPTERS, DriverSession
+
+# Types whose first word libcloud drivers keep apart, in ``extra["priority"]``.
+PRIORITY_TYPES = frozenset({"MX", "SRV"})
+
+
+def connect_dns(spec: DnsSpec, *, file: str = DEFAULT_FILE, field: str | None = None) -> LibcloudDns:
+    """The DNS target of a profile (shared by every caller in this process)."""
+    return ADAPTERS.get("dns", spec, file, field, lambda: LibcloudDns(spec, file=file, field=field))
+
+
+class LibcloudDns:
+    """Zones and record sets on any libcloud DNS driver."""
+
+    def __init__(self, spec: DnsSpec, *, file: str = DEFAULT_FILE, field: str | None = None) -> None:
+        self.spec = spec
+        self.session = DriverSession("dns", spec, file=file, field=field)
+
+    @property
+    def dialect(self) -> LibcloudRecords:
+        return dialect_for(self.session.driver)
+
+    # -- zones ---------------------------------------------------------------------------
+
+    def find_zone(self, domain: str) -> ZoneInfo | None:
+        wanted = fqdn(domain)
+        with self.session.translating(f"find zone {wanted}"):
+            zones = self.session.driver.list_zones()
+        return next((zone_info(zone) for zone in zones if fqdn(zone.domain) == wanted), None)
+
+    def create_zone(self, domain: str, ttl: int | None = None) -> ZoneInfo:
+        wanted = fqdn(domain)
+        with self.session.translating(f"create zone {wanted}"):
+            driver, dialect = self.session.driver, self.dialect
+            try:
+                driver.create_zone(dialect.zone_domain(wanted), ttl=ttl, extra=dialect.zone_extra())
+            except Exception:
+                if self.find_zone(wanted) is not None:
+                    raise OperationFailed(f"zone {wanted} exists already", where=self.session.where) from None
+                raise
+        # Read back rather than trust the answer (PowerDNS's carries a doubled trailing dot).
+        created = self.find_zone(wanted)
+        if created is None:
+            raise OperationFailed(f"zone {wanted} was created but is not listed", where=self.session.where)
+        return created
+
+    def delete_zone(self, zone: ZoneInfo) -> bool:
+        if self.find_zone(zone.domain) is None:
+            return False
+        with self.session.translating(f"delete zone {zone.domain}"):
+            try:
+                self.session.driver.delete_zone(self._native_zone(zone))
+            except ZoneDoesNotExistError:
+                return False
+        # Some drivers (PowerDNS) answer a failed delete with False rather than an error.
+        if self.find_zone(zone.domain) is not None:
+            raise OperationFailed(f"zone {zone.domain} is still there after deleting it", where=self.session.where)
+        return True
+
+    # -- record sets ---------------------------------------------------------------------
+
+    def list_records(self, zone: ZoneInfo) -> list[RecordSet]:
+        sets: dict[tuple[str, str], RecordSet] = {}
+        for record in self._records(zone):
+            name, kind = absolute_name(record.name, zone.domain), str(record.type)
+            current = sets.get((name, kind))
+            values = (current.values if current else ()) + (presentation(record),)
+            ttl = current.ttl if current and current.ttl is not None else _ttl(record, zone)
+            sets[(name, kind)] = RecordSet(name=name, type=kind, ttl=ttl, values=values)
+        return list(sets.values())
+
+    def set_record(self, zone: ZoneInfo, name: str, type: str, ttl: int, values: Sequence[str]) -> RecordSet:
+        name, type, values = absolute_name(name, zone.domain), type.upper(), list(values)
+        relative_name(name, zone.domain)  # refuses a name outside the zone, before any call
+        if not values:
+            raise OperationFailed(f"record set {name} {type} needs at least one value (delete it instead)")
+        existing = self._records_of(zone, name, type)
+        with self.session.translating(f"set {name} {type}"):
+            self.dialect.replace(self.session.driver, self._native_zone(zone), name, type, ttl, values, existing)
+        return RecordSet(name=name, type=type, ttl=ttl, values=tuple(values))
+
+    def delete_record(self, zone: ZoneInfo, name: str, type: str) -> bool:
+        name, type = absolute_name(name, zone.domain), type.upper()
+        existing = self._records_of(zone, name, type)
+        if not existing:
+            return False
+        with self.session.translating(f"delete {name} {type}"):
+            self.dialect.delete(self.session.driver, self._native_zone(zone), name, type, existing)
+        return True
+
+    def _records(self, zone: ZoneInfo) -> list[Any]:
+        with self.session.translating(f"list records of {zone.domain}"):
+            return list(self.session.driver.list_records(self._native_zone(zone)))
+
+    def _records_of(self, zone: ZoneInfo, name: str, type: str) -> list[Any]:
+        return [r for r in self._records(zone) if absolute_name(r.name, zone.domain) == name and str(r.type) == type]
+
+    def _native_zone(self, zone: ZoneInfo) -> Any:
+        driver = self.session.driver
+        domain = self.dialect.zone_domain(zone.domain)
+        return Zone(id=zone.id, domain=domain, type="master", ttl=zone.ttl, driver=driver)
+
+
+class LibcloudRecords:
+    """libcloud's documented conventions: zones without the trailing dot, record names
+    relative to the zone ("" for the apex), one record per value."""
+
+    apex = ""
+
+    def zone_domain(self, domain: str) -> str:
+        return domain.rstrip(".")
+
+    def zone_extra(self) -> dict[str, Any] | None:
+        return None
+
+    def native_name(self, name: str, zone_domain: str) -> str:
+        return relative_name(name, zone_domain) or self.apex
+
+    def replace(self, driver: Any, zone: Any, name: str, type: str, ttl: int, values: list[str], existing: list[Any]) -> None:
+        unchanged = [r for r in existing if presentation(r) in values and r.ttl == ttl]
+        stale = [r for r in existing if r not in unchanged]
+        missing = [v for v in values if v not in {presentation(r) for r in unchanged}]
+        native = self.native_name(name, zone.domain)
+        # Update in place first, so the name never goes without an answer midway.
+        for record, value in zip(stale, missing):
+            data, extra = _split_priority(type, value)
+            driver.update_record(record, native, type, data, {**extra, "ttl": ttl})
+        for value in missing[len(stale):]:
+            data, extra = _split_priority(type, value)
+            driver.create_record(native, zone, type, data, {**extra, "ttl": ttl})
+        for record in stale[len(missing):]:
+            driver.delete_record(record)
+
+    def delete(self, driver: Any, zone: Any, name: str, type: str, existing: list[Any]) -> None:
+        for record in existing:
+            driver.delete_record(record)
+
+
+class DigitalOceanRecords(LibcloudRecords):
+    """DigitalOcean's driver passes names through to an API that calls the apex "@"."""
+
+    apex = "@"
+
+
+class PowerDnsRecords(LibcloudRecords):
+    """PowerDNS speaks in whole record sets (rrsets) and absolute names, which libcloud's
+    driver can only write one value at a time: a set goes in one PATCH of the zone."""
+
+    def zone_domain(self, domain: str) -> str:
+        return domain
+
+    def zone_extra(self) -> dict[str, Any]:
+        return {"nameservers": []}  # required by the API; NS records are set like any other
+
+    def native_name(self, name: str, zone_domain: str) -> str:
+        return name
+
+    def replace(self, driver: Any, zone: Any, name: str, type: str, ttl: int, values: list[str], existing: list[Any]) -> None:
+        records = [{"content": value, "disabled": False} for value in values]
+        self._patch(driver, zone, {"name": name, "type": type, "ttl": ttl, "changetype": "REPLACE", "records": records})
+
+    def delete(self, driver: Any, zone: Any, name: str, type: str, existing: list[Any]) -> None:
+        self._patch(driver, zone, {"name": name, "type": type, "changetype": "DELETE"})
+
+    @staticmethod
+    def _patch(driver: Any, zone: Any, rrset: dict[str, Any]) -> None:
+        action = f"{driver.api_root}/servers/{driver.ex_server}/zones/{zone.id}"
+        driver.connection.request(action=action, data=json.dumps({"rrsets": [rrset]}), method="PATCH")
+
+
+# libcloud provider name -> how its driver wants names and record sets
+DIALECTS: dict[str, type[LibcloudRecords]] = {"powerdns": PowerDnsRecords, "digitalocean": DigitalOceanRecords}
+
+
+def dialect_for(driver: Any) -> LibcloudRecords:
+    return DIALECTS.get(str(getattr(driver, "type", "")), LibcloudRecords)()
+
+
+def zone_info(zone: Any) -> ZoneInfo:
+    return ZoneInfo(id=str(zone.id), domain=fqdn(zone.domain), ttl=zone.ttl)
+
+
+def fqdn(domain: str) -> str:
+    return domain.lower().rstrip(".") + "."
+
+
+def absolute_name(name: str | None, zone_domain: str) -> str:
+    """A record name as a driver spells it (relative, absolute, ``@``, empty) -> ``www.example.com.``"""
+    zone = fqdn(zone_domain)
+    if not name or name == "@":
+        return zone
+    name = name.lower()
+    if name.endswith("."):
+        return name
+    bare_zone = zone.rstrip(".")
+    if name == bare_zone or name.endswith(f".{bare_zone}"):
+        return f"{name}."
+    return f"{name}.{zone}"
+
+
+def relative_name(name: str, zone_domain: str) -> str:
+    zone = fqdn(zone_domain)
+    if name == zone:
+        return ""
+    if not name.endswith(f".{zone}"):
+        raise OperationFailed(f"{name} is not a name in zone {zone}")
+    return name[: -len(zone) - 1]
+
+
+def presentation(record: Any) -> str:
+    """A record's value as a zone file writes it: MX and SRV with their priority in front."""
+    priority = (record.extra or {}).get("priority")
+    data = str(record.data)
+    if str(record.type) in PRIORITY_TYPES and priority is not None and not data.split(" ", 1)[0].isdigit():
+        return f"{priority} {data}"
+    return data
+
+
+def _split_priority(type: str, value: str) -> tuple[str, dict[str, Any]]:
+    first, _, rest = value.partition(" ")
+    if type in PRIORITY_TYPES and first.isdigit() and rest:
+        return rest, {"priority": int(first)}
+    return value, {}
+
+
+def _ttl(record: Any, zone: ZoneInfo) -> int | None:
+    return int(record.ttl) if record.ttl is not None else zone.ttl
