@@ -46,6 +46,8 @@ class ActionContext:
     config: Any = None  # failover.config.Config
     target_name: str | None = None
     manifest: Any = None  # failover.manifest.Manifest (the snapshot)
+    targets: Any = None  # failover.targets.Targets: the profile's compute, storage and dns adapters
+    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)  # outputs of the steps this one needs
     created: list[dict[str, Any]] = field(default_factory=list)  # journaled resources of this step, so far
     recorder: Any = None  # callable(dict) -> None: persist one created resource now
     cancel: threading.Event = field(default_factory=threading.Event)

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import Field
 
 from failover.actions.base import ACTIONS, Action, ActionContext, Change, Params
+from failover.errors import Interrupted
 
 
 class PauseParams(Params):
@@ -18,7 +19,7 @@ class PauseParams(Params):
 class Pause(Action):
     """Wait a number of seconds; a cancelled run stops waiting at once."""
 
-    summary = "Wait a number of seconds (returns early when the run is cancelled)."
+    summary = "Wait a number of seconds (stops at once, unfinished, when the run is cancelled)."
     Params = PauseParams
     example = {"seconds": 30}
     mutates = False
@@ -28,8 +29,10 @@ class Pause(Action):
 
     def apply(self, ctx: ActionContext, params: PauseParams) -> dict[str, Any]:
         started = time.monotonic()
-        cancelled = ctx.cancel.wait(params.seconds)
-        return {"waited_s": round(time.monotonic() - started, 3), "cancelled": cancelled}
+        if ctx.cancel.wait(params.seconds):
+            # not done: a resume waits again (the pause may be waiting out a DNS TTL)
+            raise Interrupted(f"pause cut short after {time.monotonic() - started:.1f}s")
+        return {"waited_s": round(time.monotonic() - started, 3)}
 
     def undo(self, ctx: ActionContext, params: PauseParams) -> None:
         """Nothing was created."""

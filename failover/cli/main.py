@@ -11,7 +11,8 @@ import traceback
 
 import typer
 
-from failover.cli import demo, inventory, playbooks, snapshots
+from failover.cli import demo, inventory, playbooks, runs, snapshots
+from failover.cli import run as run_commands
 from failover.errors import ExitCode, FailoverError, Interrupted
 
 app = typer.Typer(
@@ -22,7 +23,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-for module in (inventory, snapshots, playbooks, demo):
+for module in (inventory, snapshots, playbooks, run_commands, runs, demo):
     app.add_typer(module.app)
 
 
