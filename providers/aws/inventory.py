@@ -16,6 +16,7 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from failover.errors import ProviderError
 from failover.manifest import Manifest, SourceInfo, Unsupported, now_iso
 from providers.aws.session import AwsSession
 from providers.base import Progress, no_progress
@@ -67,6 +68,10 @@ def batches(items: list[T], size: int) -> list[list[T]]:
     return [items[start : start + size] for start in range(0, len(items), size)]
 
 
+class Aborted(Exception):
+    """Fan-out work skipped because the inventory is already failing."""
+
+
 class Context:
     """What a collector needs: the session, the selector, and the fan-out pool."""
 
@@ -75,6 +80,7 @@ class Context:
         self.selector = dict(selector)
         self.regions = list(regions)
         self._fanout = fanout
+        self.aborted = threading.Event()  # set when another collector failed: drain, don't start work
 
     def selected(self, tags: dict[str, str]) -> bool:
         """A resource belongs when it carries every selector tag with exactly that value."""
@@ -90,7 +96,12 @@ class Context:
         # Inline on a fan-out thread: waiting there for the same pool could deadlock it.
         if len(items) <= 1 or threading.current_thread().name.startswith(FANOUT_PREFIX):
             return [fn(item) for item in items]
-        futures = [self._fanout.submit(fn, item) for item in items]
+        def guarded(item: T) -> R:
+            if self.aborted.is_set():
+                raise Aborted()
+            return fn(item)
+
+        futures = [self._fanout.submit(guarded, item) for item in items]
         done, _ = wait(futures, return_when=FIRST_EXCEPTION)
         for future in done:
             if future.exception() is not None:
@@ -166,9 +177,12 @@ class AwsInventory:
             done, pending = wait(futures, return_when=FIRST_EXCEPTION)
             failed = [f for f in done if f.exception() is not None]
             if failed:
+                # Future.cancel (unlike shutdown(cancel_futures=True)) wakes whoever waits on it;
+                # queued fan-out work drains at once through the aborted flag.
+                ctx.aborted.set()
                 for f in pending:
                     f.cancel()
-                fanout.shutdown(wait=False, cancel_futures=True)
+                wait(pending)
                 raise _first_error(failed)
 
         manifest = Manifest(
@@ -183,8 +197,6 @@ class AwsInventory:
 
 def _first_error(failed: list[Future[Any]]) -> BaseException:
     """Prefer the error that explains the others: unreachable or refused before anything else."""
-    from failover.errors import ProviderError
-
     errors = [f.exception() for f in failed]
     for error in errors:
         if isinstance(error, ProviderError):
