@@ -1,0 +1,313 @@
+"""A local HTTP proxy in front of an emulator that adds latency (and, optionally, faults).
+
+Emulators such as ``moto_server`` answer in about a millisecond; a real cloud API takes
+tens. ``LatencyProxy`` sits between a client and the emulator, holds every request for
+``latency_s`` and forwards it unchanged: method, path and query, headers (``Host``
+included, so signatures still match) and body. Answers come back unchanged too.
+
+With ``fail_ratio`` > 0, that fraction of requests (drawn from a seeded random stream)
+is answered by the proxy itself with ``503 ServiceUnavailable`` instead of being
+forwarded: the client sees a throttled cloud and must retry.
+
+It counts what passes through (total, per AWS service, forwarded, failed), thread-safely,
+so a benchmark can say how many requests each side made.
+
+    with LatencyProxy(moto.url, latency_s=0.05) as proxy:
+        client = boto3.client("ec2", endpoint_url=proxy.url, ...)
+        ...
+        print(proxy.stats().requests)
+"""
+
+from __future__ import annotations
+
+import http.client
+import random
+import re
+import socket
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Self
+from urllib.parse import urlsplit
+
+# Headers that describe one hop, not the request: never forwarded as they are.
+HOP_BY_HOP = frozenset(
+    {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "te",
+     "trailer", "trailers", "transfer-encoding", "upgrade", "expect"}
+)
+# SigV4: "Credential=AKID/20240101/us-east-1/ec2/aws4_request" names the service.
+SIGV4_SERVICE = re.compile(r"Credential=[^/,\s]+/\d{8}/[^/]+/([^/]+)/aws4_request")
+UNAVAILABLE_BODY = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n'
+    b"<Error><Code>ServiceUnavailable</Code><Message>Injected by LatencyProxy</Message></Error>"
+)
+
+
+@dataclass(frozen=True)
+class ProxyStats:
+    """A snapshot of the proxy's counters."""
+
+    requests: int = 0  # received
+    forwarded: int = 0  # answered by the upstream
+    failed: int = 0  # answered 503 by the proxy (fault injection)
+    upstream_errors: int = 0  # the upstream could not be reached (answered 502)
+    by_service: dict[str, int] = field(default_factory=dict)
+
+
+class LatencyProxy:
+    """A threaded HTTP proxy on 127.0.0.1 that delays every request by ``latency_s``.
+
+    Every client connection gets its own thread and its own keep-alive connection to the
+    upstream. ``stop()`` closes the listener and every open connection and joins the
+    threads.
+    """
+
+    def __init__(
+        self,
+        upstream_url: str,
+        latency_s: float = 0.05,
+        *,
+        fail_ratio: float = 0.0,
+        seed: int | None = 0,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        upstream_timeout: float = 120.0,
+    ) -> None:
+        if not 0.0 <= fail_ratio <= 1.0:
+            raise ValueError(f"fail_ratio must be within [0, 1], not {fail_ratio}")
+        if latency_s < 0:
+            raise ValueError(f"latency_s must not be negative, not {latency_s}")
+        upstream = urlsplit(upstream_url)
+        if upstream.scheme != "http" or not upstream.hostname:
+            raise ValueError(f"upstream must be an http:// URL, not {upstream_url!r}")
+        self.upstream_host = upstream.hostname
+        self.upstream_port = upstream.port or 80
+        self.upstream_timeout = upstream_timeout
+        self.latency_s = latency_s
+        self.fail_ratio = fail_ratio
+        self._random = random.Random(seed)
+        self._bind = (host, port)
+        self._lock = threading.Lock()
+        self._counts: Counter[str] = Counter()
+        self._by_service: Counter[str] = Counter()
+        self._stopping = threading.Event()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._open: dict[threading.Thread, BaseHTTPRequestHandler] = {}  # connections being served
+
+    # -- lifecycle -------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the proxy is not started")
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> Self:
+        if self._server is not None:
+            return self
+        self._stopping.clear()
+        self._server = _Server(self._bind, _make_handler(self))
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name="latency-proxy", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop accepting, cut every open connection (to clients and upstream), and wait
+        up to ``timeout`` seconds in all for the threads."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        self._stopping.set()  # requests waiting out their latency give up at once
+        server.shutdown()
+        server.server_close()
+        with self._lock:
+            open_now = list(self._open.items())
+        for _, handler in open_now:
+            upstream = getattr(handler, "upstream", None)
+            for sock in (handler.connection, upstream.sock if upstream is not None else None):
+                if sock is not None:
+                    try:
+                        sock.shutdown(socket.SHUT_RDWR)  # a blocked read returns at once
+                    except OSError:
+                        pass
+        deadline = time.monotonic() + timeout
+        for thread in [thread for thread, _ in open_now] + [self._thread]:
+            if thread is not None:
+                thread.join(max(0.0, deadline - time.monotonic()))
+        self._thread = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- counters --------------------------------------------------------------------
+    def stats(self) -> ProxyStats:
+        with self._lock:
+            return ProxyStats(
+                requests=self._counts["requests"],
+                forwarded=self._counts["forwarded"],
+                failed=self._counts["failed"],
+                upstream_errors=self._counts["upstream_errors"],
+                by_service=dict(sorted(self._by_service.items())),
+            )
+
+    @property
+    def requests(self) -> int:
+        with self._lock:
+            return self._counts["requests"]
+
+    def reset_stats(self) -> None:
+        with self._lock:
+            self._counts.clear()
+            self._by_service.clear()
+
+    # -- used by the handler threads ---------------------------------------------------
+    def _count(self, what: str, service: str | None = None) -> None:
+        with self._lock:
+            self._counts[what] += 1
+            if service is not None:
+                self._by_service[service] += 1
+
+    def _should_fail(self) -> bool:
+        if self.fail_ratio <= 0.0:
+            return False
+        with self._lock:
+            return self._random.random() < self.fail_ratio
+
+    def _track(self, handler: BaseHTTPRequestHandler, add: bool) -> None:
+        with self._lock:
+            if add:
+                self._open[threading.current_thread()] = handler
+            else:
+                self._open.pop(threading.current_thread(), None)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False  # LatencyProxy.stop joins the handler threads itself
+    request_queue_size = 256  # a burst of 32+ new connections must not overflow the backlog
+
+
+def _service_of(headers: http.client.HTTPMessage) -> str:
+    match = SIGV4_SERVICE.search(headers.get("Authorization", ""))
+    return match.group(1) if match else "unsigned"
+
+
+def _make_handler(proxy: LatencyProxy) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive with the client
+        disable_nagle_algorithm = True  # else small answers wait ~40 ms for a delayed ACK
+        timeout = 120  # an idle client connection is closed after this many seconds
+
+        def setup(self) -> None:
+            super().setup()
+            self.upstream: http.client.HTTPConnection | None = None
+            proxy._track(self, True)
+
+        def finish(self) -> None:
+            try:
+                super().finish()
+            finally:
+                if self.upstream is not None:
+                    self.upstream.close()
+                proxy._track(self, False)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass  # quiet: a benchmark makes thousands of requests
+
+        def handle_one_request(self) -> None:
+            try:
+                super().handle_one_request()
+            except (ConnectionError, TimeoutError, OSError):
+                self.close_connection = True  # the client went away, or stop() cut it
+
+        def do_any(self) -> None:
+            body = self._read_body()
+            proxy._count("requests", _service_of(self.headers))
+            if proxy._stopping.wait(proxy.latency_s):
+                self.close_connection = True
+                return
+            if proxy._should_fail():
+                proxy._count("failed")
+                self._answer(503, "Service Unavailable", [("Content-Type", "application/xml")], UNAVAILABLE_BODY)
+                return
+            try:
+                status, reason, headers, answer = self._forward(body)
+            except (OSError, http.client.HTTPException) as exc:
+                proxy._count("upstream_errors")
+                self._answer(502, "Bad Gateway", [("Content-Type", "text/plain")], f"upstream: {exc}".encode())
+                return
+            proxy._count("forwarded")
+            self._answer(status, reason, headers, answer)
+
+        def _read_body(self) -> bytes:
+            if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+                return self._read_chunked()
+            length = int(self.headers.get("Content-Length") or 0)
+            return self.rfile.read(length) if length else b""
+
+        def _read_chunked(self) -> bytes:
+            parts = []
+            while True:
+                size = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass  # trailers: dropped
+                    return b"".join(parts)
+                parts.append(self.rfile.read(size))
+                self.rfile.readline()  # the CRLF after each chunk
+
+        do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_any
+
+        def _forward(self, body: bytes) -> tuple[int, str, list[tuple[str, str]], bytes]:
+            """Send the request upstream on this thread's connection. When a kept-alive
+            connection turns out to have been closed by the upstream, retry once on a new one."""
+            while True:
+                reused = self.upstream is not None
+                if self.upstream is None:
+                    self.upstream = http.client.HTTPConnection(
+                        proxy.upstream_host, proxy.upstream_port, timeout=proxy.upstream_timeout
+                    )
+                try:
+                    self.upstream.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
+                    for name, value in self.headers.items():
+                        if name.lower() not in HOP_BY_HOP and name.lower() != "content-length":
+                            self.upstream.putheader(name, value)
+                    if body or self.command in ("POST", "PUT", "PATCH") or "Content-Length" in self.headers:
+                        self.upstream.putheader("Content-Length", str(len(body)))
+                    self.upstream.endheaders(body or None)
+                    response = self.upstream.getresponse()
+                    answer = response.read()
+                except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                    self.upstream.close()
+                    self.upstream = None
+                    if not reused or proxy._stopping.is_set():
+                        raise
+                    continue
+                headers = [(k, v) for k, v in response.getheaders() if k.lower() not in HOP_BY_HOP]
+                if response.will_close:
+                    self.upstream.close()
+                    self.upstream = None
+                return response.status, response.reason, headers, answer
+
+        def _answer(self, status: int, reason: str, headers: list[tuple[str, str]], body: bytes) -> None:
+            """The status line, headers and body in one write (with Nagle off, two writes
+            would cost the client a round trip each)."""
+            head = self.command == "HEAD"
+            lines = [f"{self.protocol_version} {status} {reason}"]
+            # A HEAD answer keeps the upstream's length (of the body a GET would get);
+            # otherwise the length is that of the body as forwarded.
+            lines += [f"{name}: {value}" for name, value in headers if name.lower() != "content-length" or head]
+            if not head and status not in (204, 304):
+                lines.append(f"Content-Length: {len(body)}")
+            self.wfile.write("\r\n".join(lines).encode("latin-1") + b"\r\n\r\n" + (b"" if head else body))
+            self.wfile.flush()
+
+    return Handler
