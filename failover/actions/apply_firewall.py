@@ -1,0 +1,317 @@
+"""``apply-firewall``: the nodes' security groups on the target.
+
+Where the target's libcloud driver has a firewall API, each source security group of the
+selected nodes becomes a target firewall of a deterministic name, holding the group's
+rules (ingress and egress): CIDR sources kept, and a source that was another security
+group replaced by the private addresses of that group's members on the target (the nodes
+provision-nodes created). Each firewall is attached to the new nodes of its group's
+members. A rule left with no source (its group has no member on the target) is dropped
+and reported.
+
+Where there is no firewall API, provision-nodes wrote the rules into each node's
+cloud-init as an nftables firewall; this step checks that it did, from its outputs.
+
+Outputs::
+
+    via:           "firewall API" or "cloud-init nftables"
+    firewalls:     {<source group id>: {id, name, source_name, rules, nodes, adopted}}  (firewall API)
+    nodes:         {<target node name>: [<source group id>, ...]}
+    dropped_rules: ["<group>: <rule>: <why>", ...]
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import Field
+
+from failover.actions.base import ACTIONS, Action, ActionContext, Change, Params
+from failover.actions.provision_nodes import (
+    RUN_LABEL,
+    SOURCE_LABEL,
+    VIA_API,
+    VIA_CLOUD_INIT,
+    NodeSelector,
+    node_firewalls,
+    select_nodes,
+)
+from failover.errors import OperationFailed
+from failover.manifest import Firewall, FirewallRule, Manifest, Node
+from failover.naming import firewall_names, node_names
+from providers.base import ComputeTarget, FirewallInfo, FirewallRuleInfo
+
+NO_PORT = -1  # EC2's "every port" (and every ICMP type), written None on the target
+
+
+class ApplyFirewallParams(Params):
+    select: NodeSelector = Field(
+        default_factory=NodeSelector,
+        description="Whose security groups to carry over; by default every node that was running or stopped.",
+    )
+
+
+@dataclass(frozen=True)
+class TargetNode:
+    """A node provision-nodes put on the target."""
+
+    source_id: str
+    id: str
+    name: str
+    private_ip: str | None
+
+
+@dataclass(frozen=True)
+class FirewallPlan:
+    group: Firewall
+    name: str
+    rules: tuple[FirewallRuleInfo, ...]
+    dropped: tuple[str, ...]
+    members: tuple[TargetNode, ...]  # the selected nodes it is attached to
+
+
+@ACTIONS.register("apply-firewall")
+class ApplyFirewall(Action):
+    """Carry the nodes' security groups over: target firewalls, or a check of the cloud-init ones."""
+
+    summary = "Carry the nodes' security groups over: target firewalls where the driver has an API, else check cloud-init's."
+    Params = ApplyFirewallParams
+    example = {"select": {"tags": {"role": "web"}}}
+
+    def plan(self, ctx: ActionContext, params: ApplyFirewallParams) -> list[Change]:
+        nodes = select_nodes(ctx.manifest, params.select)
+        compute = ctx.targets.compute
+        if not compute.supports_firewalls:
+            return [_cloud_init_change(ctx, node) for node in nodes if node.firewalls]
+        return [_api_change(ctx, compute, group, nodes) for group in _groups_of(ctx.manifest, nodes)]
+
+    def apply(self, ctx: ActionContext, params: ApplyFirewallParams) -> dict[str, Any]:
+        nodes = select_nodes(ctx.manifest, params.select)
+        compute = ctx.targets.compute
+        if not compute.supports_firewalls:
+            return verify_cloud_init(ctx, nodes)
+        plans = plan_firewalls(ctx, compute, nodes)
+        firewalls = {plan.group.id: _ensure_attached(ctx, compute, plan) for plan in plans}
+        return {
+            "via": VIA_API,
+            "firewalls": firewalls,
+            "nodes": _groups_by_node(ctx, nodes),
+            "dropped_rules": [dropped for plan in plans for dropped in plan.dropped],
+        }
+
+    def undo(self, ctx: ActionContext, params: ApplyFirewallParams) -> None:
+        compute = ctx.targets.compute
+        if not compute.supports_firewalls:
+            return  # nothing was created: the firewalls live in the nodes' cloud-init
+        ids = {item["id"]: item.get("name", item["id"]) for item in ctx.created if item["kind"] == "firewall"}
+        names = firewall_names(ctx.manifest, ctx.service)
+        for group in _groups_of(ctx.manifest, select_nodes(ctx.manifest, params.select)):
+            found = compute.find_firewall(names[group.id])
+            if found is not None and found.labels.get(RUN_LABEL) == ctx.run_id:
+                ids.setdefault(found.id, found.name)
+        for firewall_id, name in sorted(ids.items()):
+            if compute.delete_firewall(firewall_id):
+                ctx.info(f"deleted firewall {name} ({firewall_id})")
+
+
+# -- without a firewall API: cloud-init -------------------------------------------------------
+
+
+def verify_cloud_init(ctx: ActionContext, nodes: Sequence[Node]) -> dict[str, Any]:
+    """Check that provision-nodes wrote each node's security groups into its cloud-init."""
+    provisioned = _provisioned_entries(ctx)
+    names = node_names(ctx.manifest, ctx.service)
+    problems = []
+    for node in (node for node in nodes if node.firewalls):
+        entry = provisioned.get(node.id)
+        if entry is None:
+            problems.append(f"{names[node.id]}: no outputs of provision-nodes for it (list that step in needs)")
+        elif entry.get("firewall") != VIA_CLOUD_INIT or set(entry.get("security_groups", ())) != set(node.firewalls):
+            problems.append(
+                f"{names[node.id]}: provision-nodes wrote {entry.get('firewall')} for {entry.get('security_groups')}, "
+                f"not {VIA_CLOUD_INIT} for {sorted(node.firewalls)}"
+            )
+    if problems:
+        raise OperationFailed("cannot confirm the nodes' cloud-init firewalls: " + "; ".join(problems))
+    ctx.info(f"{VIA_CLOUD_INIT}: the security groups were written into the nodes' cloud-init by provision-nodes")
+    return {"via": VIA_CLOUD_INIT, "firewalls": {}, "nodes": _groups_by_node(ctx, nodes), "dropped_rules": []}
+
+
+def _cloud_init_change(ctx: ActionContext, node: Node) -> Change:
+    name = node_names(ctx.manifest, ctx.service)[node.id]
+    groups = ", ".join(node.firewalls)
+    detail = f"{VIA_CLOUD_INIT}: {groups} rendered into the node's cloud-init by provision-nodes"
+    return Change("check", "firewall", name, detail)
+
+
+# -- with a firewall API ------------------------------------------------------------------
+
+
+def plan_firewalls(ctx: ActionContext, compute: ComputeTarget, nodes: Sequence[Node]) -> list[FirewallPlan]:
+    """The target firewall of every security group of ``nodes``, its rules translated."""
+    groups = _groups_of(ctx.manifest, nodes)
+    members = {group.id: [node for node in ctx.manifest.of_kind("node") if group.id in node.firewalls] for group in groups}
+    referenced = {source for group in groups for rule in group.rules for source in rule.sources if not _is_cidr(source)}
+    for group_id in referenced - members.keys():
+        members[group_id] = [node for node in ctx.manifest.of_kind("node") if group_id in node.firewalls]
+    on_target = _target_nodes(ctx, compute, {node.id for listed in members.values() for node in listed})
+    names = firewall_names(ctx.manifest, ctx.service)
+    selected = {node.id for node in nodes}
+    plans = []
+    for group in groups:
+        rules, dropped = translate_rules(group, members, on_target)
+        attach_to = [on_target[node.id] for node in members[group.id] if node.id in selected]
+        plans.append(FirewallPlan(group, names[group.id], tuple(rules), tuple(dropped), tuple(attach_to)))
+    return plans
+
+
+def translate_rules(
+    group: Firewall, members: dict[str, list[Node]], on_target: dict[str, TargetNode]
+) -> tuple[list[FirewallRuleInfo], list[str]]:
+    """The group's rules for the target, and the rules dropped (with why)."""
+    rules, dropped = [], []
+    for rule in group.rules:
+        sources: list[str] = []
+        for source in rule.sources:
+            if _is_cidr(source):
+                sources.append(source)
+            else:
+                peers = [on_target[node.id] for node in members.get(source, []) if node.id in on_target]
+                sources += [_host_network(peer.private_ip) for peer in peers if peer.private_ip]
+        if sources:
+            rules.append(FirewallRuleInfo(
+                rule.direction, rule.protocol, _port(rule.port_from), _port(rule.port_to), tuple(sorted(set(sources)))
+            ))
+        else:
+            groups = ", ".join(rule.sources)
+            dropped.append(f"{group.id} ({group.name}): {describe_rule(rule)}: no member of {groups} is on the target")
+    return rules, dropped
+
+
+def describe_rule(rule: FirewallRule) -> str:
+    if rule.port_from is None:
+        ports = "all ports"
+    elif rule.port_from == rule.port_to:
+        ports = f"port {rule.port_from}"
+    else:
+        ports = f"ports {rule.port_from}-{rule.port_to}"
+    protocol = "all protocols" if rule.protocol == "-1" else rule.protocol
+    return f"{rule.direction} {protocol} {ports}"
+
+
+def _ensure_attached(ctx: ActionContext, compute: ComputeTarget, plan: FirewallPlan) -> dict[str, Any]:
+    firewall, adopted = _find_or_create(ctx, compute, plan)
+    for node in plan.members:
+        compute.attach_firewall(firewall.id, node.id)
+    return {
+        "id": firewall.id,
+        "name": plan.name,
+        "source_name": plan.group.name,
+        "rules": len(plan.rules),
+        "nodes": [node.id for node in plan.members],
+        "adopted": adopted,
+    }
+
+
+def _find_or_create(ctx: ActionContext, compute: ComputeTarget, plan: FirewallPlan) -> tuple[FirewallInfo, bool]:
+    """The plan's firewall: adopted when it exists with the same rules; replaced when it is
+    this run's and its rules differ (a crash between creating it and adding its rules)."""
+    existing = compute.find_firewall(plan.name)
+    if existing is not None:
+        ours = existing.labels.get(RUN_LABEL) == ctx.run_id or any(item["id"] == existing.id for item in ctx.created)
+        if _rule_set(existing.rules) == _rule_set(plan.rules):
+            if ours and not any(item["id"] == existing.id for item in ctx.created):
+                ctx.record("firewall", existing.id, name=plan.name, source_id=plan.group.id)
+            return existing, True
+        if not ours:
+            raise OperationFailed(
+                f"firewall {plan.name} ({existing.id}) exists on the target with other rules, and this run did not "
+                f"create it: delete or rename it, then run again"
+            )
+        ctx.info(f"firewall {plan.name} ({existing.id}) has other rules than planned: replacing it")
+        compute.delete_firewall(existing.id)
+    labels = {**ctx.labels, SOURCE_LABEL: plan.group.id}
+    created = compute.create_firewall(plan.name, plan.rules, labels=labels)
+    ctx.record("firewall", created.id, name=plan.name, source_id=plan.group.id)
+    ctx.info(f"created firewall {plan.name} ({created.id}) from {plan.group.id}")
+    return created, False
+
+
+def _api_change(ctx: ActionContext, compute: ComputeTarget, group: Firewall, nodes: Sequence[Node]) -> Change:
+    name = firewall_names(ctx.manifest, ctx.service)[group.id]
+    names = node_names(ctx.manifest, ctx.service)
+    members = ", ".join(names[node.id] for node in nodes if group.id in node.firewalls)
+    existing = compute.find_firewall(name)
+    if existing is not None:
+        return Change("none", "firewall", name, f"{VIA_API}: exists as {existing.id}; attach to {members}")
+    via_groups = sorted({source for rule in group.rules for source in rule.sources if not _is_cidr(source)})
+    translated = f"; sources {', '.join(via_groups)} become their members' new private addresses" if via_groups else ""
+    detail = f"{VIA_API}: from {group.id} ({group.name}), {len(group.rules)} rules{translated}; attach to {members}"
+    return Change("create", "firewall", name, detail)
+
+
+# -- nodes on the target ---------------------------------------------------------------------
+
+
+def _target_nodes(ctx: ActionContext, compute: ComputeTarget, source_ids: set[str]) -> dict[str, TargetNode]:
+    """Source id -> the node on the target: from provision-nodes' outputs, else found by
+    its deterministic name; nodes not on the target are left out."""
+    entries = _provisioned_entries(ctx)
+    names = node_names(ctx.manifest, ctx.service)
+    found = {}
+    for source_id in sorted(source_ids):
+        entry = entries.get(source_id)
+        if entry is not None:
+            found[source_id] = TargetNode(source_id, entry["id"], entry["name"], entry.get("private_ip"))
+        elif (node := compute.find_node(names[source_id])) is not None:
+            found[source_id] = TargetNode(source_id, node.id, node.name, node.private_ips[0] if node.private_ips else None)
+    return found
+
+
+def _provisioned_entries(ctx: ActionContext) -> dict[str, dict[str, Any]]:
+    """Source id -> provision-nodes' output entry, from the outputs of the steps this one needs."""
+    entries = {}
+    for outputs in ctx.outputs.values():
+        for entry in (outputs or {}).get("nodes", {}).values() if isinstance(outputs, dict) else ():
+            if isinstance(entry, dict) and "source_id" in entry:
+                entries[entry["source_id"]] = entry
+    return entries
+
+
+def _groups_of(manifest: Manifest, nodes: Sequence[Node]) -> list[Firewall]:
+    """The security groups of ``nodes``, each once (ManifestError when the snapshot lacks one)."""
+    groups = {group.id: group for node in nodes for group in node_firewalls(manifest, node)}
+    return [groups[group_id] for group_id in sorted(groups)]
+
+
+def _groups_by_node(ctx: ActionContext, nodes: Sequence[Node]) -> dict[str, list[str]]:
+    names = node_names(ctx.manifest, ctx.service)
+    return {names[node.id]: sorted(node.firewalls) for node in nodes if node.firewalls}
+
+
+def _rule_set(rules: Sequence[FirewallRuleInfo]) -> set[tuple]:
+    """Rules as (direction, protocol, from, to, source) facts: providers group sources differently."""
+    return {
+        (rule.direction, str(rule.protocol).lower(), _port(rule.port_from), _port(rule.port_to), source)
+        for rule in rules
+        for source in rule.sources
+    }
+
+
+def _port(port: int | None) -> int | None:
+    return None if port is None or port == NO_PORT else port
+
+
+def _is_cidr(source: str) -> bool:
+    try:
+        ipaddress.ip_network(source, strict=False)
+    except ValueError:
+        return False
+    return True
+
+
+def _host_network(address: str) -> str:
+    ip = ipaddress.ip_address(address)
+    return f"{ip}/{ip.max_prefixlen}"

@@ -1,0 +1,613 @@
+"""``restore-databases``: the snapshot's databases back online from their newest dumps.
+
+Dumps are what ``failover replicate`` stored in the target's storage: the container
+``container_prefix + "failover-dumps"``, keys ``<database>/<UTC time>.dump`` (PostgreSQL,
+``pg_dump -Fc``) or ``.sql.gz`` (MySQL and MariaDB); see ``failover.naming``.
+
+Two modes:
+
+- ``node`` (the default): a database node per database, named like the other nodes,
+  sized from the instance class (a table of the common ``db.*`` classes, or ``size``, or
+  the profile's ``sizes`` keyed by instance class), on Ubuntu 22.04 (or ``image``). Its
+  cloud-init installs the engine's major version (PostgreSQL from the PGDG apt
+  repository; MySQL and MariaDB from the distribution), listens on the private network
+  and restores the dump. The node fetches the dump from a time-limited URL where the
+  storage adapter can make one (``object_url``); otherwise the dump's container and key
+  are written on the node with the command that restores it, once someone copies it there.
+- ``dsn``: the dump streamed straight from storage into an existing server
+  (``pg_restore`` or ``mysql`` on this machine). Write the DSN as ``${env:NAME}``:
+  it holds credentials, and is never written to outputs, logs or errors.
+
+Outputs::
+
+    databases: {<name>: {mode, engine, engine_version, dump_container, dump_key,
+                         dump_taken_at, dump_age_s,
+                         node:  node_id, node_name, public_ip, private_ip, port, dump_fetch ("url" or "manual")
+                         dsn:   host, port, database, restored_bytes}}
+    <name>: the same entry as under databases (a database named "databases": "database-databases")
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import tempfile
+import zlib
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from pydantic import Field, model_validator
+
+from failover.actions.base import ACTIONS, Action, ActionContext, Change, Params
+from failover.actions.provision_nodes import (
+    SOURCE_LABEL,
+    VIA_NONE,
+    NodePlan,
+    destroy_nodes,
+    ensure_nodes,
+    map_onto_target,
+)
+from failover.cloudinit import cloud_config
+from failover.errors import InputError, Interrupted, OperationFailed, Problem
+from failover.manifest import Database, Node
+from failover.naming import (
+    DUMPS_BUCKET,
+    DumpKey,
+    dump_format,
+    dump_prefix,
+    newest_dump,
+    node_names,
+    slug,
+)
+from providers.base import NodeInfo, StorageTarget
+
+# The OS of database nodes, as an image name the mapping reads (an ``images`` override may name it).
+DB_IMAGE_NAME = "ubuntu-22.04-lts"
+DUMP_URL_SECONDS = 6 * 3600  # long enough for a slow first boot and package install
+DUMP_DIR = "/var/lib/failover"
+PRIVATE_NETWORKS = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
+DEFAULT_PORTS = {"postgres": 5432, "mysql": 3306}
+RESERVED_KEYS = frozenset({"databases"})
+
+# vCPUs and memory (MiB) of RDS instance classes: the burstable ones by name; the general
+# purpose (db.m*) and memory optimized (db.r*) ones have 4 and 8 GiB per vCPU, and
+# large = 2 vCPUs, xlarge = 4, Nxlarge = 4N.
+BURSTABLE_CLASSES = {
+    "micro": (2, 1024), "small": (2, 2048), "medium": (2, 4096),
+    "large": (2, 8192), "xlarge": (4, 16384), "2xlarge": (8, 32768),
+}
+T2_CLASSES = {"micro": (1, 1024), "small": (1, 2048), "medium": (2, 4096), "large": (2, 8192)}
+MIB_PER_VCPU = {"m": 4096, "r": 8192}
+_CLASS = re.compile(r"^db\.(?P<family>[a-z]+)(?P<generation>\d+)[a-z]*\.(?P<size>[a-z0-9]+)$")
+
+
+class DatabaseSelector(Params):
+    names: list[str] = Field(default_factory=list, description="Only the databases of these names (as in the snapshot).")
+
+
+class RestoreDatabasesParams(Params):
+    select: DatabaseSelector = Field(
+        default_factory=DatabaseSelector, description="Which databases; by default all of the snapshot's."
+    )
+    mode: Literal["node", "dsn"] = Field(
+        "node", description="node: a new database node per database, restored by cloud-init; dsn: into an existing server."
+    )
+    dsn: str | None = Field(
+        None, description="mode dsn: the server to restore into, postgresql://... or mysql://...; write it as ${env:NAME}."
+    )
+    size: str | None = Field(None, description="mode node: the target size (id or name) of the database nodes.")
+    image: str | None = Field(None, description=f"mode node: the target image (id or name) instead of {DB_IMAGE_NAME}.")
+    keep_node: bool = Field(False, description="mode node: a rollback keeps the database nodes (and the data written to them).")
+    wait: bool = Field(True, description="mode node: wait until the database nodes run.")
+    timeout: float = Field(900, gt=0, le=86400, description="Seconds to wait for the database nodes to run.")
+
+    @model_validator(mode="after")
+    def _dsn_with_its_mode(self) -> RestoreDatabasesParams:
+        # The messages never repeat the value: it holds credentials.
+        if self.mode == "dsn" and not self.dsn:
+            raise ValueError("mode dsn needs dsn")
+        if self.mode == "node" and self.dsn:
+            raise ValueError("dsn is for mode dsn only")
+        return self
+
+
+@ACTIONS.register("restore-databases")
+class RestoreDatabases(Action):
+    """Restore each database from its newest dump: on a new database node, or into a server at a DSN."""
+
+    summary = "Restore the databases from their newest dumps in target storage: on new database nodes, or into a DSN."
+    Params = RestoreDatabasesParams
+    example = {"select": {"names": ["orders-db"]}, "mode": "node", "keep_node": False, "timeout": 900}
+
+    def plan(self, ctx: ActionContext, params: RestoreDatabasesParams) -> list[Change]:
+        databases = select_databases(ctx, params)
+        dumps = {db.name: find_newest_dump(ctx.targets.storage, db) for db in databases}
+        if params.mode == "dsn":
+            target = parse_dsn(params.dsn).describe()
+            return [
+                Change("update", "database", db.name, f"restore {_dump_text(ctx, dumps[db.name])} into {target}")
+                for db in databases
+            ]
+        plans = plan_database_nodes(ctx, params, databases, dumps, with_url=False)
+        compute = ctx.targets.compute
+        return [
+            _node_change(ctx, plan, db, dumps[db.name], compute.find_node(plan.name)) for plan, db in zip(plans, databases)
+        ]
+
+    def apply(self, ctx: ActionContext, params: RestoreDatabasesParams) -> dict[str, Any]:
+        databases = select_databases(ctx, params)
+        dumps = {db.name: find_newest_dump(ctx.targets.storage, db) for db in databases}
+        if params.mode == "dsn":
+            entries = {db.name: restore_into_dsn(ctx, db, dumps[db.name], parse_dsn(params.dsn)) for db in databases}
+        else:
+            entries = restore_on_nodes(ctx, params, databases, dumps)
+        keyed = {name if name not in RESERVED_KEYS else f"database-{name}": entry for name, entry in entries.items()}
+        return {"databases": entries, **keyed}
+
+    def undo(self, ctx: ActionContext, params: RestoreDatabasesParams) -> None:
+        if params.mode == "dsn":
+            ctx.info("mode dsn: the restored data stays in the server it was restored into")
+            return
+        if params.keep_node:
+            ctx.info("keep_node: the database nodes stay")
+            return
+        names = node_names(ctx.manifest, ctx.service)
+        destroy_nodes(ctx, [names[db.id] for db in select_databases(ctx, params)])
+
+
+# -- databases and their dumps ---------------------------------------------------------------
+
+
+def select_databases(ctx: ActionContext, params: RestoreDatabasesParams) -> list[Database]:
+    """The selected databases; InputError for unknown names, engines without dumps, or a
+    DSN given more than one database."""
+    databases = ctx.manifest.of_kind("database")
+    names = params.select.names
+    problems = [f"no database {name!r} in the snapshot" for name in names if not any(db.name == name for db in databases)]
+    selected = [db for db in databases if not names or db.name in names]
+    problems += [
+        f"{db.name}: engine {db.engine} has no dumps (failover restores PostgreSQL, MySQL and MariaDB)"
+        for db in selected if dump_format(db.engine) is None
+    ]
+    if params.mode == "dsn" and len(selected) > 1:
+        problems.append(f"mode dsn restores one database; select one of {', '.join(db.name for db in selected)}")
+    if problems:
+        raise InputError([Problem(file="playbook", field="with", message=message) for message in problems])
+    return selected
+
+
+def find_newest_dump(storage: StorageTarget, database: Database) -> DumpKey:
+    """The newest dump of ``database``; OperationFailed naming the container and prefix when there is none."""
+    container, prefix = storage.container_name(DUMPS_BUCKET), dump_prefix(database.name)
+    hint = f"(expected {container}/{prefix}<UTC time>{dump_format(database.engine).suffix}; run failover replicate)"
+    if not storage.container_exists(DUMPS_BUCKET):
+        raise OperationFailed(f"no dump of database {database.name}: container {container} does not exist {hint}")
+    keys = (item.key for item in storage.iter_objects(DUMPS_BUCKET, prefix=prefix))
+    dump = newest_dump(keys, database.name, database.engine)
+    if dump is None:
+        raise OperationFailed(f"no dump of database {database.name} in container {container} under {prefix} {hint}")
+    return dump
+
+
+def dump_fields(ctx: ActionContext, database: Database, dump: DumpKey) -> dict[str, Any]:
+    return {
+        "engine": database.engine,
+        "engine_version": database.engine_version,
+        "dump_container": ctx.targets.storage.container_name(DUMPS_BUCKET),
+        "dump_key": dump.key,
+        "dump_taken_at": dump.taken_at.isoformat().replace("+00:00", "Z"),
+        "dump_age_s": round((datetime.now(UTC) - dump.taken_at).total_seconds()),
+    }
+
+
+def _dump_text(ctx: ActionContext, dump: DumpKey) -> str:
+    hours = (datetime.now(UTC) - dump.taken_at).total_seconds() / 3600
+    return f"{ctx.targets.storage.container_name(DUMPS_BUCKET)}/{dump.key} ({hours:.1f} h old)"
+
+
+# -- mode node -------------------------------------------------------------------------------
+
+
+def restore_on_nodes(
+    ctx: ActionContext, params: RestoreDatabasesParams, databases: Sequence[Database], dumps: dict[str, DumpKey]
+) -> dict[str, dict[str, Any]]:
+    plans = plan_database_nodes(ctx, params, databases, dumps, with_url=True)
+    ready = ensure_nodes(ctx, plans, wait=params.wait, timeout=params.timeout)
+    fetch = "url" if _object_url_of(ctx.targets.storage) else "manual"
+    return {db.name: _node_entry(ctx, db, dumps[db.name], *ready[db.id], fetch) for db in databases}
+
+
+def plan_database_nodes(
+    ctx: ActionContext, params: RestoreDatabasesParams, databases: Sequence[Database], dumps: dict[str, DumpKey],
+    *, with_url: bool,
+) -> list[NodePlan]:
+    """The database nodes; ``with_url`` signs the dumps' URLs into their user data (a plan does not)."""
+    nodes = [database_node(db) for db in databases]
+    profile = ctx.targets.profile
+    sizes = {**profile.sizes, **({node.instance_type: params.size for node in nodes} if params.size else {})}
+    images = {**profile.images, **({DB_IMAGE_NAME: params.image} if params.image else {})}
+    mapping = map_onto_target(ctx, nodes, profile.model_copy(update={"sizes": sizes, "images": images}))
+    names = node_names(ctx.manifest, ctx.service)
+    plans = []
+    for db in databases:
+        choice = mapping.for_node(db.id)
+        plans.append(NodePlan(
+            source_id=db.id, source_name=db.name, key=db.name, name=names[db.id], size=choice.size, image=choice.image,
+            user_data=restore_user_data(ctx, db, dumps[db.name], with_url=with_url),
+            labels={**ctx.labels, SOURCE_LABEL: db.id}, firewall=VIA_NONE,
+        ))
+    return plans
+
+
+def database_node(database: Database) -> Node:
+    """The database as a node for the mapping: its class's vCPUs and memory, its storage as disk."""
+    vcpus, memory_mib = instance_class_shape(database.instance_class) or (None, None)
+    return Node(
+        id=database.id, name=database.name, region=database.region, tags=database.tags,
+        instance_type=database.instance_class or "unknown", vcpus=vcpus, memory_mib=memory_mib,
+        image_id=None, image_name=DB_IMAGE_NAME, architecture="x86_64", private_ip=None, public_ip=None,
+        root_volume_gib=database.storage_gib, user_data=None, state="running",
+    )
+
+
+def instance_class_shape(instance_class: str | None) -> tuple[int, int] | None:
+    """(vCPUs, memory MiB) of an RDS instance class; None when it is not a common one."""
+    match = _CLASS.match(instance_class or "")
+    if match is None:
+        return None
+    family, generation, size = match["family"], match["generation"], match["size"]
+    if family == "t":
+        return (T2_CLASSES if generation == "2" else BURSTABLE_CLASSES).get(size)
+    if family in MIB_PER_VCPU:
+        vcpus = 2 if size == "large" else 4 if size == "xlarge" else _multiple_xlarge(size)
+        return (vcpus, vcpus * MIB_PER_VCPU[family]) if vcpus else None
+    return None
+
+
+def _multiple_xlarge(size: str) -> int | None:
+    match = re.fullmatch(r"(\d+)xlarge", size)
+    return 4 * int(match[1]) if match else None
+
+
+def restore_user_data(ctx: ActionContext, database: Database, dump: DumpKey, *, with_url: bool) -> str:
+    """The database node's cloud-init: a script that installs the engine and restores the dump."""
+    storage = ctx.targets.storage
+    object_url = _object_url_of(storage)
+    url = object_url(DUMPS_BUCKET, dump.key, DUMP_URL_SECONDS) if with_url and object_url else None
+    script = restore_script(database, dump, storage.container_name(DUMPS_BUCKET), url)
+    path = f"/usr/local/sbin/failover-restore-{slug(database.name)}"
+    return cloud_config({
+        "write_files": [{"path": path, "permissions": "0700", "content": script}],
+        "runcmd": [[path]],
+    })
+
+
+def _object_url_of(storage: StorageTarget) -> Any:
+    """The adapter's ``object_url(bucket, key, expires_s)`` (a time-limited URL), where it has one."""
+    return getattr(storage, "object_url", None)
+
+
+def restore_script(database: Database, dump: DumpKey, container: str, url: str | None) -> str:
+    family = dump_format(database.engine).family
+    dump_file = f"{DUMP_DIR}/{slug(database.name)}{dump.suffix}"
+    header = [
+        "#!/bin/sh",
+        f"# Written by failover: {_engine_label(database)} for database {database.name}, restored from",
+        f"# {container}/{dump.key}. Run it again to restore again (it replaces the database).",
+        "set -eu",
+        "export DEBIAN_FRONTEND=noninteractive",
+        f"DUMP={dump_file}",
+        f"DUMP_URL={shlex.quote(url or '')}",
+        "apt-get update -q",
+        "apt-get install -y -q curl ca-certificates gzip",
+    ]
+    install = _postgres_install(database) if family == "postgres" else _mysql_install(database)
+    restore = _postgres_restore() if family == "postgres" else _mysql_restore()
+    fetch = [
+        f"install -d -m 0700 {DUMP_DIR}",
+        'if [ ! -s "$DUMP" ] && [ -n "$DUMP_URL" ]; then',
+        '  curl -fsS --retry 5 -o "$DUMP.part" "$DUMP_URL" && mv "$DUMP.part" "$DUMP"',
+        "fi",
+        'if [ ! -s "$DUMP" ]; then',
+        f'  echo "failover: copy {container}/{dump.key} from the target storage to $DUMP, then run $0 again" >&2',
+        "  exit 0",
+        "fi",
+    ]
+    return "\n".join([*header, *install, *fetch, *restore]) + "\n"
+
+
+PGDG_KEYRING = "/usr/share/postgresql-common/pgdg/apt.postgresql.org.asc"
+PGDG_SOURCE = f"deb [signed-by={PGDG_KEYRING}] https://apt.postgresql.org/pub/repos/apt ${{VERSION_CODENAME}}-pgdg main"
+
+
+def _postgres_install(database: Database) -> list[str]:
+    major = postgres_major(database.engine_version)
+    hba = f"/etc/postgresql/{major}/main/pg_hba.conf"
+    return [
+        "# PGDG has every supported PostgreSQL major version for every supported Debian and Ubuntu release.",
+        ". /etc/os-release",
+        f"install -d {Path(PGDG_KEYRING).parent}",
+        f"curl -fsSL -o {PGDG_KEYRING} https://www.postgresql.org/media/keys/ACCC4CF8.asc",
+        f'echo "{PGDG_SOURCE}" > /etc/apt/sources.list.d/pgdg.list',
+        "apt-get update -q",
+        f"apt-get install -y -q postgresql-{major}",
+        f"echo \"listen_addresses = '*'\" > /etc/postgresql/{major}/main/conf.d/failover.conf",
+        f"for network in {' '.join(PRIVATE_NETWORKS)}; do",
+        f'  grep -q "^host all all $network " {hba} || echo "host all all $network scram-sha-256" >> {hba}',
+        "done",
+        "systemctl restart postgresql",
+    ]
+
+
+def _postgres_restore() -> list[str]:
+    # --create with --clean: drop the dump's database if it exists, create it, restore into it.
+    # The dump goes in on stdin: the postgres user cannot read root's directory.
+    options = "--create --clean --if-exists --no-owner --no-privileges --exit-on-error --dbname=postgres"
+    return [f'runuser -u postgres -- pg_restore {options} < "$DUMP"']
+
+
+def _mysql_install(database: Database) -> list[str]:
+    mariadb = database.engine.lower() == "mariadb"
+    package, service = ("mariadb-server", "mariadb") if mariadb else ("mysql-server", "mysql")
+    config = "/etc/mysql/mariadb.conf.d/zz-failover.cnf" if mariadb else "/etc/mysql/mysql.conf.d/zz-failover.cnf"
+    return [
+        f"apt-get install -y -q {package}",
+        f"printf '[mysqld]\\nbind-address = 0.0.0.0\\n' > {config}",
+        f"systemctl restart {service}",
+    ]
+
+
+def _mysql_restore() -> list[str]:
+    # sh has no pipefail: test the archive first, so a broken one stops the script.
+    return ['gunzip -t "$DUMP"', 'gunzip -c "$DUMP" | mysql']
+
+
+def postgres_major(version: str | None) -> str:
+    """"15.4" -> "15"; "9.6.22" -> "9.6" (before 10, the major version had two numbers)."""
+    parts = (version or "").split(".")
+    if not parts[0].isdigit():
+        raise OperationFailed(f"cannot tell the PostgreSQL major version of {version!r}")
+    return ".".join(parts[:2]) if int(parts[0]) < 10 and len(parts) > 1 else parts[0]
+
+
+def _engine_label(database: Database) -> str:
+    family = dump_format(database.engine).family
+    if family == "postgres":
+        return f"PostgreSQL {postgres_major(database.engine_version)}"
+    name = "MariaDB" if database.engine.lower() == "mariadb" else "MySQL"
+    return f"{name} (the distribution's; the source ran {database.engine_version or 'an unknown version'})"
+
+
+def _node_change(ctx: ActionContext, plan: NodePlan, database: Database, dump: DumpKey, existing: NodeInfo | None) -> Change:
+    signs_urls = _object_url_of(ctx.targets.storage) is not None
+    fetch = "fetched by a time-limited URL" if signs_urls else "copied in by hand (the storage adapter makes no URLs)"
+    restore = f"{_engine_label(database)}; restores {_dump_text(ctx, dump)}, {fetch}"
+    if existing is not None:
+        return Change("none", "node", plan.name, f"exists as {existing.id} ({existing.state}): adopted; {restore}")
+    detail = f"database node: size {plan.size.id} ({plan.size.why}); image {plan.image.id} ({plan.image.why}); {restore}"
+    return Change("create", "node", plan.name, detail)
+
+
+def _node_entry(
+    ctx: ActionContext, database: Database, dump: DumpKey, node: NodeInfo, adopted: bool, fetch: str
+) -> dict[str, Any]:
+    return {
+        "mode": "node",
+        **dump_fields(ctx, database, dump),
+        "node_id": node.id,
+        "node_name": node.name,
+        "public_ip": node.public_ips[0] if node.public_ips else None,
+        "private_ip": node.private_ips[0] if node.private_ips else None,
+        "port": DEFAULT_PORTS[dump_format(database.engine).family],
+        "adopted": adopted,
+        "dump_fetch": fetch,
+    }
+
+
+# -- mode dsn --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Dsn:
+    """A database server's address and credentials. ``describe`` is all that is ever shown."""
+
+    family: str  # "postgres" or "mysql"
+    host: str | None
+    port: int | None
+    database: str | None
+    user: str | None
+    password: str | None = None
+    options: tuple[tuple[str, str], ...] = ()
+
+    def describe(self) -> str:
+        where = f"{self.host or 'localhost'}:{self.port}" if self.port else self.host or "localhost"
+        return f"{where}/{self.database}" if self.database else where
+
+    def __repr__(self) -> str:
+        return f"Dsn({self.family}, {self.describe()})"
+
+
+_SCHEMES = {"postgres": "postgres", "postgresql": "postgres", "mysql": "mysql", "mariadb": "mysql"}
+_KEYWORD = re.compile(r"\s*([A-Za-z_]+)\s*=\s*('(?:[^'\\]|\\.)*'|\S*)")
+
+
+def parse_dsn(text: str) -> Dsn:
+    """A ``scheme://user:password@host:port/database?options`` URL, or a PostgreSQL
+    ``key=value`` connection string. Errors never repeat the text: it holds the password."""
+    scheme = text.split("://", 1)[0].lower() if "://" in text else None
+    if scheme is None:
+        return _keyword_dsn(text)
+    if scheme not in _SCHEMES:
+        raise _dsn_error("not a postgresql://, mysql:// or mariadb:// URL")
+    parts = urlsplit(text)
+    options = dict(parse_qsl(parts.query))
+    try:
+        port = parts.port or _int(options.pop("port", None))
+    except ValueError:
+        raise _dsn_error("the port is not a number") from None
+    return Dsn(
+        family=_SCHEMES[scheme],
+        host=unquote(parts.hostname) if parts.hostname else options.pop("host", None),
+        port=port,
+        database=unquote(parts.path.lstrip("/")) or options.pop("dbname", None),
+        user=unquote(parts.username) if parts.username else options.pop("user", None),
+        password=unquote(parts.password) if parts.password else options.pop("password", None),
+        options=tuple(sorted(options.items())),
+    )
+
+
+def _keyword_dsn(text: str) -> Dsn:
+    values = {key: _unquoted(value) for key, value in _KEYWORD.findall(text)}
+    if not values:
+        raise _dsn_error("not a database URL or key=value connection string")
+    return Dsn(
+        family="postgres", host=values.pop("host", None), port=_int(values.pop("port", None)),
+        database=values.pop("dbname", None), user=values.pop("user", None), password=values.pop("password", None),
+        options=tuple(sorted(values.items())),
+    )
+
+
+def _dsn_error(message: str) -> InputError:
+    return InputError([Problem(file="playbook", field="with.dsn", message=message)])
+
+
+def _unquoted(value: str) -> str:
+    if len(value) >= 2 and value[0] == value[-1] == "'":
+        return re.sub(r"\\(.)", r"\1", value[1:-1])
+    return value
+
+
+def _int(value: str | None) -> int | None:
+    return int(value) if value else None
+
+
+def restore_into_dsn(ctx: ActionContext, database: Database, dump: DumpKey, dsn: Dsn) -> dict[str, Any]:
+    """Stream the dump from storage into the server at ``dsn``, replacing what the dump holds."""
+    family = dump_format(database.engine).family
+    if dsn.family != family:
+        raise _dsn_error(f"{database.name} is {database.engine}: the dsn must be a {family} server")
+    ctx.info(f"restoring {dump.key} into {dsn.describe()}")
+    chunks = ctx.targets.storage.download_stream(DUMPS_BUCKET, dump.key)
+    if family == "postgres":
+        sent = _run_restore(ctx, *postgres_restore_command(dsn), chunks, dsn)
+    else:
+        with tempfile.TemporaryDirectory(prefix="failover-mysql-") as workdir:
+            sent = _run_restore(ctx, *mysql_restore_command(dsn, Path(workdir)), gunzipped(chunks), dsn)
+    ctx.info(f"restored {database.name} into {dsn.describe()} ({sent} bytes)")
+    return {
+        "mode": "dsn",
+        **dump_fields(ctx, database, dump),
+        "host": dsn.host or "localhost",
+        "port": dsn.port or DEFAULT_PORTS[family],
+        "database": dsn.database,
+        "restored_bytes": sent,
+    }
+
+
+def postgres_restore_command(dsn: Dsn) -> tuple[list[str], dict[str, str]]:
+    """pg_restore's command line (no password) and environment (the password, in PGPASSWORD)."""
+    settings = (("host", dsn.host), ("port", dsn.port), ("dbname", dsn.database), ("user", dsn.user), *dsn.options)
+    conninfo = " ".join(f"{key}={_conninfo_value(value)}" for key, value in settings if value is not None)
+    # One transaction: a failed or interrupted restore leaves the database as it was.
+    command = [
+        _tool("pg_restore", "the PostgreSQL client tools (postgresql-client)"),
+        "--clean", "--if-exists", "--no-owner", "--no-privileges", "--single-transaction", "--exit-on-error",
+        f"--dbname={conninfo}",
+    ]
+    timeout = os.environ.get("PGCONNECT_TIMEOUT", "10")
+    return command, _environment({"PGPASSWORD": dsn.password, "PGCONNECT_TIMEOUT": timeout})
+
+
+def mysql_restore_command(dsn: Dsn, workdir: Path) -> tuple[list[str], dict[str, str]]:
+    """mysql's command line and an option file holding the credentials (never the command line)."""
+    options = workdir / "client.cnf"
+    settings = {"host": dsn.host, "port": dsn.port, "user": dsn.user, "password": dsn.password}
+    lines = ["[client]", *(f'{key}="{_option_value(value)}"' for key, value in settings.items() if value is not None)]
+    descriptor = os.open(options, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write("\n".join(lines) + "\n")
+    mysql = _tool("mysql", "the MySQL client (mysql-client or mariadb-client)")
+    command = [mysql, f"--defaults-extra-file={options}", "--batch"]
+    if dsn.database:
+        command.append(f"--database={dsn.database}")
+    return command, _environment({})
+
+
+def gunzipped(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)  # gzip framing
+    for chunk in chunks:
+        if data := decompressor.decompress(chunk):
+            yield data
+    if tail := decompressor.flush():
+        yield tail
+
+
+def _run_restore(ctx: ActionContext, command: list[str], env: dict[str, str], chunks: Iterable[bytes], dsn: Dsn) -> int:
+    """Feed ``chunks`` to ``command``'s stdin; the number of bytes sent. OperationFailed with the
+    tool's own error (its last lines, the password removed) when it fails."""
+    tool = Path(command[0]).name
+    with tempfile.TemporaryFile() as errors:
+        process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errors, env=env)
+        try:
+            sent = _feed(ctx, process, chunks)
+        except BaseException:
+            process.kill()
+            process.wait()
+            raise
+        status = process.wait()
+        if status != 0:
+            errors.seek(0)
+            message = _redacted(errors.read().decode("utf-8", "replace").strip()[-1500:], dsn.password)
+            raise OperationFailed(f"{tool} into {dsn.describe()} failed (exit {status}): {message or 'no message'}")
+    return sent
+
+
+def _feed(ctx: ActionContext, process: subprocess.Popen, chunks: Iterable[bytes]) -> int:
+    sent = 0
+    try:
+        for chunk in chunks:
+            if ctx.cancel.is_set():
+                raise Interrupted("cancelled while restoring")
+            process.stdin.write(chunk)
+            sent += len(chunk)
+    except BrokenPipeError:
+        pass  # the tool stopped reading: its exit status and message say why
+    finally:
+        try:
+            process.stdin.close()
+        except BrokenPipeError:
+            pass
+    return sent
+
+
+def _tool(name: str, package: str) -> str:
+    found = shutil.which(name)
+    if found is None:
+        raise OperationFailed(f"{name} is not installed on this machine: install {package}")
+    return found
+
+
+def _environment(settings: dict[str, str | None]) -> dict[str, str]:
+    return {**os.environ, **{key: value for key, value in settings.items() if value is not None}}
+
+
+def _conninfo_value(value: Any) -> str:
+    text = str(value)
+    if text and not re.search(r"[\s'\\]", text):
+        return text
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _option_value(value: Any) -> str:
+    return str(value).replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _redacted(text: str, secret: str | None) -> str:
+    return text.replace(secret, "***") if secret else text

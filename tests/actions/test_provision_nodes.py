@@ -1,0 +1,367 @@
+"""``provision-nodes`` against a target on libcloud's EC2 driver and a moto_server process,
+and against DigitalOcean's driver on libcloud's recorded responses: what the emulated
+cloud holds afterwards, re-applies after crashes, undo."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+SUPPORT = Path(__file__).resolve().parents[1] / "support"
+if str(SUPPORT) not in sys.path:
+    sys.path.insert(0, str(SUPPORT))
+
+from targetkit import (  # noqa: F401 - fixtures
+    ALLOW_ALL_EGRESS,
+    RUN_ID,
+    compute_spec,
+    context,
+    firewall,
+    live_instances,
+    manifest,
+    node,
+    rule,
+    sample_manifest,
+    tags_of,
+    target,
+    target_moto,
+    user_data_of,
+    write_config,
+)
+
+from failover.actions.base import ACTIONS
+from failover.actions.provision_nodes import ProvisionNodes, ProvisionNodesParams
+from failover.cloudinit import cloud_config_parts, user_data_parts
+from failover.errors import ConfigError, InputError, Interrupted
+from failover.naming import node_names
+
+WEB = {"select": {"tags": {"role": "web"}}}
+
+
+@pytest.fixture
+def config(tmp_path: Path, target):
+    return write_config(tmp_path, {"compute": compute_spec(target)})
+
+
+def apply(ctx, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    return ProvisionNodes().apply(ctx, ProvisionNodesParams.model_validate(params or {}))
+
+
+def by_name(instances: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {tags_of(instance)["Name"]: instance for instance in instances}
+
+
+def test_registered_with_a_closed_schema() -> None:
+    assert ACTIONS.get("provision-nodes") is ProvisionNodes
+    with pytest.raises(ValueError):
+        ProvisionNodesParams.model_validate({"selct": {}})
+
+
+# -- plan ------------------------------------------------------------------------------------
+
+
+def test_plan_is_one_change_per_node_with_size_image_and_why(config, sample_manifest, target) -> None:
+    ctx = context(config, sample_manifest)
+    changes = ProvisionNodes().plan(ctx, ProvisionNodesParams.model_validate(WEB))
+
+    assert sorted(c.name for c in changes) == ["social-app-web-1", "social-app-web-2"]
+    for change in changes:
+        assert change.operation == "create"
+        assert "size " in change.detail and "cheapest of" in change.detail
+        assert "image ami-1e749f67" in change.detail and "Ubuntu 14.04, exact version" in change.detail
+        assert "firewall: firewall API" in change.detail
+    assert live_instances(target) == []  # a plan creates nothing
+
+
+def test_a_plan_error_lists_every_node_that_cannot_be_mapped(tmp_path, sample_manifest, target) -> None:
+    config = write_config(tmp_path, {"compute": compute_spec(target), "sizes": {"t3.medium": "no-such-size"}})
+    ctx = context(config, sample_manifest)
+
+    with pytest.raises(ConfigError) as caught:
+        ProvisionNodes().plan(ctx, ProvisionNodesParams.model_validate(WEB))
+
+    lines = caught.value.lines()
+    assert len(lines) == 2
+    assert any("web-1 (" in line and "'no-such-size' names no size" in line for line in lines)
+    assert any("web-2 (" in line for line in lines)
+    assert all("targets.fallback" in line for line in lines)
+    with pytest.raises(ConfigError):
+        apply(ctx, WEB)
+    assert live_instances(target) == []
+
+
+def test_selecting_names_the_snapshot_lacks_is_an_input_error(config, sample_manifest) -> None:
+    with pytest.raises(InputError, match="no running or stopped node 'web-9'"):
+        ProvisionNodes().plan(context(config, sample_manifest), ProvisionNodesParams.model_validate({"select": {"names": ["web-1", "web-9"]}}))
+
+
+# -- apply -----------------------------------------------------------------------------------
+
+
+def test_apply_creates_each_node_once_mapped_labelled_with_its_user_data(tmp_path, sample_manifest, target) -> None:
+    config = write_config(tmp_path, {"compute": compute_spec(target), "sizes": {"t3.large": "m5.large"}})
+    ctx = context(config, sample_manifest)
+    planned = {c.name: c.detail for c in ProvisionNodes().plan(ctx, ProvisionNodesParams())}
+
+    outputs = apply(ctx)
+
+    instances = by_name(live_instances(target))
+    names = node_names(sample_manifest, "social-app")
+    nodes = {n.name: n for n in sample_manifest.of_kind("node")}
+    assert sorted(instances) == sorted(names[n.id] for n in nodes.values())  # every node, once
+    for source in nodes.values():
+        instance = instances[names[source.id]]
+        assert f"size {instance['InstanceType']} " in planned[names[source.id]]
+        labels = {"failover-run": RUN_ID, "failover-service": "social-app", "failover-step": "nodes", "failover-source": source.id}
+        assert tags_of(instance).items() >= labels.items()
+        assert user_data_of(target, instance["InstanceId"]) == source.user_data  # the target has a firewall API
+    assert instances["social-app-worker-1"]["InstanceType"] == "m5.large"  # the profile's override
+    assert sorted(item["id"] for item in ctx.created) == sorted(i["InstanceId"] for i in instances.values())
+    assert {item["source_id"] for item in ctx.created} == {n.id for n in nodes.values()}
+    assert outputs["nodes"]["web-1"]["id"] == instances["social-app-web-1"]["InstanceId"]
+
+
+def test_outputs_key_nodes_by_source_name_and_map_source_ids_to_new_addresses(config, sample_manifest, target) -> None:
+    outputs = apply(context(config, sample_manifest), WEB)
+
+    instances = by_name(live_instances(target))
+    web_1 = next(n for n in sample_manifest.of_kind("node") if n.name == "web-1")
+    entry = outputs["nodes"]["web-1"]
+    assert entry == outputs["web-1"]  # ${steps.nodes.outputs.web-1.public_ip}
+    assert entry == {
+        "id": instances["social-app-web-1"]["InstanceId"],
+        "name": "social-app-web-1",
+        "source_id": web_1.id,
+        "source_name": "web-1",
+        "public_ip": instances["social-app-web-1"]["PublicIpAddress"],
+        "private_ip": instances["social-app-web-1"]["PrivateIpAddress"],
+        "size": instances["social-app-web-1"]["InstanceType"],
+        "image": "ami-1e749f67",
+        "state": "running",
+        "adopted": False,
+        "firewall": "firewall API",
+        "security_groups": web_1.firewalls,
+    }
+    assert set(outputs) == {"nodes", "addresses", "web-1", "web-2"}
+    assert outputs["addresses"] == {e["source_id"]: e["public_ip"] for e in outputs["nodes"].values()}
+    json.dumps(outputs)  # journaled as JSON
+
+
+def test_reapply_adopts_instead_of_creating_again(config, sample_manifest, target) -> None:
+    ctx = context(config, sample_manifest)
+    first = apply(ctx, WEB)
+
+    again = apply(ctx, WEB)
+
+    assert len(live_instances(target)) == 2
+    assert {k: e["id"] for k, e in again["nodes"].items()} == {k: e["id"] for k, e in first["nodes"].items()}
+    changes = ProvisionNodes().plan(ctx, ProvisionNodesParams.model_validate(WEB))
+    assert [c.operation for c in changes] == ["none", "none"]
+    assert f"exists as {first['web-1']['id']} (running, size {first['web-1']['size']}" in changes[0].detail + changes[1].detail
+    assert all(entry["adopted"] for entry in again["nodes"].values())
+    assert len(ctx.created) == 2  # nothing journaled twice
+
+
+def test_a_crash_right_after_create_is_adopted_and_journaled(config, sample_manifest, target) -> None:
+    apply(context(config, sample_manifest), WEB)  # created; then kill -9 before the journal heard of it
+
+    resumed = context(config, sample_manifest, created=[])
+    outputs = apply(resumed, WEB)
+
+    assert len(live_instances(target)) == 2
+    assert sorted(item["id"] for item in resumed.created) == sorted(e["id"] for e in outputs["nodes"].values())
+    ProvisionNodes().undo(resumed, ProvisionNodesParams.model_validate(WEB))
+    assert live_instances(target) == []
+
+
+def test_a_node_of_another_run_is_adopted_but_never_destroyed(config, sample_manifest, target) -> None:
+    apply(context(config, sample_manifest, run_id="drill-7"), WEB)
+
+    ours = context(config, sample_manifest)
+    outputs = apply(ours, WEB)
+    ProvisionNodes().undo(ours, ProvisionNodesParams.model_validate(WEB))
+
+    assert all(entry["adopted"] for entry in outputs["nodes"].values())
+    assert ours.created == []
+    assert len(live_instances(target)) == 2
+
+
+def test_undo_leaves_nothing_and_is_idempotent(config, sample_manifest, target) -> None:
+    ctx = context(config, sample_manifest)
+    apply(ctx)
+    assert live_instances(target)
+
+    ProvisionNodes().undo(ctx, ProvisionNodesParams())
+    ProvisionNodes().undo(ctx, ProvisionNodesParams())
+
+    assert live_instances(target) == []
+
+
+def test_undo_finds_unjournaled_nodes_by_name_and_run_label(config, sample_manifest, target) -> None:
+    apply(context(config, sample_manifest), WEB)
+
+    ProvisionNodes().undo(context(config, sample_manifest, created=[]), ProvisionNodesParams.model_validate(WEB))
+
+    assert live_instances(target) == []
+
+
+def test_a_cancelled_run_creates_nothing(config, sample_manifest, target) -> None:
+    ctx = context(config, sample_manifest)
+    ctx.cancel.set()
+
+    with pytest.raises(Interrupted):
+        apply(ctx, WEB)
+
+    assert live_instances(target) == []
+
+
+def test_nodes_sharing_a_name_get_distinct_names_and_output_keys(config, target) -> None:
+    twins = manifest(node("web", "i-0aaa"), node("web", "i-0bbb"), node("Web Server #3", "i-0ccc"))
+
+    outputs = apply(context(config, twins))
+
+    names = sorted(tags_of(i)["Name"] for i in live_instances(target))
+    assert len(names) == 3 and "social-app-web-server-3" in names
+    assert all(name.startswith("social-app-web-") and len(name) <= 63 for name in names)
+    assert set(outputs["nodes"]) == {"i-0aaa", "i-0bbb", "Web Server #3"}
+
+
+# -- targets without a firewall API: nftables in cloud-init -----------------------------------
+
+WEB_GROUP = firewall(
+    "web", "sg-0web",
+    ALLOW_ALL_EGRESS,
+    rule("ingress", "tcp", 80, 80, "0.0.0.0/0"),
+    rule("ingress", "tcp", 22, 22, "203.0.113.0/24"),
+    rule("ingress", "tcp", 8080, 8080, "sg-0web"),
+)
+SHELL_SCRIPT = "#!/bin/sh\necho hello > /tmp/hello\n"
+CLOUD_CONFIG = "#cloud-config\npackages: [nginx]\nruncmd:\n  - [systemctl, enable, --now, nginx]\n"
+
+
+@pytest.fixture
+def no_firewall_api(tmp_path: Path, target):
+    return write_config(tmp_path, {"compute": compute_spec(target, driver="targetkit:NoFirewallApiDriver")})
+
+
+def test_without_a_firewall_api_the_rules_go_into_cloud_init_as_nftables(no_firewall_api, target) -> None:
+    snapshot = manifest(
+        WEB_GROUP,
+        node("web-1", "i-0001", firewalls=["sg-0web"], user_data=CLOUD_CONFIG),
+        node("web-2", "i-0002", firewalls=["sg-0web"], user_data=SHELL_SCRIPT),
+        node("web-3", "i-0003", firewalls=["sg-0web"]),
+        node("batch", "i-0004"),
+    )
+    ctx = context(no_firewall_api, snapshot)
+    [change] = [c for c in ProvisionNodes().plan(ctx, ProvisionNodesParams()) if c.name == "social-app-web-1"]
+    assert "firewall: cloud-init nftables" in change.detail
+
+    outputs = apply(ctx)
+
+    instances = {tags_of(i)["Name"]: i["InstanceId"] for i in live_instances(target)}
+    web_1 = user_data_of(target, instances["social-app-web-1"])
+    [(subtype, original), _] = user_data_parts(web_1)
+    assert (subtype, original) == ("cloud-config", CLOUD_CONFIG)  # the node's own, unchanged
+    [_, firewall_config] = cloud_config_parts(web_1)
+    assert firewall_config["merge_how"][0] == {"name": "list", "settings": ["prepend"]}
+    ruleset = next(f["content"] for f in firewall_config["write_files"] if f["path"] == "/etc/failover/firewall.nft")
+    assert "policy drop;" in ruleset
+    assert "ip saddr 0.0.0.0/0 tcp dport 80 accept" in ruleset
+    assert "ip saddr 203.0.113.0/24 tcp dport 22 accept" in ruleset
+    assert "ip saddr @private_networks tcp dport 8080 accept" in ruleset
+    assert "ip daddr 0.0.0.0/0 accept" in ruleset
+    assert firewall_config["runcmd"] == [["/usr/local/sbin/failover-firewall"]]
+    assert firewall_config["packages"] == ["nftables"]
+
+    web_2 = user_data_of(target, instances["social-app-web-2"])
+    assert user_data_parts(web_2)[0] == ("x-shellscript", SHELL_SCRIPT)
+    web_3 = user_data_of(target, instances["social-app-web-3"])
+    assert web_3.startswith("#cloud-config\n") and "/etc/failover/firewall.nft" in web_3
+    assert user_data_of(target, instances["social-app-batch"]) is None  # no security group: nothing added
+
+    assert outputs["web-1"]["firewall"] == "cloud-init nftables"
+    assert outputs["web-1"]["security_groups"] == ["sg-0web"]
+    assert outputs["batch"]["firewall"] == "none"
+
+
+def test_a_security_group_missing_from_the_snapshot_fails_the_plan(no_firewall_api, target) -> None:
+    snapshot = manifest(node("web-1", "i-0001", firewalls=["sg-0gone"]))
+
+    with pytest.raises(InputError, match="security group sg-0gone of node web-1 .* is not in the snapshot"):
+        ProvisionNodes().plan(context(no_firewall_api, snapshot), ProvisionNodesParams())
+
+
+# -- DigitalOcean's real driver, on libcloud's recorded responses ------------------------------
+
+
+def test_digitalocean_gets_the_nftables_cloud_init_tags_and_the_mapped_size(tmp_path: Path) -> None:
+    from libcloud.compute.drivers.digitalocean import DigitalOceanNodeDriver
+
+    from failover.testing.libcloud_fixtures import (
+        ensure_libcloud_test_secrets,
+        recorded_responses,
+    )
+    from providers.libcloud.drivers import forget_adapters
+
+    ensure_libcloud_test_secrets()
+    from libcloud.test.compute.test_digitalocean_v2 import DigitalOceanComputeMockHttp
+
+    created: list[dict[str, Any]] = []
+
+    class CreatingDroplets(DigitalOceanComputeMockHttp):
+        """The recordings, and a droplet creation that answers with the droplet asked for."""
+
+        def _v2_droplets(self, method, url, body, headers):
+            if method != "POST":
+                return super()._v2_droplets(method, url, body, headers)
+            request = json.loads(body)
+            created.append(request)
+            droplet = json.loads(self.fixtures.load("list_node.json"))["droplet"]
+            droplet.update(id=4242, name=request["name"], status="new", tags=request.get("tags", []))
+            return 202, json.dumps({"droplet": droplet}), {}, "Accepted"
+
+    config = write_config(tmp_path, {
+        "compute": {"driver": "digitalocean", "location": "nyc1", "options": {"key": "do-token", "api_version": "v2"}},
+        "sizes": {"t3.medium": "1gb"},
+    })
+    snapshot = manifest(WEB_GROUP, node("web-1", "i-0001", firewalls=["sg-0web"], user_data=SHELL_SCRIPT))
+    forget_adapters()
+    with recorded_responses(DigitalOceanNodeDriver, CreatingDroplets):
+        outputs = apply(context(config, snapshot), {"wait": False})
+    forget_adapters()
+
+    [request] = created
+    assert request["name"] == "social-app-web-1"
+    assert request["size"] == "1gb" and request["region"] == "nyc1"
+    assert request["image"] == "119192817"  # Ubuntu 14.04 x64, mapped from the source's Ubuntu 14.04
+    assert "failover-run:run-1" in request["tags"] and "failover-source:i-0001" in request["tags"]
+    parts = dict(user_data_parts(request["user_data"]))
+    assert parts["x-shellscript"] == SHELL_SCRIPT
+    assert "ip saddr 0.0.0.0/0 tcp dport 80 accept" in parts["cloud-config"]
+    assert outputs["web-1"]["id"] == "4242" and outputs["web-1"]["firewall"] == "cloud-init nftables"
+
+
+# -- parallel creation -----------------------------------------------------------------------
+
+
+def test_nodes_are_created_in_parallel(config, target, monkeypatch: pytest.MonkeyPatch) -> None:
+    from providers.libcloud.compute import LibcloudCompute
+
+    snapshot = manifest(*(node(f"web-{i}", f"i-000{i}") for i in range(4)))
+    threads: set[str] = set()
+    create = LibcloudCompute.create_node
+
+    def recording_create(self, *args, **kwargs):
+        threads.add(threading.current_thread().name)
+        return create(self, *args, **kwargs)
+
+    monkeypatch.setattr(LibcloudCompute, "create_node", recording_create)
+    apply(context(config, snapshot))
+
+    assert len(threads) > 1
+    assert len(live_instances(target)) == 4
