@@ -1,0 +1,236 @@
+"""``copy-dns-zones``: the snapshot's DNS zones on the target, record set for record set.
+
+The target is listed first and only the record sets that differ are written, so a copy
+that is already there costs one listing per zone and no write. Records the target has
+and the snapshot does not are left alone (a source that lost its records must not
+empty the copy) and reported.
+
+A Route53 alias has no portable equivalent: below the apex it becomes a CNAME to the
+alias's target (which answers the same); at the apex it is not copied and is reported
+(``cutover-dns`` rewrites aliases to moved load balancers as A records).
+
+Undo deletes the zones this step created and puts back, in the zones it adopted, every
+record set it replaced, as journaled before the change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from failover.actions.base import ACTIONS, Action, ActionContext, Change, Params
+from failover.dnsnames import (
+    DEFAULT_TTL,
+    TargetZone,
+    ZoneRename,
+    check_prefix,
+    fqdn,
+    is_alias,
+    presentation,
+    read_zone,
+    read_zones,
+    remember_before_change,
+    replaced_sets,
+    restore_replaced_sets,
+    same_values,
+    selected_zones,
+    unique,
+)
+from failover.errors import Interrupted
+from providers.base import DnsTarget, RecordSet
+
+CREATED_ZONE = "dns_zone"  # journal kind
+ALIAS_TTL = 60  # an alias has no TTL of its own; AWS load balancers answer with 60 s
+
+
+class CopyDnsZonesParams(Params):
+    zones: list[str] | None = Field(
+        None, min_length=1,
+        description="Names of the snapshot's zones to copy (default: every public zone; private ones only by name).",
+    )
+    prefix: str | None = Field(
+        None,
+        description="Copy each zone under this label, for a drill: with 'drill', example.com. is copied as "
+        "drill.example.com. (www.example.com. as www.drill.example.com., in-zone targets renamed alike).",
+    )
+    skip_types: list[str] = Field(
+        default_factory=lambda: ["SOA", "NS"],
+        description="Record types not copied at a zone's apex, where the target writes its own "
+        "(NS records delegating a subdomain are copied).",
+    )
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, value: str | None) -> str | None:
+        return check_prefix(value)
+
+    @field_validator("skip_types")
+    @classmethod
+    def _upper(cls, value: list[str]) -> list[str]:
+        return [kind.strip().upper() for kind in value]
+
+
+@dataclass(frozen=True)
+class WantedSet:
+    name: str
+    type: str
+    ttl: int
+    values: tuple[str, ...]
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} {self.type}"
+
+    def matches(self, current: RecordSet | None) -> bool:
+        return current is not None and current.ttl == self.ttl and same_values(self.type, current.values, self.values)
+
+
+@dataclass
+class ZoneCopy:
+    """What one snapshot zone becomes on the target."""
+
+    source: str
+    domain: str
+    sets: dict[tuple[str, str], WantedSet] = field(default_factory=dict)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    apex_skips: frozenset[str] = frozenset()
+
+    def add(self, name: str, type: str, ttl: int, values: list[str]) -> None:
+        known = self.sets.get((name, type))
+        if known is not None:  # several snapshot records of one set (weighted, latency-routed): one set here
+            ttl, values = min(ttl, known.ttl), [*known.values, *values]
+        self.sets[(name, type)] = WantedSet(name, type, ttl, tuple(unique(values, type)))
+
+    def skip(self, record: Any, reason: str) -> None:
+        entry = {"name": record.name, "type": record.type.upper(), "values": list(record.values)}
+        self.skipped.append({**entry, "reason": reason})
+
+    def is_own(self, current: RecordSet) -> bool:
+        """The target's own apex records (its SOA and NS), never reported as extra."""
+        return current.name == self.domain and current.type in self.apex_skips
+
+
+def zone_copy(zone: Any, rename: ZoneRename, skip_types: list[str]) -> ZoneCopy:
+    apex = fqdn(zone.name)
+    copy = ZoneCopy(source=apex, domain=rename.zone(apex), apex_skips=frozenset(skip_types))
+    aliases = []
+    for record in zone.records:
+        type = record.type.upper()
+        if fqdn(record.name) == apex and type in skip_types:
+            continue
+        if is_alias(record):
+            aliases.append(record)
+            continue
+        values = [rename.value(type, presentation(type, value), apex) for value in record.values]
+        ttl = record.ttl if record.ttl is not None else DEFAULT_TTL
+        copy.add(rename.name(record.name, apex), type, ttl, values)
+    for record in aliases:
+        _copy_alias(copy, record, rename, apex)
+    return copy
+
+
+def _copy_alias(copy: ZoneCopy, record: Any, rename: ZoneRename, apex: str) -> None:
+    name = rename.name(record.name, apex)
+    target = rename.value("CNAME", presentation("CNAME", record.values[0]), apex)
+    existing = copy.sets.get((name, "CNAME"))
+    if fqdn(record.name) == apex:
+        copy.skip(record, "an alias at the zone apex has no portable equivalent "
+                          "(cutover-dns rewrites one to a moved load balancer)")
+    elif any(key[0] == name and key[1] != "CNAME" for key in copy.sets):
+        copy.skip(record, "an alias beside other records of its name cannot become a CNAME")
+    elif existing is not None and not same_values("CNAME", existing.values, [target]):
+        copy.skip(record, f"another alias of this name points elsewhere ({existing.values[0]})")
+    else:
+        copy.add(name, "CNAME", ALIAS_TTL, [target])
+
+
+@ACTIONS.register("copy-dns-zones")
+class CopyDnsZones(Action):
+    """Create the snapshot's DNS zones on the target DNS (or adopt those that exist) and make
+    every record set exactly as in the snapshot, writing only the sets that differ."""
+
+    summary = "Copy the snapshot's DNS zones and record sets to the target DNS (only what differs is written)."
+    Params = CopyDnsZonesParams
+    example = {"zones": ["example.com."], "skip_types": ["SOA", "NS"]}
+
+    def plan(self, ctx: ActionContext, params: CopyDnsZonesParams) -> list[Change]:
+        copies = _wanted(ctx, params)
+        changes: list[Change] = []
+        for copy, target in zip(copies, read_zones(ctx.targets.dns, [copy.domain for copy in copies])):
+            if target.zone is None:
+                changes.append(Change("create", "dns_zone", copy.domain, _copied_from(copy)))
+            for wanted in copy.sets.values():
+                before = target.sets.get((wanted.name, wanted.type))
+                if not wanted.matches(before):
+                    changes.append(_set_change(wanted, before))
+            for s in copy.skipped:
+                changes.append(Change("none", "record", f"{s['name']} {s['type']}", f"not copied: {s['reason']}"))
+        return changes
+
+    def apply(self, ctx: ActionContext, params: CopyDnsZonesParams) -> dict[str, Any]:
+        dns: DnsTarget = ctx.targets.dns
+        copies = _wanted(ctx, params)
+        targets = read_zones(dns, [copy.domain for copy in copies])
+        return {"zones": [_copy_zone(ctx, dns, copy, target) for copy, target in zip(copies, targets)]}
+
+    def undo(self, ctx: ActionContext, params: CopyDnsZonesParams) -> None:
+        dns: DnsTarget = ctx.targets.dns
+        created = [item["id"] for item in ctx.created if item["kind"] == CREATED_ZONE]
+        adopted_sets = [item for item in replaced_sets(ctx.created) if item["zone"] not in created]
+        restored = restore_replaced_sets(dns, adopted_sets)
+        if restored:
+            ctx.info(f"restored {len(restored)} record sets in adopted zones")
+        for domain in created:
+            zone = dns.find_zone(domain)
+            if zone is not None and dns.delete_zone(zone):
+                ctx.info(f"deleted zone {domain}")
+
+
+def _wanted(ctx: ActionContext, params: CopyDnsZonesParams) -> list[ZoneCopy]:
+    rename = ZoneRename(params.prefix)
+    return [zone_copy(zone, rename, params.skip_types) for zone in selected_zones(ctx.manifest, params.zones)]
+
+
+def _copy_zone(ctx: ActionContext, dns: DnsTarget, copy: ZoneCopy, target: TargetZone) -> dict[str, Any]:
+    if target.zone is None:
+        zone = dns.create_zone(copy.domain)
+        ctx.record(CREATED_ZONE, zone.domain, source=copy.source)
+        ctx.info(f"created zone {zone.domain}")
+        target = read_zone(dns, zone.domain)  # with the SOA (and NS) the target wrote
+    zone, current = target.zone, target.sets
+    created_by_run = any(item["kind"] == CREATED_ZONE and item["id"] == zone.domain for item in ctx.created)
+    changed = []
+    for wanted in copy.sets.values():
+        before = current.get((wanted.name, wanted.type))
+        if wanted.matches(before):
+            continue
+        if ctx.cancel.is_set():
+            raise Interrupted(f"copy-dns-zones: cancelled while copying {zone.domain}")
+        if not created_by_run:  # a zone the run created is deleted whole by undo
+            remember_before_change(ctx, zone, wanted.name, wanted.type, before)
+        dns.set_record(zone, wanted.name, wanted.type, wanted.ttl, wanted.values)
+        changed.append(wanted.label)
+    extra = [f"{rs.name} {rs.type}" for key, rs in current.items() if key not in copy.sets and not copy.is_own(rs)]
+    return {
+        "zone": zone.domain,
+        "source": copy.source,
+        "created": created_by_run,
+        "changed": changed,
+        "unchanged": len(copy.sets) - len(changed),
+        "skipped": copy.skipped,
+        "not_in_snapshot": sorted(extra),
+    }
+
+
+def _copied_from(copy: ZoneCopy) -> str:
+    origin = f" (a copy of {copy.source})" if copy.source != copy.domain else ""
+    return f"{len(copy.sets)} record sets{origin}"
+
+
+def _set_change(wanted: WantedSet, before: RecordSet | None) -> Change:
+    after = f"{', '.join(wanted.values)} (ttl {wanted.ttl})"
+    if before is None:
+        return Change("create", "record", wanted.label, after)
+    return Change("update", "record", wanted.label, f"{', '.join(before.values)} (ttl {before.ttl}) -> {after}")
