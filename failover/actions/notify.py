@@ -11,7 +11,6 @@ import base64
 import email.utils
 import http.client
 import json
-import re
 import urllib.error
 import urllib.request
 from datetime import UTC, datetime
@@ -21,11 +20,11 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import Field, field_validator
 
 from failover import __version__
+from failover.actions._http import check_header_names
 from failover.actions.base import ACTIONS, Action, ActionContext, Change, Params
 from failover.errors import OperationFailed, TransientError
 from failover.templates import resolve_env
 
-HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 MAX_RESPONSE = 64 * 1024
 
 
@@ -51,10 +50,7 @@ class NotifyParams(Params):
     @field_validator("headers")
     @classmethod
     def _header_names(cls, value: dict[str, str]) -> dict[str, str]:
-        bad = [name for name in value if not HEADER_NAME.match(name)]
-        if bad:
-            raise ValueError(f"not a valid HTTP header name: {', '.join(map(repr, bad))}")
-        return value
+        return check_header_names(value)
 
 
 @ACTIONS.register("notify")

@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import http.client
 import ipaddress
-import re
 import socket
 import ssl
 import threading
@@ -29,11 +28,11 @@ from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit, urlunsplit
 from pydantic import Field, field_validator
 
 from failover import __version__
+from failover.actions._http import check_header_names
 from failover.actions.base import ACTIONS, Action, ActionContext, Change, Params
 from failover.errors import Interrupted, OperationFailed
 from failover.templates import resolve_env
 
-HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 MAX_BODY = 1024 * 1024  # read at most this much of an answer to look for ``contains``
 REQUEST_TIMEOUT = 10.0  # seconds one attempt may take, within the step's timeout
 MIN_REQUEST_TIMEOUT = 0.1  # the last attempt, at the deadline, still gets a chance to connect
@@ -80,10 +79,7 @@ class WaitHealthyParams(Params):
     @field_validator("headers")
     @classmethod
     def _header_names(cls, value: dict[str, str]) -> dict[str, str]:
-        bad = [name for name in value if not HEADER_NAME.match(name)]
-        if bad:
-            raise ValueError(f"not a valid HTTP header name: {', '.join(map(repr, bad))}")
-        return value
+        return check_header_names(value)
 
     @field_validator("resolve")
     @classmethod

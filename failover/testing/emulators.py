@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from failover.testing.servers import free_port, wait_for_http
+from failover.testing.servers import free_port, stop_process, wait_for_http
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 INSTALL_HINT = "run scripts/install-test-deps (as root) to install the test emulators"
@@ -98,13 +98,7 @@ class EmulatorProcess:
         return self
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         self.process = None
         if self._workdir is not None:
             self._workdir.cleanup()

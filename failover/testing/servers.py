@@ -34,6 +34,17 @@ def wait_for_http(url: str, timeout: float = 30.0, process: subprocess.Popen | N
     raise RuntimeError(f"{url} did not answer within {timeout}s")
 
 
+def stop_process(process: subprocess.Popen | None, grace: float = 10) -> None:
+    """Terminate a child process, killing it if it does not stop within ``grace`` seconds."""
+    if process is not None and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 @dataclass
 class MotoServer:
     """A ``moto_server`` process: one simulated AWS account."""
@@ -57,13 +68,7 @@ class MotoServer:
         return self
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         self.process = None
 
     def reset(self) -> None:
