@@ -175,7 +175,8 @@ def choose_size(
             f"the snapshot records no vCPU count or memory for {node.instance_type}; add a sizes override for it"
         )
     need = Requirement(node.vcpus, node.memory_mib, node.root_volume_gib)
-    fitting = [s for s in sizes if need.met_by(s) and offered_in(s, location)]
+    architecture = normalize_architecture(node.architecture)
+    fitting = [s for s in sizes if need.met_by(s) and offered_in(s, location) and _size_runs(s, architecture)]
     where = f" in {location}" if location else ""
     if not fitting:
         raise Unmappable(f"no target size with {need}{where}")
@@ -185,6 +186,12 @@ def choose_size(
     if best.price_hourly is None:
         return best, f"smallest of {len(fitting)} sizes with {need}{where} (the target states no prices)"
     return best, f"cheapest of {len(fitting)} sizes with {need}{where}"
+
+
+def _size_runs(size: SizeInfo, architecture: str | None) -> bool:
+    """A size that states its CPU architecture must match the node's (an x86 image won't boot on arm64)."""
+    stated = normalize_architecture(size.extra.get("architecture"))
+    return architecture is None or stated is None or stated == architecture
 
 
 def _cheapest_then_smallest(size: SizeInfo) -> tuple:

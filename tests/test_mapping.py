@@ -59,6 +59,14 @@ def test_the_cheapest_size_with_enough_vcpus_and_memory() -> None:
     assert why == "cheapest of 4 sizes with >= 2 vCPUs and 4096 MiB"
 
 
+def test_a_size_for_another_cpu_architecture_is_never_chosen() -> None:
+    graviton = SizeInfo("t4g.medium", "t4g.medium", vcpus=2, ram_mib=4096, disk_gib=None, price_hourly=0.0336,
+                        extra={"architecture": "arm64"})
+    intel = SizeInfo("t3.medium", "t3.medium", vcpus=2, ram_mib=4096, disk_gib=None, price_hourly=0.0416)
+    assert choose_size(node(architecture="x86_64"), [graviton, intel], {})[0].id == "t3.medium"
+    assert choose_size(node(architecture="arm64"), [graviton, intel], {})[0].id == "t4g.medium"
+
+
 def test_memory_rules_out_cheaper_sizes() -> None:
     size, _ = choose_size(node(instance_type="r6i.large", vcpus=2, memory_mib=16384), SIZES, {})
     assert size.id == "mem-2"

@@ -15,6 +15,8 @@ What the vendors' recorded catalogues (and driver code) show:
 
 from __future__ import annotations
 
+import re
+
 from typing import TYPE_CHECKING, Any
 
 from providers.base import ImageInfo, SizeInfo
@@ -52,6 +54,10 @@ def to_size_info(size: NodeSize, provider: str | None = None) -> SizeInfo:
     """``provider`` is the libcloud provider name; by default the size's driver's."""
     provider = provider or _provider_of(size)
     locations = _first(size.extra or {}, LOCATION_KEYS)
+    extra: dict[str, Any] = {"locations": list(locations)} if locations is not None else {}
+    architecture = _size_architecture(size)
+    if architecture:
+        extra["architecture"] = architecture
     return SizeInfo(
         id=str(size.id),
         name=str(size.name or size.id),
@@ -59,8 +65,21 @@ def to_size_info(size: NodeSize, provider: str | None = None) -> SizeInfo:
         ram_mib=_positive_int(size.ram),
         disk_gib=_disk_gib(size.disk, provider),
         price_hourly=_price_hourly(size.price, provider),
-        extra={"locations": list(locations)} if locations is not None else {},
+        extra=extra,
     )
+
+
+# EC2 families with a "g" among the attributes after the generation run on Graviton
+# (t4g, m6gd, c7gn, x2gd, im4gn, is4gen, g5g); a1 too. Only there does a size's name
+# decide what an image must be built for.
+_GRAVITON = re.compile(r"^(?:a1|[a-z]+\d+[a-z]*g[a-z]*)\.")
+
+
+def _size_architecture(size: NodeSize) -> str | None:
+    stated = _first(size.extra or {}, ("arch", "architecture", "cpu_architecture"))
+    if stated:
+        return str(stated)
+    return "arm64" if _GRAVITON.match(str(size.id)) else None
 
 
 def to_image_info(image: NodeImage) -> ImageInfo:

@@ -298,3 +298,18 @@ def test_the_libcloud_test_secrets_are_built_once(tmp_path: Path) -> None:
     secrets.write_text("EDITED = True\n")  # an existing file is left alone
     assert ensure_libcloud_test_secrets(tmp_path).read_text() == "EDITED = True\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["secrets.py", "secrets.py-dist"]  # no temporary left
+
+
+@pytest.mark.parametrize(
+    "size_id, architecture",
+    [("t4g.medium", "arm64"), ("m6gd.large", "arm64"), ("c7gn.xlarge", "arm64"), ("a1.large", "arm64"),
+     ("t3.medium", None), ("g4dn.xlarge", None), ("m5.large", None)],
+)
+def test_ec2_graviton_sizes_say_they_are_arm64(size_id: str, architecture: str | None) -> None:
+    from libcloud.compute.base import NodeSize
+
+    from providers.libcloud.catalog import to_size_info
+
+    size = NodeSize(id=size_id, name=size_id, ram=4096, disk=0, bandwidth=None, price=0.04, driver=None,
+                    extra={"cpu": 2})
+    assert to_size_info(size, "ec2").extra.get("architecture") == architecture
