@@ -94,7 +94,7 @@ class LibcloudDns:
         relative_name(name, zone.domain)  # refuses a name outside the zone, before any call
         if not values:
             raise OperationFailed(f"record set {name} {type} needs at least one value (delete it instead)")
-        existing = self._records_of(zone, name, type)
+        existing = self._records_of(zone, name, type) if self.dialect.replaces_by_diff else []
         with self.session.translating(f"set {name} {type}"):
             self.dialect.replace(self.session.driver, self._native_zone(zone), name, type, ttl, values, existing)
         return RecordSet(name=name, type=type, ttl=ttl, values=tuple(values))
@@ -126,6 +126,7 @@ class LibcloudRecords:
     relative to the zone ("" for the apex), one record per value."""
 
     apex = ""
+    replaces_by_diff = True  # replace() needs the set's current records (one zone listing per write)
 
     def zone_domain(self, domain: str) -> str:
         return domain.rstrip(".")
@@ -165,6 +166,8 @@ class DigitalOceanRecords(LibcloudRecords):
 class PowerDnsRecords(LibcloudRecords):
     """PowerDNS speaks in whole record sets (rrsets) and absolute names, which libcloud's
     driver can only write one value at a time: a set goes in one PATCH of the zone."""
+
+    replaces_by_diff = False
 
     def zone_domain(self, domain: str) -> str:
         return domain
