@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 
 from failover.errors import Interrupted, OperationFailed
 from failover.manifest import now_iso
+from failover.retry import in_context, retry_requests
 from failover.state import ReplicaObject, ReplicationRecord, StateStore, new_id
 from providers.base import ObjectInfo, SourceStorage, StorageTarget
 
@@ -293,7 +294,8 @@ class Replicator:
 
         def copy(item: ObjectInfo) -> ReplicaObject | None:
             journal = journal_new and item.key not in existing
-            return self._copy_one(bucket, container, item, meter, journal=journal)
+            # A transient failure mid-stream cannot resume the upload: copy the object again, afresh.
+            return retry_requests(lambda: self._copy_one(bucket, container, item, meter, journal=journal))
 
         copied: list[ReplicaObject] = []
         unrecorded: list[ReplicaObject] = []
@@ -441,7 +443,7 @@ def _completed(
         while True:
             if cancel.is_set():
                 raise Interrupted("replication interrupted")
-            pending.update(pool.submit(fn, item) for item in itertools.islice(todo, window - len(pending)))
+            pending.update(pool.submit(in_context(fn), item) for item in itertools.islice(todo, window - len(pending)))
             if not pending:
                 return
             done, pending = wait(pending, return_when=FIRST_COMPLETED)

@@ -195,8 +195,10 @@ def _wanted(ctx: ActionContext, params: CopyDnsZonesParams) -> list[ZoneCopy]:
 
 def _copy_zone(ctx: ActionContext, dns: DnsTarget, copy: ZoneCopy, target: TargetZone) -> dict[str, Any]:
     if target.zone is None:
+        # Journaled before it exists: whatever happens between the request and its answer,
+        # a rollback knows the run made this zone.
+        ctx.record(CREATED_ZONE, copy.domain, source=copy.source)
         zone = dns.create_zone(copy.domain)
-        ctx.record(CREATED_ZONE, zone.domain, source=copy.source)
         ctx.info(f"created zone {zone.domain}")
         target = read_zone(dns, zone.domain)  # with the SOA (and NS) the target wrote
     zone, current = target.zone, target.sets

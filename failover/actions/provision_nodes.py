@@ -52,6 +52,7 @@ from failover.mapping import (
     node_label,
 )
 from failover.naming import node_names
+from failover.retry import in_context
 from providers.base import ComputeTarget, NodeInfo
 
 MAX_PARALLEL = 8
@@ -267,7 +268,7 @@ def in_parallel(items: Sequence[Item], work: Callable[[Item], Result], *, label:
     if not items:
         return []
     with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(items)), thread_name_prefix="failover-node") as pool:
-        futures = [pool.submit(work, item) for item in items]
+        futures = [pool.submit(in_context(work), item) for item in items]
     failures = [(label(item), future.exception()) for item, future in zip(items, futures) if future.exception()]
     if failures:
         raise combined_error(failures)

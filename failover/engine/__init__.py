@@ -7,8 +7,8 @@ per-service lock, retries of transient errors, resume and rollback.
 
 from failover.engine.journal import RunStatus, StepStatus
 from failover.engine.observer import Observer
-from failover.engine.retry import Backoff
 from failover.engine.runner import DEFAULT_PARALLELISM, Engine
 from failover.engine.steps import Plan, StepPlan
+from failover.retry import Backoff
 
 __all__ = ["DEFAULT_PARALLELISM", "Backoff", "Engine", "Observer", "Plan", "RunStatus", "StepPlan", "StepStatus"]

@@ -183,6 +183,11 @@ class Journal:
             db.execute("UPDATE steps SET attempts = attempts + 1 WHERE run_id = ? AND id = ?", (run_id, step_id))
             _event(db, run_id, step_id, "step-retry", {"error": error, "wait_s": round(wait, 3)})
 
+    def request_retrying(self, run_id: str, step_id: str, error: str, wait: float) -> None:
+        """One provider request of the step retried (the step itself goes on)."""
+        with self.store.transaction() as db:
+            _event(db, run_id, step_id, "request-retry", {"error": error, "wait_s": round(wait, 3)})
+
     def step_finished(
         self, run_id: str, step_id: str, status: StepStatus, *, outputs: dict[str, Any] | None = None, error: str | None = None
     ) -> None:

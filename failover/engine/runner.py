@@ -21,11 +21,18 @@ from failover.config import Config
 from failover.engine.journal import APPLIED, DONE, Journal, RunRecord, RunStatus, now
 from failover.engine.lock import ServiceLock
 from failover.engine.observer import Observer
-from failover.engine.retry import DEFAULT_BACKOFF, Backoff
 from failover.engine.scheduler import Outcome, Scheduler, Task
-from failover.engine.steps import ApplyPass, DryRunPass, Plan, PlanPass, StepPass, UndoPass
+from failover.engine.steps import (
+    ApplyPass,
+    DryRunPass,
+    Plan,
+    PlanPass,
+    StepPass,
+    UndoPass,
+)
 from failover.errors import InputError, Interrupted, NotFound, Problem
 from failover.playbook import Playbook
+from failover.retry import DEFAULT_BACKOFF, Backoff
 from failover.state import StateStore, new_id
 from failover.targets import Targets
 

@@ -19,10 +19,10 @@ from pydantic import ValidationError
 from failover.actions.base import ACTIONS, Action, ActionContext, Change
 from failover.engine.journal import Journal, RunRecord, StepStatus
 from failover.engine.observer import Observer
-from failover.engine.retry import Backoff, call_with_retries
 from failover.engine.scheduler import Task
 from failover.errors import FailoverError, TransientError
 from failover.playbook import Playbook, Step
+from failover.retry import Backoff, call_with_retries, request_retry_listener
 from failover.templates import evaluate_when, find_refs, resolve
 
 _SKIPPED = object()
@@ -110,7 +110,15 @@ class StepPass:
                 self.journal.step_retrying(self.run.id, step.id, describe(error), wait)
             self.observer.step_retrying(step.id, describe(error), wait)
 
-        return call_with_retries(call, retries=step.retries, cancel=cancel, on_retry=on_retry, backoff=self.backoff)
+        def on_request_retry(error: TransientError, wait: float) -> None:
+            if self.journal is not None:
+                self.journal.request_retrying(self.run.id, step.id, describe(error), wait)
+
+        listening = request_retry_listener.set(on_request_retry)
+        try:
+            return call_with_retries(call, retries=step.retries, cancel=cancel, on_retry=on_retry, backoff=self.backoff)
+        finally:
+            request_retry_listener.reset(listening)
 
     def resolved(self, step: Step) -> dict[str, Any]:
         return resolve(step.with_, vars=self.playbook.vars, outputs=self.outputs)

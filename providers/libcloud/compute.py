@@ -12,10 +12,17 @@ from libcloud.compute.base import NodeImage
 
 from failover.config import DEFAULT_FILE, ComputeSpec
 from failover.errors import ConfigError, Interrupted, OperationFailed, Problem
-from providers.base import FirewallInfo, FirewallRuleInfo, ImageInfo, LocationInfo, NodeInfo, SizeInfo
-from providers.libcloud.drivers import ADAPTERS, DriverSession
-from providers.libcloud.firewalls import firewalls_for
+from providers.base import (
+    FirewallInfo,
+    FirewallRuleInfo,
+    ImageInfo,
+    LocationInfo,
+    NodeInfo,
+    SizeInfo,
+)
 from providers.libcloud.catalog import to_image_info, to_size_info
+from providers.libcloud.drivers import ADAPTERS, DriverSession, retried
+from providers.libcloud.firewalls import firewalls_for
 from providers.libcloud.values import location_info, node_info, tag_strings
 
 # Providers whose tags are plain strings, not key/value pairs: labels go as "key:value".
@@ -68,6 +75,7 @@ class LibcloudCompute:
             return {}
         return {"location": self._native_location()}
 
+    @retried
     def _catalogue(self, kind: str, list_items: Any) -> list[Any]:
         with self._catalogue_lock:
             if kind not in self._catalogues:
@@ -105,6 +113,7 @@ class LibcloudCompute:
 
     # -- nodes ---------------------------------------------------------------------------
 
+    @retried
     def find_node(self, name: str) -> NodeInfo | None:
         with self.session.translating(f"find node {name}"):
             nodes = self.session.driver.list_nodes()
@@ -138,6 +147,7 @@ class LibcloudCompute:
             if cancel.wait(min(self.poll_interval, max(0.0, deadline - time.monotonic()))):
                 raise Interrupted(f"cancelled while waiting for node {node_id}")
 
+    @retried
     def destroy_node(self, node_id: str) -> bool:
         native = self._native_node(node_id)
         if native is None or node_info(native).state in GONE_STATES:
@@ -146,6 +156,7 @@ class LibcloudCompute:
             self.session.driver.destroy_node(native)
         return True
 
+    @retried
     def _node(self, node_id: str) -> NodeInfo | None:
         native = self._native_node(node_id)
         return node_info(native) if native is not None else None
@@ -160,6 +171,7 @@ class LibcloudCompute:
     def supports_firewalls(self) -> bool:
         return self._firewalls().supported
 
+    @retried
     def find_firewall(self, name: str) -> FirewallInfo | None:
         with self.session.translating(f"find firewall {name}"):
             return self._firewalls().find(self.session.driver, name)
@@ -170,6 +182,7 @@ class LibcloudCompute:
         with self.session.translating(f"create firewall {name}"):
             return self._firewalls().create(self.session.driver, name, list(rules), labels or {})
 
+    @retried
     def attach_firewall(self, firewall_id: str, node_id: str) -> None:
         node = self._native_node(node_id)
         if node is None:
@@ -177,6 +190,7 @@ class LibcloudCompute:
         with self.session.translating(f"attach firewall {firewall_id} to node {node_id}"):
             self._firewalls().attach(self.session.driver, firewall_id, node)
 
+    @retried
     def delete_firewall(self, firewall_id: str) -> bool:
         with self.session.translating(f"delete firewall {firewall_id}"):
             return self._firewalls().delete(self.session.driver, firewall_id)

@@ -18,7 +18,7 @@ from libcloud.dns.types import ZoneDoesNotExistError
 from failover.config import DEFAULT_FILE, DnsSpec
 from failover.errors import OperationFailed
 from providers.base import RecordSet, ZoneInfo
-from providers.libcloud.drivers import ADAPTERS, DriverSession
+from providers.libcloud.drivers import ADAPTERS, DriverSession, retried
 
 # Types whose first word libcloud drivers keep apart, in ``extra["priority"]``.
 PRIORITY_TYPES = frozenset({"MX", "SRV"})
@@ -42,6 +42,7 @@ class LibcloudDns:
 
     # -- zones ---------------------------------------------------------------------------
 
+    @retried
     def find_zone(self, domain: str) -> ZoneInfo | None:
         wanted = fqdn(domain)
         with self.session.translating(f"find zone {wanted}"):
@@ -64,6 +65,7 @@ class LibcloudDns:
             raise OperationFailed(f"zone {wanted} was created but is not listed", where=self.session.where)
         return created
 
+    @retried
     def delete_zone(self, zone: ZoneInfo) -> bool:
         if self.find_zone(zone.domain) is None:
             return False
@@ -89,6 +91,7 @@ class LibcloudDns:
             sets[(name, kind)] = RecordSet(name=name, type=kind, ttl=ttl, values=values)
         return list(sets.values())
 
+    @retried
     def set_record(self, zone: ZoneInfo, name: str, type: str, ttl: int, values: Sequence[str]) -> RecordSet:
         name, type, values = absolute_name(name, zone.domain), type.upper(), list(values)
         relative_name(name, zone.domain)  # refuses a name outside the zone, before any call
@@ -99,6 +102,7 @@ class LibcloudDns:
             self.dialect.replace(self.session.driver, self._native_zone(zone), name, type, ttl, values, existing)
         return RecordSet(name=name, type=type, ttl=ttl, values=tuple(values))
 
+    @retried
     def delete_record(self, zone: ZoneInfo, name: str, type: str) -> bool:
         name, type = absolute_name(name, zone.domain), type.upper()
         existing = self._records_of(zone, name, type)
@@ -108,6 +112,7 @@ class LibcloudDns:
             self.dialect.delete(self.session.driver, self._native_zone(zone), name, type, existing)
         return True
 
+    @retried
     def _records(self, zone: ZoneInfo) -> list[Any]:
         with self.session.translating(f"list records of {zone.domain}"):
             return list(self.session.driver.list_records(self._native_zone(zone)))

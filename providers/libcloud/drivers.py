@@ -8,6 +8,7 @@ A driver is named by its libcloud provider name (``digitalocean``, ``azure_blobs
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import sys
@@ -17,8 +18,11 @@ from typing import Any, TypeVar
 
 from failover.config import DEFAULT_FILE, ENV_REF, DriverSpec, resolve_secrets
 from failover.errors import ConfigError, Problem
+from failover.retry import retry_requests
 from providers.base import load_class
 from providers.libcloud.errors import redact, translated
+
+T = TypeVar("T")
 
 # capability -> the libcloud module whose get_driver() knows that capability's provider names
 LIBCLOUD_PROVIDERS: dict[str, str] = {
@@ -129,3 +133,13 @@ ADAPTERS = AdapterCache()
 def forget_adapters() -> None:
     """Drop every shared adapter (and its drivers and caches): the next call builds afresh."""
     ADAPTERS.clear()
+
+
+def retried(method: Callable[..., T]) -> Callable[..., T]:
+    """An idempotent adapter method: retried on throttling, 5xx and resets, request by request."""
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        return retry_requests(lambda: method(*args, **kwargs))
+
+    return wrapper

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from failover.engine.retry import Backoff, call_with_retries
+from failover.retry import Backoff, call_with_retries
 from failover.errors import Interrupted, OperationFailed, TransientError
 
 

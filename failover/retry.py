@@ -3,6 +3,7 @@ and jitter, or after the provider's own ``retry_after``; any other error at once
 
 from __future__ import annotations
 
+import contextvars
 import random
 import threading
 from collections.abc import Callable
@@ -64,3 +65,35 @@ def _wait(backoff: Backoff) -> Callable[[RetryCallState], float]:
         return exponential(state)
 
     return wait
+
+
+# -- per-request retries ------------------------------------------------------------------
+# Adapters retry each idempotent provider request on its own (a 503 on one of a step's
+# hundred requests should not redo the step). Whoever runs the work (the engine, for a
+# step) may listen, to journal those retries; the listener follows the context, so an
+# action's own thread pool passes it on with ``in_context``.
+
+REQUEST_RETRIES = 4
+REQUEST_BACKOFF = Backoff(initial=0.2, maximum=5.0, jitter=0.2)
+_NEVER = threading.Event()
+
+request_retry_listener: contextvars.ContextVar[Callable[[TransientError, float], None] | None] = contextvars.ContextVar(
+    "request_retry_listener", default=None
+)
+
+
+def retry_requests(call: Callable[[], T], *, what: str = "request") -> T:
+    """``call()`` (one idempotent provider request) retried on TransientError, reported to the listener."""
+
+    def on_retry(error: TransientError, wait: float) -> None:
+        listener = request_retry_listener.get()
+        if listener is not None:
+            listener(error, wait)
+
+    return call_with_retries(call, retries=REQUEST_RETRIES, cancel=_NEVER, on_retry=on_retry, backoff=REQUEST_BACKOFF)
+
+
+def in_context(fn: Callable[..., T]) -> Callable[..., T]:
+    """``fn`` bound to a copy of the caller's context, for a worker thread (pools do not pass it on)."""
+    context = contextvars.copy_context()
+    return lambda *args, **kwargs: context.run(fn, *args, **kwargs)
