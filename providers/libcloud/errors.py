@@ -16,7 +16,12 @@ from contextlib import contextmanager
 
 import requests
 from libcloud.common.exceptions import BaseHTTPError, RateLimitReachedError
-from libcloud.common.types import InvalidCredsError, LibcloudError, ProviderError, ServiceUnavailableError
+from libcloud.common.types import (
+    InvalidCredsError,
+    LibcloudError,
+    ProviderError,
+    ServiceUnavailableError,
+)
 
 from failover.errors import (
     CredentialsRefused,
@@ -28,7 +33,7 @@ from failover.errors import (
 
 # Some drivers only put the status in the message: "status_code=503", "Unexpected status code: 400",
 # "(HTTP Code: 409)", "(code: 404)".
-_STATUS_IN_MESSAGE = re.compile(r"(?:status[_ ]code[=:] ?|HTTP Code: |\(code: )(\d{3})\b")
+_STATUS_IN_MESSAGE = re.compile(r"(?:status[_ ]code[=:] ?|HTTP Code: |\(code: )(\d{3})\b", re.IGNORECASE)
 _MAX_DETAIL = 300
 _RESETS = (ConnectionResetError, ConnectionAbortedError, BrokenPipeError)
 # The peer closed the connection midway, as urllib3 and http.client name it.
