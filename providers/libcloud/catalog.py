@@ -16,7 +16,6 @@ What the vendors' recorded catalogues (and driver code) show:
 from __future__ import annotations
 
 import re
-
 from typing import TYPE_CHECKING, Any
 
 from providers.base import ImageInfo, SizeInfo
