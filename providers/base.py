@@ -10,6 +10,7 @@ import importlib
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 from failover.manifest import Manifest
@@ -166,7 +167,8 @@ class ComputeTarget(Protocol):
 class ObjectInfo:
     """A stored object. ``hash`` is the provider's (ETag); ``md5`` the content's MD5 in hex where
     known (from the provider, or computed while uploading). Listings of some providers (S3)
-    carry no ``content_type`` or ``meta``: ``get_object`` has them."""
+    carry no ``content_type`` or ``meta``: ``get_object`` has them. ``modified``: when the
+    object was last written (an aware datetime), where the provider lists it."""
 
     key: str
     size: int
@@ -174,6 +176,7 @@ class ObjectInfo:
     md5: str | None = None
     content_type: str | None = None
     meta: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+    modified: datetime | None = field(default=None, compare=False, hash=False)
 
 
 class StorageTarget(Protocol):

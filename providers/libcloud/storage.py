@@ -1,22 +1,54 @@
-"""A storage target over any libcloud ``StorageDriver``, streaming both ways."""
+"""A storage target over any libcloud ``StorageDriver``, streaming both ways.
+
+Replication sends thousands of small objects through here, so the per-object cost is
+kept low:
+
+- a bucket's container is looked up once, then remembered (uploads need the ``Container``);
+- an object that fits in one block goes up in a single request (Azure Put Blob, S3
+  PutObject) with its Content-MD5, which the service checks, instead of libcloud's
+  streamed upload (Azure: a block, then the block list; S3: initiate, one part, complete,
+  which also left an ETag that is not the MD5). libcloud has no public single-request
+  upload from a stream, so that request goes through the driver's own connection, which
+  signs it. Larger objects still go through libcloud's streamed upload;
+- requests stops consulting the environment (proxies, .netrc) on every request when the
+  environment configures nothing it would use.
+"""
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import mimetypes
+import os
 import re
-from collections.abc import Iterable, Iterator
+import threading
+import urllib.request
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import quote
 
-from libcloud.storage.types import ContainerAlreadyExistsError, ContainerDoesNotExistError, ObjectDoesNotExistError
+from libcloud.storage.types import (
+    ContainerAlreadyExistsError,
+    ContainerDoesNotExistError,
+    ObjectDoesNotExistError,
+)
 
 from failover.config import DEFAULT_FILE, StorageSpec
 from failover.errors import OperationFailed
 from providers.base import ObjectInfo
-from providers.libcloud.drivers import ADAPTERS, DriverSession, is_instance_of
+from providers.libcloud.drivers import ADAPTERS, DriverSession, is_instance_of, retried
 
 CHUNK_SIZE = 1024 * 1024
 LOCAL_DISK = "libcloud.storage.drivers.local:LocalStorageDriver"
 AZURE_BLOBS = "libcloud.storage.drivers.azure_blobs:AzureBlobsStorageDriver"
+S3_FAMILY = "libcloud.storage.drivers.s3:BaseS3StorageDriver"
+DEFAULT_CONTENT_TYPE = "application/octet-stream"
+# requests reads these when libcloud asks it to verify TLS without naming a CA bundle.
+_CA_BUNDLE_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 _MD5_HEX = re.compile(r"[0-9a-f]{32}")
 # Azure metadata names are C# identifiers: S3's common "source-etag" is refused, and only
 # as "Error in blocklist commit" after the whole object was sent.
@@ -34,46 +66,72 @@ class LibcloudStorage:
     def __init__(self, spec: StorageSpec, *, file: str = DEFAULT_FILE, field: str | None = None) -> None:
         self.spec = spec
         self.session = DriverSession("storage", spec, file=file, field=field)
+        # name -> Container. The driver methods read only a container's name, so one
+        # thread's Container serves every thread's driver.
+        self._containers: dict[str, Any] = {}
+        self._tuned = threading.local()
+
+    @property
+    def driver(self) -> Any:
+        """This thread's driver, its HTTP session tuned on first use."""
+        driver = self.session.driver
+        if getattr(self._tuned, "driver", None) is not driver:
+            stop_environment_lookups(driver)
+            self._tuned.driver = driver
+        return driver
 
     @property
     def keeps_metadata(self) -> bool:
-        return not _is_local_disk(self.session.driver)
+        return not _is_local_disk(self.driver)
 
     def container_name(self, bucket: str) -> str:
         return f"{self.spec.container_prefix}{bucket}"
 
     # -- containers ----------------------------------------------------------------------
 
+    @retried
     def container_exists(self, bucket: str) -> bool:
-        return self._container(bucket) is not None
+        """Asked of the provider every time (a replica's container may have gone meanwhile)."""
+        return self._look_up_container(bucket) is not None
 
+    @retried
     def ensure_container(self, bucket: str) -> str:
         name = self.container_name(bucket)
         if self._container(bucket) is None:
             with self.session.translating(f"create container {name}"):
                 try:
-                    self.session.driver.create_container(name)
+                    self._containers[name] = self.driver.create_container(name)
                 except ContainerAlreadyExistsError:
                     pass  # created meanwhile by a concurrent step: what we wanted
         return name
 
+    @retried
     def delete_container(self, bucket: str) -> bool:
-        container = self._container(bucket)
+        container = self._look_up_container(bucket)
         if container is None:
             return False
         for item in self.iter_objects(bucket):
             self.delete_object(bucket, item.key)
+        self._containers.pop(container.name, None)
         with self.session.translating(f"delete container {container.name}"):
-            self.session.driver.delete_container(container)
+            self.driver.delete_container(container)
         return True
 
     def _container(self, bucket: str) -> Any:
+        """The bucket's container, remembered once found; None when there is none."""
+        return self._containers.get(self.container_name(bucket)) or self._look_up_container(bucket)
+
+    @retried
+    def _look_up_container(self, bucket: str) -> Any:
         name = self.container_name(bucket)
         with self.session.translating(f"look up container {name}"):
             try:
-                return self.session.driver.get_container(name)
+                container = self.driver.get_container(name)
             except ContainerDoesNotExistError:
+                self._containers.pop(name, None)
                 return None
+        self._containers[name] = container
+        return container
 
     def _existing_container(self, bucket: str) -> Any:
         container = self._container(bucket)
@@ -85,9 +143,10 @@ class LibcloudStorage:
 
     def iter_objects(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:
         container = self._existing_container(bucket)
-        pages = self.session.driver.iterate_container_objects(container, prefix=prefix or None)
+        pages = self.driver.iterate_container_objects(container, prefix=prefix or None)
         yield from (object_info(item) for item in self._translated(pages, f"list {container.name}"))
 
+    @retried
     def get_object(self, bucket: str, key: str) -> ObjectInfo | None:
         native = self._native_object(bucket, key)
         return object_info(native) if native is not None else None
@@ -96,21 +155,23 @@ class LibcloudStorage:
         self, bucket: str, key: str, chunks: Iterable[bytes], content_type: str | None = None,
         meta: dict[str, str] | None = None,
     ) -> ObjectInfo:
-        self._check_meta_names(meta or {})
+        meta = dict(meta or {})
+        self._check_meta_names(meta)
         container = self._existing_container(bucket)
-        sent = HashingStream(chunks)
-        extra: dict[str, Any] = {"meta_data": dict(meta or {})}
-        if content_type:
-            extra["content_type"] = content_type
+        sent = SentStream(chunks)
+        single = single_put_for(self.driver)
         with self.session.translating(f"upload {container.name}/{key}"):
-            stored = self.session.driver.upload_object_via_stream(iter(sent), container, key, extra=extra)
+            if single is not None and sent.ends_within(single.limit):
+                target_hash = single.put(self.driver, container, key, sent, content_type, meta)
+            else:
+                extra: dict[str, Any] = {"meta_data": meta, **({"content_type": content_type} if content_type else {})}
+                target_hash = self.driver.upload_object_via_stream(sent, container, key, extra=extra).hash
         return ObjectInfo(
-            key=key, size=sent.size, hash=_unquoted(stored.hash), md5=sent.md5,
-            content_type=content_type, meta=dict(meta or {}),
+            key=key, size=sent.size, hash=_unquoted(target_hash), md5=sent.md5, content_type=content_type, meta=meta,
         )
 
     def _check_meta_names(self, meta: dict[str, str]) -> None:
-        if not is_instance_of(self.session.driver, AZURE_BLOBS):
+        if not is_instance_of(self.driver, AZURE_BLOBS):
             return
         refused = sorted(name for name in meta if not _AZURE_META_NAME.fullmatch(name))
         if refused:
@@ -119,22 +180,24 @@ class LibcloudStorage:
                 where=self.session.where,
             )
 
+    @retried
     def download_stream(self, bucket: str, key: str) -> Iterator[bytes]:
         native = self._native_object(bucket, key)
         if native is None:
             raise OperationFailed(f"no object {key!r} in {self.container_name(bucket)}", where=self.session.where)
         action = f"download {self.container_name(bucket)}/{key}"
         with self.session.translating(action):
-            chunks = self.session.driver.download_object_as_stream(native, chunk_size=CHUNK_SIZE)
+            chunks = self.driver.download_object_as_stream(native, chunk_size=CHUNK_SIZE)
         return self._translated(chunks, action)
 
+    @retried
     def delete_object(self, bucket: str, key: str) -> bool:
         native = self._native_object(bucket, key)
         if native is None:
             return False
         with self.session.translating(f"delete {self.container_name(bucket)}/{key}"):
             try:
-                return bool(self.session.driver.delete_object(native))
+                return bool(self.driver.delete_object(native))
             except ObjectDoesNotExistError:
                 return False
 
@@ -142,7 +205,7 @@ class LibcloudStorage:
         name = self.container_name(bucket)
         with self.session.translating(f"look up {name}/{key}"):
             try:
-                return self.session.driver.get_object(name, key)
+                return self.driver.get_object(name, key)
             except (ObjectDoesNotExistError, ContainerDoesNotExistError):
                 return None
 
@@ -158,24 +221,154 @@ class LibcloudStorage:
             yield item
 
 
-class HashingStream:
-    """Passes chunks through, counting bytes and computing their MD5 on the way."""
+# -- uploads ---------------------------------------------------------------------------------
+
+class SentStream:
+    """An object's chunks on their way to the target, counted and MD5-hashed as they are
+    handed over: what was sent.
+
+    An iterator on purpose, not a file-like object: libcloud's block and part uploads cut
+    the stream into blocks and emit one only once more than a block is buffered, so exact
+    ``read(n)`` blocks would raise a streamed upload's peak memory from about three blocks
+    (12-17 MiB for Azure's 4 MiB blocks and S3's 5 MiB parts) to five."""
 
     def __init__(self, chunks: Iterable[bytes]) -> None:
-        self._chunks = chunks
+        self._chunks = (chunk for chunk in chunks if chunk)  # an empty chunk would end libcloud's reading
+        self._ahead: deque[bytes] = deque()  # read from the source to look ahead, not handed over yet
+        self._ahead_size = 0
         self._md5 = hashlib.md5()
         self.size = 0
-
-    def __iter__(self) -> Iterator[bytes]:
-        for chunk in self._chunks:
-            self._md5.update(chunk)
-            self.size += len(chunk)
-            yield chunk
 
     @property
     def md5(self) -> str:
         return self._md5.hexdigest()
 
+    def ends_within(self, limit: int) -> bool:
+        """Whether the rest of the stream is at most ``limit`` bytes; reads up to ``limit + 1`` ahead to know."""
+        while self._ahead_size <= limit:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return True
+            self._ahead.append(chunk)
+            self._ahead_size += len(chunk)
+        return False
+
+    def rest(self) -> bytes:
+        """Everything not handed over yet, at once: for an object known to be small."""
+        pieces = [*self._ahead, *self._chunks]
+        self._ahead.clear()
+        self._ahead_size = 0
+        return self._handed_over(pieces[0] if len(pieces) == 1 else b"".join(pieces))
+
+    def __iter__(self) -> SentStream:
+        return self
+
+    def __next__(self) -> bytes:
+        if self._ahead:
+            chunk = self._ahead.popleft()
+            self._ahead_size -= len(chunk)
+        else:
+            chunk = next(self._chunks)
+        return self._handed_over(chunk)
+
+    def _handed_over(self, data: bytes) -> bytes:
+        self._md5.update(data)
+        self.size += len(data)
+        return data
+
+
+@dataclass(frozen=True)
+class SinglePut:
+    """Storing an object of at most ``limit`` bytes in one request of a provider's REST API,
+    sent through the driver's connection, which signs it. ``headers(content_type, meta)``
+    names the content type and metadata the provider's way. The Content-MD5 header makes
+    the provider refuse a body that is not what was read."""
+
+    limit: int
+    headers: Callable[[Any, str, dict[str, str]], dict[str, str]]
+
+    def put(
+        self, driver: Any, container: Any, key: str, stream: SentStream, content_type: str | None,
+        meta: dict[str, str],
+    ) -> str | None:
+        """Send the whole of ``stream``; the stored object's ETag."""
+        body = stream.rest()
+        content_md5 = base64.b64encode(bytes.fromhex(stream.md5)).decode("ascii")
+        headers = {
+            **self.headers(driver, content_type or _guessed_type(key), meta),
+            "Content-MD5": content_md5,
+        }
+        if body:  # Azure's shared key signs the length: it must be named, except 0, which is signed as ""
+            headers["Content-Length"] = str(len(body))
+        # Non-2xx answers raise from the driver's response class, as for libcloud's own calls.
+        response = driver.connection.request(object_path(container, key), method="PUT", data=body, headers=headers)
+        return response.headers.get("etag")
+
+
+def object_path(container: Any, key: str) -> str:
+    """The object's path in the S3 (path style) and Azure Blob REST APIs; the connection adds
+    what precedes it (Azurite's account)."""
+    return f"/{container.name}/{quote(key, safe='/')}"
+
+
+def _azure_put_blob_headers(driver: Any, content_type: str, meta: dict[str, str]) -> dict[str, str]:
+    # x-ms-blob-content-type, not Content-Type: some Azure connections set their own Content-Type.
+    headers = {"x-ms-blob-type": "BlockBlob", "x-ms-blob-content-type": content_type}
+    return headers | {f"x-ms-meta-{name}": value for name, value in meta.items()}
+
+
+def _s3_put_object_headers(driver: Any, content_type: str, meta: dict[str, str]) -> dict[str, str]:
+    prefix = driver.http_vendor_prefix  # x-amz, or a compatible vendor's own
+    return {"Content-Type": content_type} | {f"{prefix}-meta-{name}": value for name, value in meta.items()}
+
+
+def single_put_for(driver: Any) -> SinglePut | None:
+    """How this driver stores a one-block object in one request; None where libcloud's
+    streamed upload is used for every object (local disk, other providers)."""
+    if is_instance_of(driver, AZURE_BLOBS):
+        from libcloud.storage.drivers.azure_blobs import AZURE_UPLOAD_CHUNK_SIZE
+
+        return SinglePut(AZURE_UPLOAD_CHUNK_SIZE, _azure_put_blob_headers)
+    # Only where libcloud would upload in parts: others stream a plain PUT already.
+    if is_instance_of(driver, S3_FAMILY) and driver.supports_s3_multipart_upload:
+        from libcloud.storage.drivers.s3 import CHUNK_SIZE as S3_PART_SIZE
+
+        return SinglePut(S3_PART_SIZE, _s3_put_object_headers)
+    return None
+
+
+def _guessed_type(key: str) -> str:
+    """What libcloud would send for an object of unknown type."""
+    return mimetypes.guess_type(key)[0] or DEFAULT_CONTENT_TYPE
+
+
+# -- the HTTP session -------------------------------------------------------------------------
+
+def stop_environment_lookups(driver: Any) -> None:
+    """Stop requests from reading proxy variables and ~/.netrc before every request
+    (``trust_env``), a large share of a small upload's CPU time; only when the environment
+    configures nothing that requests would use for this connection, so nothing changes."""
+    connection = getattr(driver, "connection", None)
+    if connection is None or not hasattr(connection, "connect"):
+        return
+    if getattr(connection, "connection", None) is None:
+        connection.connect()
+    http = connection.connection
+    session = getattr(http, "session", None)
+    if session is None or _environment_configures(http):
+        return
+    session.trust_env = False
+
+
+def _environment_configures(http: Any) -> bool:
+    """Whether requests would take a proxy or a CA bundle for ``http`` from the environment."""
+    if urllib.request.getproxies() or getattr(http, "http_proxy_used", False):
+        return True
+    # libcloud names its CA bundle itself; only without one would requests look for another.
+    return getattr(http, "verification", None) is True and any(os.environ.get(name) for name in _CA_BUNDLE_VARIABLES)
+
+
+# -- listings ----------------------------------------------------------------------------------
 
 def object_info(native: Any) -> ObjectInfo:
     extra = native.extra or {}
@@ -187,6 +380,7 @@ def object_info(native: Any) -> ObjectInfo:
         content_type=extra.get("content_type") or None,
         # S3 listings put the owner ({id, display_name}) among the metadata: not user metadata.
         meta={str(k): v for k, v in (native.meta_data or {}).items() if isinstance(v, str)},
+        modified=modified_time(extra),
     )
 
 
@@ -200,6 +394,28 @@ def content_md5(native: Any) -> str | None:
     if _MD5_HEX.fullmatch(etag) and not _is_local_disk(native.driver):
         return etag
     return None
+
+
+def modified_time(extra: dict[str, Any]) -> datetime | None:
+    """When the object was last written, in UTC, as the provider states it: S3 lists ISO 8601,
+    Azure and object headers RFC 1123 dates, local disk the file's mtime."""
+    stated = extra.get("last_modified") or extra.get("modify_time")
+    try:
+        if isinstance(stated, (int, float)):
+            return datetime.fromtimestamp(stated, UTC)
+        if isinstance(stated, str):
+            parsed = _parsed_date(stated)
+            return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except (ValueError, OverflowError, OSError):
+        pass
+    return None
+
+
+def _parsed_date(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return parsedate_to_datetime(text)  # raises ValueError when it is neither
 
 
 def _is_local_disk(driver: Any) -> bool:

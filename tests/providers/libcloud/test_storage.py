@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import tracemalloc
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,8 +15,14 @@ from failover.config import StorageSpec
 from failover.errors import OperationFailed
 from failover.testing.emulators import Azurite
 from failover.testing.servers import MotoServer
-from providers.libcloud import connect_storage
-from providers.libcloud.storage import LibcloudStorage
+from providers.libcloud import connect_storage, forget_adapters
+from providers.libcloud.storage import (
+    LibcloudStorage,
+    SentStream,
+    SinglePut,
+    modified_time,
+    single_put_for,
+)
 
 BACKENDS = ["azure_blobs", "s3", "minio", "local"]
 KEYS = ["plain.txt", "with space/and more spaces.txt", "ünïcødé/日本語 ファイル.txt"]
@@ -168,3 +175,116 @@ def _generated(total: int, piece: int = 256 * 1024) -> Iterator[bytes]:
     """``total`` bytes made on demand, never all at once."""
     for index in range(total // piece):
         yield bytes([index % 251]) * piece
+
+
+# -- the replication fast path ------------------------------------------------------------------
+
+HTTP_BACKENDS = ["azure_blobs", "s3", "minio"]
+
+
+@pytest.mark.parametrize("storage", HTTP_BACKENDS, indirect=True)
+def test_a_small_object_is_stored_in_one_request_with_its_md5_stated(
+    storage: LibcloudStorage, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    requests = _counted(monkeypatch, storage.driver.connection, "request")
+    content = b"small and whole" * 100
+
+    uploaded = storage.upload_stream(bucket, "small.txt", [content[:700], content[700:]], content_type="text/plain")
+
+    assert requests.count == 1
+    listed = next(storage.iter_objects(bucket))
+    assert uploaded.md5 == listed.md5 == hashlib.md5(content).hexdigest()
+    assert uploaded.hash == listed.hash
+    if storage.spec.driver != "azure_blobs":
+        assert uploaded.hash == uploaded.md5  # a plain PUT: S3's ETag is the MD5 again, not a multipart one
+    assert storage.get_object(bucket, "small.txt").content_type == "text/plain"
+
+
+@pytest.mark.parametrize("storage", HTTP_BACKENDS, indirect=True)
+def test_one_block_goes_up_whole_and_one_byte_more_is_streamed(
+    storage: LibcloudStorage, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    limit = single_put_for(storage.driver).limit
+    whole = _counted(monkeypatch, SinglePut, "put")
+
+    for key, size in (("one-block.bin", limit), ("one-more.bin", limit + 1)):
+        content = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
+        uploaded = storage.upload_stream(bucket, key, _pieces(content, 256 * 1024))
+        assert (uploaded.size, uploaded.md5) == (size, hashlib.md5(content).hexdigest())
+        assert hashlib.md5(b"".join(storage.download_stream(bucket, key))).hexdigest() == uploaded.md5
+
+    assert whole.count == 1
+
+
+def test_a_container_is_looked_up_once_for_many_uploads(storage: LibcloudStorage, bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    storage.upload_stream(bucket, "first.txt", [b"1"])
+    lookups = _counted(monkeypatch, storage.driver, "get_container")
+
+    for n in range(5):
+        storage.upload_stream(bucket, f"more-{n}.txt", [b"more"])
+
+    assert lookups.count == 0
+    assert storage.container_exists(bucket) and lookups.count == 1  # a question asked of the provider every time
+
+
+@pytest.mark.parametrize("storage", ["azure_blobs", "s3"], indirect=True)
+def test_requests_reads_the_environment_only_when_it_configures_a_proxy(
+    storage: LibcloudStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    assert storage.driver.connection.connection.session.trust_env is False
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+    forget_adapters()
+    proxied = connect_storage(storage.spec)
+    assert proxied.driver.connection.connection.session.trust_env is True
+
+
+def test_listed_objects_say_when_they_were_written(storage: LibcloudStorage, bucket: str) -> None:
+    before = datetime.now(UTC) - timedelta(minutes=5)
+    storage.upload_stream(bucket, "dated.txt", [b"when"])
+
+    listed = next(storage.iter_objects(bucket))
+    fetched = storage.get_object(bucket, "dated.txt")
+
+    for item in (listed, fetched):
+        assert item.modified is not None and item.modified.tzinfo is not None
+        assert before <= item.modified <= datetime.now(UTC) + timedelta(minutes=5)
+
+
+def test_the_sent_stream_counts_and_hashes_what_it_hands_over() -> None:
+    looked_ahead = SentStream(iter([b"ab", b"", b"cd", b"ef"]))
+    assert looked_ahead.ends_within(3) is False
+    assert list(looked_ahead) == [b"ab", b"cd", b"ef"]  # empty chunks dropped: libcloud reads one as the end
+    assert (looked_ahead.size, looked_ahead.md5) == (6, hashlib.md5(b"abcdef").hexdigest())
+
+    small = SentStream([b"ab", b"cd"])
+    assert small.ends_within(4) is True
+    assert small.rest() == b"abcd" and (small.size, small.md5) == (4, hashlib.md5(b"abcd").hexdigest())
+
+
+def test_modified_times_are_read_from_each_providers_format() -> None:
+    expected = datetime(2024, 5, 1, 12, 30, 15, tzinfo=UTC)
+    assert modified_time({"last_modified": "2024-05-01T12:30:15.000Z"}) == expected  # S3 listings
+    assert modified_time({"last_modified": "Wed, 01 May 2024 12:30:15 GMT"}) == expected  # Azure, HTTP headers
+    assert modified_time({"modify_time": expected.timestamp()}) == expected  # local disk
+    assert modified_time({"last_modified": "yesterday"}) is None
+    assert modified_time({}) is None
+
+
+class _Calls:
+    count = 0
+
+
+def _counted(monkeypatch: pytest.MonkeyPatch, owner: object, name: str) -> _Calls:
+    """Count calls of ``owner.name`` (still calling it) for the rest of the test."""
+    calls = _Calls()
+    original = getattr(owner, name)
+
+    def counting(*args, **kwargs):
+        calls.count += 1
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, counting)
+    return calls
