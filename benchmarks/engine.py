@@ -6,7 +6,7 @@
 2. 500 ``pause`` steps of zero seconds, one after the other: the engine's own time per
    step (scheduling, the worker thread, templates, two journal commits). Goal: <= 2 ms.
 
-    python benchmarks/engine.py [--steps 500] [--seed 7] [--repeat 3]
+    python -m benchmarks.engine [--steps 500] [--seed 7] [--repeat 3]
 
 Each figure is the median of ``--repeat`` runs (the worst is shown too): threads on a
 busy machine make single runs noisy.

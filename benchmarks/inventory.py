@@ -6,8 +6,8 @@ holding a few objects; tagged Route53 zones full of records; plus other services
 resources as noise) — through the same local proxy, which holds every request for
 ``--latency-ms`` as a real cloud API would. The proxy counts the requests of each side.
 
-    python benchmarks/inventory.py                       # ~1,000 instances, 4 regions
-    python benchmarks/inventory.py --instances 200 --json
+    python -m benchmarks.inventory                       # ~1,000 instances, 4 regions
+    python -m benchmarks.inventory --instances 200 --json
 
 The goal: the inventory is at least 4x faster than the sequential reference. Exit status:
 0 goal met and counts as seeded, 1 counts differ, 2 goal missed, 3 a phase got stuck,

@@ -1,18 +1,52 @@
-"""``failover demo``: the story offline, on embedded mock clouds (moto in-process).
+"""``failover demo``'s world: a sample service on an embedded mock AWS account, and the
+embedded clouds it fails over to, all on 127.0.0.1 and in one working directory.
 
-A small sample service ("social-app") is built on a mock AWS account, beside a service
-that does not belong to it, and inventoried into a throwaway state directory.
+- The source: a ``moto_server`` process, one simulated AWS account running the sample
+  service "social-app" (beside a staging service that does not belong to it). Stopping
+  the process is the account being terminated: nothing answers on its port any more.
+- The targets, another "provider" per capability: compute is a second ``moto_server``
+  reached through libcloud's EC2 driver (``failover.testing.ec2_shim``); storage is
+  libcloud's ``local`` driver in a directory; DNS is :mod:`failover.testing.memdns`, a
+  libcloud DNS driver keeping its zones in a JSON file.
+- The application: moto's nodes serve nothing, so a small HTTP server on 127.0.0.1 stands
+  in for the app the new nodes would run, for the health check.
+
+Only Python packages are needed (``pip install 'failover[demo]'``). What the story does
+with this world is ``failover.cli.demo``'s; what it checks afterwards is here.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import socket
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager, suppress
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
 
 SERVICE = "social-app"
 REGIONS = ["us-east-1", "eu-west-1"]
 TAGS = {"service": SERVICE}
+TARGET = "fallback"
+BUCKET = "social-app-media"
+ZONE = "social.example."
+PLAYBOOK = "standard"
+COMPUTE_DRIVER = "failover.testing.ec2_shim:MotoEC2NodeDriver"
+DNS_DRIVER = "failover.testing.memdns:FileDNSDriver"
+# moto's catalogue has no Ubuntu 22.04, which database nodes are built on: its newest Ubuntu stands in.
+DATABASE_IMAGE = "ubuntu/images/hvm-ssd/ubuntu-xenial-16.04-amd64-server-20170721"
+# libcloud warns on every listing of local disk by prefix (restore-databases lists dumps so): noise here.
+LOCAL_DISK_WARNING = "Driver LocalStorageDriver does not implement native object filtering"
+FAKE_DUMP = b"PGDMP demo: a pg_dump -Fc archive would be here\n"
 
 USER_DATA = """#cloud-config
 packages: [nginx]
@@ -126,19 +160,357 @@ def seed_sample_service(clients: Any) -> dict[str, Any]:
     return {"nodes": nodes, "zone_id": zone_id, "eip": eip["PublicIp"], "bucket": "social-app-media"}
 
 
-def sample_config(state_dir: Path, endpoint_url: str | None = None) -> dict[str, Any]:
-    source: dict[str, Any] = {"provider": "aws", "regions": REGIONS, "select": {"tags": dict(TAGS)}}
-    if endpoint_url:
-        source["endpoint_url"] = endpoint_url
-    return {"service": SERVICE, "state": str(state_dir), "source": source}
-
-
 def fake_credentials() -> None:
-    """moto needs some credentials; the demo never uses real ones."""
+    """moto needs some credentials; the demo never uses real ones (nor a real endpoint)."""
     for key, value in {
         "AWS_ACCESS_KEY_ID": "demo", "AWS_SECRET_ACCESS_KEY": "demo", "AWS_SESSION_TOKEN": "demo",
         "AWS_DEFAULT_REGION": "us-east-1",
     }.items():
         os.environ[key] = value
-    os.environ.pop("AWS_PROFILE", None)
-    os.environ.pop("AWS_ENDPOINT_URL", None)
+    for key in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+        os.environ.pop(key, None)
+
+
+# -- the embedded clouds -----------------------------------------------------------------------
+
+
+class HealthServer:
+    """The application the new nodes would serve, answering ``GET /healthz`` with 200 "ok"
+    (anything else: 404), in a thread of this process."""
+
+    def __init__(self) -> None:
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _HealthHandler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="demo-app", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_port}/healthz"
+
+    def start(self) -> HealthServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self._server.shutdown()
+        self._server.server_close()
+
+
+class _HealthHandler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        healthy = self.path.split("?")[0] == "/healthz"
+        body = b"ok\n" if healthy else b"not found\n"
+        self.send_response(200 if healthy else 404)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def answers(url: str, timeout: float = 0.2) -> bool:
+    """Whether anything accepts a TCP connection at the URL's host and port."""
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname, parts.port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+class SourceWatch:
+    """Knocks on the source's endpoint every ``interval`` seconds from a thread, for as
+    long as it is used as a context: how often, and how often something answered."""
+
+    def __init__(self, url: str, interval: float = 0.1) -> None:
+        self.url = url
+        self.interval = interval
+        self.probes = 0
+        self.answered = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="demo-source-watch", daemon=True)
+
+    def __enter__(self) -> SourceWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _watch(self) -> None:
+        while True:
+            self.probes += 1
+            self.answered += answers(self.url)
+            if self._stop.wait(self.interval):
+                return
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"endpoint": self.url, "probes_during_run": self.probes, "answers_during_run": self.answered,
+                "reachable_during_run": self.answered > 0}
+
+
+@dataclass
+class EmbeddedClouds:
+    """The demo's processes and files; see the module's docstring."""
+
+    workdir: Path
+    source: Any  # MotoServer: the AWS account
+    compute: Any  # MotoServer: the target's compute provider
+    app: HealthServer
+    storage: dict[str, Any] | None = None  # the profile's storage spec; None: local disk in workdir
+    dns: dict[str, Any] | None = None  # the profile's DNS spec; None: the file DNS driver in workdir
+
+    @property
+    def config_file(self) -> Path:
+        return self.workdir / "failover.yaml"
+
+    @property
+    def storage_dir(self) -> Path:
+        return self.workdir / "target-storage"
+
+    @property
+    def dns_file(self) -> Path:
+        return self.workdir / "target-dns.json"
+
+    def target_profile(self) -> dict[str, Any]:
+        from failover.actions.restore_databases import DB_IMAGE_NAME
+
+        credentials = {"key": "demo", "secret": "demo", "host": "127.0.0.1", "port": self.compute.port, "secure": False}
+        return {
+            "compute": {"driver": COMPUTE_DRIVER, "options": credentials},
+            "storage": self.storage or {"driver": "local", "options": {"key": str(self.storage_dir)}},
+            "dns": self.dns or {"driver": DNS_DRIVER, "options": {"path": str(self.dns_file)}},
+            "images": {DB_IMAGE_NAME: DATABASE_IMAGE},
+        }
+
+    def write_config(self, service: str = SERVICE, regions: list[str] | None = None) -> Path:
+        """``failover.yaml``: the source at the first moto_server (resources tagged ``service``),
+        the profile ``fallback`` on the embedded targets."""
+        self.storage_dir.mkdir(exist_ok=True)
+        source = {"provider": "aws", "regions": regions or REGIONS, "select": {"tags": {"service": service}},
+                  "endpoint_url": self.source.url}
+        config = {"service": service, "state": str(self.workdir / "state"), "source": source}
+        config["targets"] = {TARGET: self.target_profile()}
+        self.config_file.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+        return self.config_file
+
+    def source_client(self, service: str, region: str = "us-east-1") -> Any:
+        import boto3
+
+        return boto3.session.Session().client(service, region_name=region, endpoint_url=self.source.url)
+
+    def terminate_source(self) -> None:
+        """The account is gone: its server stops, and nothing answers on its port any more."""
+        self.source.stop()
+        if answers(self.source.url):
+            raise RuntimeError(f"the source at {self.source.url} still answers after it was stopped")
+
+
+@contextmanager
+def embedded_clouds(workdir: Path) -> Iterator[EmbeddedClouds]:
+    """Start the source, the compute target and the app; stop every one of them on the way
+    out, however it is left (an error, Ctrl-C)."""
+    from failover.testing.servers import MotoServer
+
+    with ExitStack() as stack:
+        servers = []
+        for name in ("source", "compute"):
+            server = MotoServer(log=workdir / f"{name}-moto.log")
+            stack.callback(server.stop)  # registered first: a start cut short still stops its process
+            servers.append(server.start())
+        app = HealthServer()
+        stack.callback(app.stop)
+        yield EmbeddedClouds(workdir, servers[0], servers[1], app.start())
+
+
+@contextmanager
+def temporary_files_in(directory: Path) -> Iterator[None]:
+    """This process's temporary files go in ``directory`` meanwhile: libcloud's local disk
+    driver leaves a lock file per object written in the temporary directory, for good."""
+    directory.mkdir(exist_ok=True)
+    previous, tempfile.tempdir = tempfile.tempdir, str(directory)
+    try:
+        yield
+    finally:
+        tempfile.tempdir = previous
+
+
+def warm_up(server: Any) -> threading.Thread:
+    """moto loads its catalogue of images on the first EC2 call (seconds): make that call now,
+    in a thread, so that it is not counted in the failover. Join the thread before relying on it."""
+    import boto3
+
+    def call() -> None:
+        client = boto3.session.Session().client("ec2", region_name="us-east-1", endpoint_url=server.url)
+        with suppress(Exception):  # the server may be stopping; the run will tell
+            client.describe_images(Owners=["amazon"], MaxResults=5)
+
+    thread = threading.Thread(target=call, name="demo-warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
+# -- what replication keeps on the target ahead of time ------------------------------------------
+
+
+def place_dump(storage: Any, database: str, engine: str, taken_at: datetime | None = None) -> str:
+    """A database dump where ``failover replicate`` keeps them (``naming``): the demo's
+    databases are moto's, which hold no data to dump, so a stand-in archive."""
+    from failover.naming import DUMPS_BUCKET, dump_key
+
+    key = dump_key(database, engine, taken_at or datetime.now(UTC))
+    storage.ensure_container(DUMPS_BUCKET)
+    storage.upload_stream(DUMPS_BUCKET, key, [FAKE_DUMP], content_type="application/octet-stream")
+    return f"{storage.container_name(DUMPS_BUCKET)}/{key}"
+
+
+# -- checking the outcome ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SourceObject:
+    key: str
+    size: int
+    md5: str
+
+
+def source_objects(s3: Any, bucket: str) -> dict[str, SourceObject]:
+    """The bucket's objects as the source lists them (ETags are MD5s for single-part uploads)."""
+    found = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        for item in page.get("Contents", []):
+            found[item["Key"]] = SourceObject(item["Key"], int(item["Size"]), item["ETag"].strip('"'))
+    return found
+
+
+def verify_objects(storage: Any, bucket: str, expected: dict[str, SourceObject]) -> dict[str, Any]:
+    """Every object of the source bucket is in its target container with the same bytes
+    (MD5 of the content read back), and nothing else is."""
+    stored = {item.key: item for item in storage.iter_objects(bucket)} if storage.container_exists(bucket) else {}
+    missing = sorted(set(expected) - set(stored))
+    extra = sorted(set(stored) - set(expected))
+    differing = sorted(key for key in set(expected) & set(stored) if _md5(storage, bucket, key) != expected[key].md5)
+    verified = len(expected) - len(missing) - len(differing)
+    return {
+        "bucket": bucket, "container": storage.container_name(bucket), "expected": len(expected),
+        "verified": verified, "missing": missing, "differing": differing, "extra": extra,
+        "ok": verified == len(expected) and not extra,
+    }
+
+
+def _md5(storage: Any, bucket: str, key: str) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    for chunk in storage.download_stream(bucket, key):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def dns_answers(dns: Any, zone: str) -> dict[str, list[str]]:
+    """``"name TYPE" -> values`` of every record set of a target zone, as its DNS serves them now."""
+    found = dns.find_zone(zone)
+    if found is None:
+        return {}
+    return {f"{rs.name} {rs.type}": sorted(rs.values) for rs in dns.list_records(found)}
+
+
+def check_cutover(changed: list[dict[str, Any]], served: dict[str, list[str]], new_ips: set[str]) -> bool:
+    """Every record set the cutover changed now answers with new nodes' addresses only, and
+    the DNS serves exactly what the cutover wrote."""
+    if not changed:
+        return False
+    for change in changed:
+        after = sorted(change["after"])
+        if change["type"] in ("A", "AAAA") and not set(after) <= new_ips:
+            return False
+        if served.get(f"{change['name']} {change['type']}", []) != after:
+            return False
+    return True
+
+
+# -- the run's timeline, from its journal -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StepTime:
+    """One step of a run: when it started and ended, in seconds after the run started."""
+
+    id: str
+    action: str
+    status: str
+    attempts: int
+    needs: tuple[str, ...] = ()
+    start_s: float | None = None
+    end_s: float | None = None
+
+    @property
+    def duration_s(self) -> float:
+        return (self.end_s - self.start_s) if self.start_s is not None and self.end_s is not None else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "action": self.action, "status": self.status, "attempts": self.attempts,
+                "needs": list(self.needs), "start_s": _rounded(self.start_s), "end_s": _rounded(self.end_s),
+                "duration_s": round(self.duration_s, 3)}
+
+
+@dataclass(frozen=True)
+class Timeline:
+    started_at: str
+    ended_at: str | None
+    steps: list[StepTime] = field(default_factory=list)
+
+    @property
+    def makespan_s(self) -> float:
+        """From the run's start to its end (the journal's times)."""
+        return _seconds_between(self.started_at, self.ended_at) if self.ended_at else 0.0
+
+    def ended(self, step_id: str) -> float | None:
+        return next((step.end_s for step in self.steps if step.id == step_id), None)
+
+
+def timeline(document: dict[str, Any], definition: dict[str, Any] | None = None) -> Timeline:
+    """A run's steps on one time axis, from its journal document (``failover status --json``);
+    ``definition`` (the playbook the run ran, as journaled) adds each step's ``needs``."""
+    needs = {step["id"]: tuple(step.get("needs") or ()) for step in (definition or {}).get("steps", [])}
+    started = document["started_at"]
+    steps = [
+        StepTime(
+            id=step["id"], action=step["action"], status=step["status"], attempts=step["attempts"],
+            needs=needs.get(step["id"], ()),
+            start_s=_seconds_between(started, step["started_at"]) if step["started_at"] else None,
+            end_s=_seconds_between(started, step["ended_at"]) if step["ended_at"] else None,
+        )
+        for step in document["steps"]
+    ]
+    return Timeline(started, document.get("ended_at"), steps)
+
+
+def critical_path(steps: list[StepTime]) -> tuple[float, list[str]]:
+    """The longest path through the steps' DAG, each step weighted by its duration: the
+    shortest the run could have taken with unlimited parallelism and no overhead between steps."""
+    by_id = {step.id: step for step in steps}
+    longest: dict[str, tuple[float, list[str]]] = {}
+
+    def through(step_id: str) -> tuple[float, list[str]]:
+        if step_id not in longest:
+            step = by_id[step_id]
+            before = max((through(need) for need in step.needs if need in by_id), default=(0.0, []), key=lambda p: p[0])
+            longest[step_id] = (before[0] + step.duration_s, [*before[1], step_id])
+        return longest[step_id]
+
+    return max((through(step.id) for step in steps), default=(0.0, []), key=lambda p: p[0])
+
+
+def _seconds_between(start: str, end: str) -> float:
+    return (_parsed(end) - _parsed(start)).total_seconds()
+
+
+def _parsed(stamp: str) -> datetime:
+    return datetime.fromisoformat(stamp)
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)

@@ -1,93 +1,357 @@
-"""``failover demo``: the story offline, on embedded mock clouds."""
+"""``failover demo``: the whole story offline, on embedded mock clouds (``failover.demo``).
+
+A mock AWS account runs the sample service; ``failover inventory`` snapshots it and
+``failover replicate`` keeps its bucket on the target ahead of time (with a database dump
+where replication keeps them). Then the account is terminated: its server stops. ``failover
+run standard`` moves the service to the other clouds all the same, from the snapshot and
+the replicas. The commands run in this process, through the CLI's own code, as a user
+would type them; the demo then prints the run's timeline from its journal and checks the
+outcome: the new nodes, DNS answering with their addresses, every object's bytes.
+
+Every process and file of the demo goes away at the end, on an error or Ctrl-C too
+(``--keep DIR`` keeps the files).
+"""
 
 from __future__ import annotations
 
 import contextlib
-import logging
+import importlib.util
+import io
+import json
 import tempfile
 import time
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
+from rich import box
+from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from failover.cli.common import DebugOption, JsonOption, Tasks, console, print_json
-from failover.errors import OperationFailed
+from failover import demo as world
+from failover.cli.common import DebugOption, JsonOption, console, print_json
+from failover.errors import ExitCode, InputError, Interrupted, OperationFailed, Problem
 
 app = typer.Typer()
+
+BAR_WIDTH = 40
+MIN_BAR_WIDTH = 16
+TIMELINE_COLUMNS_WIDTH = 66  # what the timeline's other columns take
+LOG_WIDTH = 120  # of tables when stderr is not a terminal
+# module -> the package that brings it: the embedded AWS accounts, libcloud's local storage driver
+DEMO_PACKAGES = {"moto": "moto[server]", "flask": "moto[server]", "fasteners": "fasteners"}
+STATUS_STYLES = {"succeeded": "green", "failed": "red", "interrupted": "yellow", "running": "yellow"}
 
 
 @app.command()
 def demo(
-    state: Annotated[
-        Optional[Path], typer.Option("--state", help="Keep the demo's state here (default: a temporary directory).")
+    keep: Annotated[
+        Optional[Path],
+        typer.Option("--keep", metavar="DIR", show_default=False,
+                     help="Keep the demo's files (config, state, target storage and DNS) in DIR, a new directory."),
     ] = None,
     json_out: JsonOption = False,
     debug: DebugOption = False,
 ) -> None:
-    """The whole story offline on embedded mock clouds: a sample service on a mock AWS, inventoried."""
-    try:
-        from moto import mock_aws
-    except ImportError:
-        raise OperationFailed("the demo needs moto: pip install 'failover[demo]'") from None
-    import boto3
+    """The whole story offline on embedded mock clouds: a sample service on a mock AWS account is
+    inventoried and replicated, the account is terminated, and the service fails over to other clouds."""
+    _check_packages()
+    _check_keep(keep)
+    world.fake_credentials()
+    warnings.filterwarnings("ignore", message=world.LOCAL_DISK_WARNING)
+    story = Story()
+    with _workdir(keep) as workdir, world.temporary_files_in(workdir / "tmp"), world.embedded_clouds(workdir) as clouds:
+        report = story.tell(clouds)
+    if json_out:
+        print_json(report)
+    else:
+        print_report(report, story.timeline)
+    if not report["ok"]:
+        raise OperationFailed(f"the failover did not succeed: {report['run']['error'] or 'see the checks above'}")
 
-    from failover import demo as sample
-    from failover.config import Config
-    from failover.inventory import take_snapshot
+
+def _check_packages() -> None:
+    missing = [package for module, package in DEMO_PACKAGES.items() if importlib.util.find_spec(module) is None]
+    if missing:
+        raise OperationFailed(f"the demo needs {', '.join(missing)}: pip install 'failover[demo]'")
+
+
+def _check_keep(keep: Optional[Path]) -> None:
+    if keep is not None and keep.exists() and (not keep.is_dir() or any(keep.iterdir())):
+        raise InputError([Problem(file="arguments", field="--keep", message=f"{keep} exists and is not an empty directory")])
+
+
+@contextlib.contextmanager
+def _workdir(keep: Optional[Path]) -> Iterator[Path]:
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+        yield keep.resolve()
+        return
+    with tempfile.TemporaryDirectory(prefix="failover-demo-") as directory:
+        yield Path(directory)
+
+
+# -- the story --------------------------------------------------------------------------------
+
+
+@dataclass
+class Story:
+    """Tells the story chapter by chapter on stderr, timing each; ``tell`` returns the report."""
+
+    phases: list[dict[str, Any]] = field(default_factory=list)
+    timeline: world.Timeline | None = None
+    chapters: int = 0
+    _started: float = field(default_factory=time.monotonic)
+
+    def tell(self, clouds: world.EmbeddedClouds) -> dict[str, Any]:
+        config_file = clouds.write_config()
+        self.phases.append({"name": "start the clouds", "seconds": round(time.monotonic() - self._started, 3)})
+        console.print(f"[bold]failover demo[/]: every cloud runs on this machine; the config is {escape(str(config_file))}")
+        commands = Commands(config_file)
+
+        with self.chapter("seed", SEED):
+            warming = world.warm_up(clouds.compute)
+            world.seed_sample_service(clouds.source_client)
+            expected_objects = world.source_objects(clouds.source_client("s3"), world.BUCKET)
+        with self.chapter("inventory", INVENTORY):
+            snapshot = commands.run("inventory")
+            console.print(f"   snapshot {snapshot['snapshot']['id']}: {_counts(snapshot['snapshot']['counts'])}")
+        with self.chapter("replicate", REPLICATE):
+            replication = commands.run("replicate", "--target", world.TARGET)
+            dump = world.place_dump(_targets(config_file).storage, "orders-db", "postgres")
+            console.print(f"   and the newest dump of orders-db, stored as {escape(dump)}")
+        with self.chapter("terminate", TERMINATE.format(url=clouds.source.url)):
+            clouds.terminate_source()
+            warming.join()
+        with self.chapter("failover", FAILOVER), world.SourceWatch(clouds.source.url) as watch:
+            run_args = ("run", world.PLAYBOOK, "--target", world.TARGET, "--var", f"health_url={clouds.app.url}", "--yes")
+            succeeded, run = commands.run(*run_args, check=False)
+        with self.chapter("check"):
+            report = self.outcome(clouds, config_file, run, watch, expected_objects)
+
+        report.update(snapshot=snapshot["snapshot"], replication=_replication_summary(replication, dump))
+        report["ok"] = succeeded and report["ok"]
+        report["elapsed_s"] = round(time.monotonic() - self._started, 3)
+        report["phases"] = self.phases
+        return report
+
+    @contextlib.contextmanager
+    def chapter(self, name: str, text: str | None = None) -> Iterator[None]:
+        if text is not None:
+            self.chapters += 1
+            console.print(f"\n[bold]{self.chapters}.[/] {text}")
+        started = time.monotonic()
+        yield
+        self.phases.append({"name": name, "seconds": round(time.monotonic() - started, 3)})
+
+    def outcome(self, clouds: world.EmbeddedClouds, config_file: Path, run: dict[str, Any], watch: world.SourceWatch,
+                expected_objects: dict[str, world.SourceObject]) -> dict[str, Any]:
+        """The report's facts: the run and its timeline from the journal, and what is on the targets now."""
+        definition, manifest = _journaled(config_file, run)
+        self.timeline = world.timeline(run, definition)
+        targets = _targets(config_file)
+        outputs = {step["id"]: step["outputs"] or {} for step in run["steps"]}
+        nodes = _nodes(outputs, manifest)
+        changed = outputs.get("cutover", {}).get("changed", [])
+        served = world.dns_answers(targets.dns, world.ZONE)
+        new_ips = {node["new_ip"] for node in nodes if node["new_ip"]}
+        dns = {"changed": changed, "served": served, "rewritten_to_new_ips": world.check_cutover(changed, served, new_ips)}
+        objects = world.verify_objects(targets.storage, world.BUCKET, expected_objects)
+        objects["read_from"] = outputs.get("data", {}).get(world.BUCKET, {}).get("source")
+        source = {**watch.to_dict(), "terminated": not world.answers(clouds.source.url)}
+        return {
+            "service": manifest.service,
+            "ok": objects["ok"] and dns["rewritten_to_new_ips"] and not source["reachable_during_run"],
+            "source": source,
+            "run": _run_summary(run, self.timeline),
+            "timeline": [step.to_dict() for step in self.timeline.steps],
+            "nodes": nodes,
+            "dns": dns,
+            "objects": objects,
+            "health": outputs.get("healthy") or None,
+        }
+
+
+SEED = ("A mock AWS account (moto_server) runs [bold]social-app[/]: web nodes, a worker, a reporting node in a second "
+        "region, a bucket, a zone, a Postgres database, a load balancer, a certificate, a queue and a table; "
+        "a staging service beside it.")
+INVENTORY = "Every region and service of the account read into a snapshot, kept off the provider:"
+REPLICATE = "Replicas kept on the target ahead of time: the bucket, incrementally and verified,"
+TERMINATE = "[bold red]The account is terminated[/]: its server stops; nothing answers at {url} any more."
+FAILOVER = ("The service fails over with the built-in [bold]standard[/] playbook, from the snapshot and the replicas "
+            "alone, onto other clouds: compute on a second provider (EC2 API, through libcloud), storage on local disk, "
+            "DNS in a zone file; a local app answers the health check for the new nodes.")
+
+
+@dataclass
+class Commands:
+    """``failover`` commands run in this process through the CLI's own code, as typed (plus
+    ``--config`` and ``--json``); what they tell people goes to stderr as usual."""
+
+    config_file: Path
+
+    def run(self, *args: str, check: bool = True) -> Any:
+        """The command's JSON document; with ``check=False``, ``(succeeded, document)``."""
+        from failover.cli import main
+
+        console.print(f"   [dim]$ failover {escape(' '.join(args))}[/]")
+        captured = io.StringIO()
+        with contextlib.redirect_stdout(captured):
+            code = main.run([*args, "--config", str(self.config_file), "--json"])
+        if code == ExitCode.INTERRUPTED:
+            raise Interrupted(f"the demo was interrupted during `failover {args[0]}`; its clouds are stopped")
+        text = captured.getvalue().strip()
+        if not text or (check and code != ExitCode.OK):
+            raise OperationFailed(f"`failover {args[0]}` failed (exit {code}): its error is above")
+        document = json.loads(text)
+        return document if check else (code == ExitCode.OK, document)
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{kind.replace('_', ' ')}: {count}" for kind, count in counts.items() if count)
+
+
+def _targets(config_file: Path) -> Any:
+    from failover.config import load_config
+    from failover.targets import Targets
+
+    return Targets(load_config(config_file), world.TARGET)
+
+
+def _journaled(config_file: Path, run: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    """The playbook the run ran, as journaled, and the snapshot it worked from."""
+    from failover.config import load_config
+    from failover.engine.journal import Journal
     from failover.state import StateStore
 
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    sample.fake_credentials()
-    started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="failover-demo-") as tmp, mock_aws():
-        state_dir = state or Path(tmp) / "state"
-        console.print("[bold]1.[/] A mock AWS account runs [bold]social-app[/]: web nodes, a worker, a bucket, a zone, "
-                      "a Postgres database, a load balancer, a certificate, a queue and a table; a staging service beside it.")
-        session = boto3.session.Session()
-        with console.status("seeding the mock account") if console.is_terminal else contextlib.nullcontext():
-            seeded = sample.seed_sample_service(lambda svc, region: session.client(svc, region_name=region))
-        config = Config.model_validate({**sample.sample_config(state_dir), "path": Path(tmp) / "failover.yaml"})
-        console.print("[bold]2.[/] failover inventory: every region and service read in parallel.")
-        with StateStore(config.state_dir) as store, Tasks("inventory") as progress:
-            info, manifest = take_snapshot(config, store, progress)
-        elapsed = time.monotonic() - started
-        if json_out:
-            print_json({"snapshot": info.to_dict(), "manifest": manifest.to_dict(), "elapsed_s": round(elapsed, 3)})
-            return
-        table = Table(title=f"Snapshot {info.id}", title_justify="left")
-        for column in ("kind", "name", "region", "detail"):
-            table.add_column(column)
-        for r in manifest.resources:
-            table.add_row(r.kind, r.name, r.region, _detail(r))
-        for u in manifest.unsupported:
-            table.add_row("[yellow]unsupported[/]", u.name or u.id, u.region or "", u.type)
-        console.print(table)
-        console.print(f"[bold]3.[/] {len(manifest.resources)} resources of social-app kept off the provider "
-                      f"({len(seeded['nodes'])} us-east-1 nodes seeded; the staging neighbour left out) in {elapsed:.1f}s.")
+    config = load_config(config_file)
+    with StateStore(config.state_dir) as store:
+        return Journal(store).run(run["run_id"]).definition, store.load_snapshot(config.service, run["snapshot"])[1]
 
 
-def _detail(r) -> str:
-    if r.kind == "node":
-        return f"{r.instance_type} ({r.vcpus} vCPU, {r.memory_mib} MiB), {r.image_name or r.image_id}, ip {r.public_ip}"
-    if r.kind == "bucket":
-        return f"{r.objects} objects, {r.bytes} bytes, versioning {'on' if r.versioning else 'off'}"
-    if r.kind == "dns_zone":
-        return f"{len(r.records)} records"
-    if r.kind == "firewall":
-        return f"{len(r.rules)} rules"
-    if r.kind == "database":
-        return f"{r.engine} {r.engine_version}, {r.instance_class}"
-    if r.kind == "volume":
-        return f"{r.size_gib} GiB {r.volume_type}, attached to {r.attached_to}"
-    if r.kind == "load_balancer":
-        return f"{r.scheme}, {len(r.listeners)} listeners, {len(r.targets)} targets"
-    if r.kind == "address":
-        return f"{r.ip} -> {r.attached_to}"
-    if r.kind == "network":
-        return f"{r.cidr}, {len(r.subnets)} subnets"
-    if r.kind == "certificate":
-        return f"{', '.join(r.domains)} ({r.status})"
-    return ""
+def _nodes(outputs: dict[str, Any], manifest: Any) -> list[dict[str, Any]]:
+    """Each new node beside the source resource it replaces: the nodes, then the database nodes."""
+    nodes = [_node_row(entry, manifest) for entry in outputs.get("nodes", {}).get("nodes", {}).values()]
+    databases = outputs.get("databases", {}).get("databases", {})
+    return [*sorted(nodes, key=lambda node: node["source_name"]),
+            *(_database_row(name, entry, manifest) for name, entry in sorted(databases.items()))]
 
+
+def _node_row(entry: dict[str, Any], manifest: Any) -> dict[str, Any]:
+    node = manifest.find("node", entry["source_id"])
+    return {
+        "kind": "node", "source_name": entry["source_name"], "source_id": entry["source_id"], "old_ip": _old_ip(manifest, node),
+        "name": entry["name"], "id": entry["id"], "new_ip": entry["public_ip"], "size": entry["size"], "image": entry["image"],
+    }
+
+
+def _database_row(name: str, entry: dict[str, Any], manifest: Any) -> dict[str, Any]:
+    database = next((db for db in manifest.of_kind("database") if db.name == name), None)
+    endpoint = database.endpoint.address if database is not None and database.endpoint else None
+    return {
+        "kind": "database", "source_name": name, "source_id": database.id if database else None, "old_ip": endpoint,
+        "name": entry.get("node_name"), "id": entry.get("node_id"), "new_ip": entry.get("public_ip"),
+        "size": None, "image": None, "dump": f"{entry['dump_container']}/{entry['dump_key']}",
+    }
+
+
+def _old_ip(manifest: Any, node: Any) -> str | None:
+    """The node's address on AWS: its Elastic IP, else its public IP, else its private one."""
+    if node is None:
+        return None
+    elastic = next((address.ip for address in manifest.of_kind("address") if address.attached_to == node.id), None)
+    return elastic or node.public_ip or node.private_ip
+
+
+def _run_summary(run: dict[str, Any], timeline: world.Timeline) -> dict[str, Any]:
+    healthy = timeline.ended("healthy")
+    return {
+        "run_id": run["run_id"], "playbook": run["playbook"], "target": run["target"], "snapshot": run["snapshot"],
+        "status": run["status"], "error": run["error"], "started_at": run["started_at"], "ended_at": run["ended_at"],
+        "duration_s": round(timeline.makespan_s, 3),
+        "healthy_after_s": None if healthy is None else round(healthy, 3),
+    }
+
+
+def _replication_summary(document: dict[str, Any], dump: str) -> dict[str, Any]:
+    buckets = document.get("buckets", {}).get("items", [])
+    fields = ("bucket", "container", "objects", "copied", "bytes")
+    return {
+        "buckets": [{key: bucket.get(key) for key in fields} for bucket in buckets],
+        "dump": dump,
+        "elapsed_s": document.get("elapsed_s"),
+    }
+
+
+# -- the report, for people -------------------------------------------------------------------
+
+
+def print_report(report: dict[str, Any], timeline: world.Timeline | None) -> None:
+    if timeline is not None:
+        console.print()
+        show(timeline_table(timeline, title=f"Run {report['run']['run_id']}: the timeline from its journal"))
+    show(nodes_table(report["nodes"]))
+    for change in report["dns"]["changed"]:
+        console.print(f"DNS: {change['name']} {change['type']} {', '.join(change['before'])} -> "
+                      f"[bold]{', '.join(change['after'])}[/] (ttl {change['ttl']}), served by the target DNS now")
+    objects = report["objects"]
+    console.print(f"Data: {objects['verified']} of {objects['expected']} objects of {objects['bucket']} verified byte for byte "
+                  f"in {objects['container']} on the target (read from the {objects['read_from']}).")
+    source = report["source"]
+    reached = "[red]answered[/]" if source["reachable_during_run"] else "never answered"
+    console.print(f"Source: {source['endpoint']} {reached} during the run ({source['probes_during_run']} knocks).")
+    run = report["run"]
+    verdict = "[bold green]back online[/]" if report["ok"] else "[bold red]not back online[/]"
+    healthy = f", healthy after {run['healthy_after_s']:.1f}s" if run["healthy_after_s"] is not None else ""
+    console.print(f"\n{report['service']} is {verdict} elsewhere: run {run['status']} in {run['duration_s']:.1f}s{healthy}; "
+                  f"the whole demo took {report['elapsed_s']:.1f}s.")
+
+
+def show(table: Table) -> None:
+    """A table at the terminal's width; in a log or a pipe, wider than rich's default 80 columns."""
+    wide = console if console.is_terminal else Console(stderr=True, highlight=False, width=max(console.width, LOG_WIDTH))
+    wide.print(table)
+
+
+def timeline_table(timeline: world.Timeline, *, title: str, width: int | None = None) -> Table:
+    """Each step's start, duration and a bar on the run's time axis (``width`` characters, by
+    default what the console has room for)."""
+    room = console.width if console.is_terminal else LOG_WIDTH
+    width = width or min(BAR_WIDTH, max(MIN_BAR_WIDTH, room - TIMELINE_COLUMNS_WIDTH))
+    span = max(timeline.makespan_s, max((step.end_s or 0.0 for step in timeline.steps), default=0.0), 1e-9)
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
+    for column, justify in (("step", "left"), ("action", "left"), ("status", "left"), ("start", "right"),
+                            ("duration", "right")):
+        table.add_column(column, justify=justify, no_wrap=True)
+    table.add_column(f"0 … {span:.1f}s", min_width=width, no_wrap=True)
+    for step in timeline.steps:
+        style = STATUS_STYLES.get(step.status, "dim")
+        start = "" if step.start_s is None else f"{step.start_s:.2f}s"
+        duration = "" if step.start_s is None else f"{step.duration_s:.2f}s"
+        table.add_row(escape(step.id), step.action, f"[{style}]{step.status}[/]", start, duration,
+                      f"[{style}]{bar(step, span, width)}[/]")
+    return table
+
+
+def bar(step: world.StepTime, span: float, width: int) -> str:
+    if step.start_s is None:
+        return ""
+    offset = min(width - 1, round(step.start_s / span * width))
+    length = max(1, round(step.duration_s / span * width))
+    return " " * offset + "█" * min(length, width - offset)
+
+
+def nodes_table(nodes: list[dict[str, Any]]) -> Table:
+    table = Table(title="The service's nodes, on the target now", title_justify="left", box=box.SIMPLE_HEAD)
+    for column in ("node", "address on AWS", "new node", "new IP", "size"):
+        table.add_column(column, no_wrap=True)
+    for node in nodes:
+        database = node["kind"] == "database"
+        label = f"{node['source_name']} (database)" if database else node["source_name"]
+        old = "an RDS endpoint" if database else node["old_ip"] or ""
+        table.add_row(escape(label), old, node["id"] or "", node["new_ip"] or "", node["size"] or "")
+    return table

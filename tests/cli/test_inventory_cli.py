@@ -118,13 +118,3 @@ def test_unknown_snapshot_exits_2(clients, write_config, failover) -> None:
     config = write_config()
     result = failover("diff", "snap-nope", "latest", "-c", str(config))
     assert result.code == 2 and "snap-nope" in result.stderr
-
-
-def test_demo_runs_offline(failover) -> None:
-    result = failover("demo", "--json", env={"AWS_ENDPOINT_URL": "http://127.0.0.1:9"}, timeout=300)
-    assert result.code == 0, result.stderr
-    doc = json.loads(result.stdout)
-    kinds = {r["kind"] for r in doc["manifest"]["resources"]}
-    assert kinds == {"node", "volume", "firewall", "network", "address", "bucket", "dns_zone", "database",
-                     "load_balancer", "certificate"}
-    assert all(r["tags"].get("service") == "social-app" for r in doc["manifest"]["resources"])
