@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import secrets
 import threading
 import time
 from collections.abc import Sequence
@@ -219,6 +220,10 @@ def creation_keywords(driver: Any, user_data: str | None, labels: dict[str, str]
             raise OperationFailed(f"libcloud's {type(driver).__name__} cannot pass user data to a new node")
     if labels:
         keywords.update(_label_keywords(driver, accepted, labels, metadata_taken="ex_metadata" in keywords))
+    if "root_pass" in accepted:
+        # Linode refuses an image without a root password. Nobody is meant to use it (access is
+        # by the keys the user data installs): a random one, never stored, logged or returned.
+        keywords["root_pass"] = secrets.token_urlsafe(24) + "-Aa1"
     return keywords
 
 

@@ -4,6 +4,7 @@ cloud holds afterwards, re-applies after crashes, undo."""
 
 from __future__ import annotations
 
+import base64
 import json
 import sys
 import threading
@@ -343,6 +344,111 @@ def test_digitalocean_gets_the_nftables_cloud_init_tags_and_the_mapped_size(tmp_
     parts = dict(user_data_parts(request["user_data"]))
     assert parts["x-shellscript"] == SHELL_SCRIPT
     assert "ip saddr 0.0.0.0/0 tcp dport 80 accept" in parts["cloud-config"]
+    assert outputs["web-1"]["id"] == "4242" and outputs["web-1"]["firewall"] == "cloud-init nftables"
+
+
+# -- Linode (API v4) and Vultr (API v2): their real drivers, on libcloud's recorded responses ----
+
+FOCAL = "ubuntu/images/hvm-ssd/ubuntu-focal-20.04-amd64-server-20230517"
+
+
+def provision_on_recordings(tmp_path: Path, driver_cls: type, mock_cls: type, compute: dict[str, Any]) -> dict[str, Any]:
+    """``provision-nodes`` of one web node (t3.medium, Ubuntu 20.04, in sg-0web) onto ``compute``,
+    its driver answered by ``mock_cls``; the action's outputs."""
+    from failover.testing.libcloud_fixtures import recorded_responses
+    from providers.libcloud.drivers import forget_adapters
+
+    config = write_config(tmp_path, {"compute": compute})
+    source = node("web-1", "i-0001", firewalls=["sg-0web"], user_data=SHELL_SCRIPT, image_id="ami-focal", image_name=FOCAL)
+    forget_adapters()
+    try:
+        with recorded_responses(driver_cls, mock_cls):
+            return apply(context(config, manifest(WEB_GROUP, source)), {"wait": False})
+    finally:
+        forget_adapters()
+
+
+def assert_the_source_user_data_and_the_nftables(user_data: str) -> None:
+    parts = dict(user_data_parts(user_data))
+    assert parts["x-shellscript"] == SHELL_SCRIPT
+    assert "ip saddr 0.0.0.0/0 tcp dport 80 accept" in parts["cloud-config"]
+    assert "/etc/failover/firewall.nft" in parts["cloud-config"]
+
+
+def test_linode_v4_gets_the_nftables_cloud_init_tags_and_the_mapped_size_and_image(tmp_path: Path) -> None:
+    from libcloud.compute.drivers.linode import LinodeNodeDriverV4
+
+    from failover.testing.libcloud_fixtures import ensure_libcloud_test_secrets
+
+    ensure_libcloud_test_secrets()
+    from libcloud.test.compute.test_linode_v4 import LinodeMockHttpV4
+
+    created: list[dict[str, Any]] = []
+
+    class CreatingLinodes(LinodeMockHttpV4):
+        """The recordings, and an instance creation that answers with the instance asked for."""
+
+        def _v4_linode_instances(self, method, url, body, headers):
+            if method != "POST":
+                return super()._v4_linode_instances(method, url, body, headers)
+            request = json.loads(body)
+            created.append(request)
+            instance = json.loads(self.fixtures.load("create_node.json"))
+            instance.update(
+                id=4242, label=request["label"], region=request["region"], type=request["type"],
+                image=request.get("image"), tags=request.get("tags", []),
+            )
+            return 200, json.dumps(instance), {}, "OK"
+
+    outputs = provision_on_recordings(tmp_path, LinodeNodeDriverV4, CreatingLinodes, {
+        "driver": "linode", "location": "us-east", "options": {"key": "linode-key", "api_version": "4.0"},
+    })
+
+    [request] = created
+    assert request["label"] == "social-app-web-1"
+    assert request["type"] == "g6-standard-2" and request["region"] == "us-east"
+    assert request["image"] == "linode/ubuntu20.04"  # mapped from the source's Ubuntu 20.04
+    assert len(request["root_pass"]) >= 32 and request["root_pass"] not in json.dumps(outputs)  # random, not kept
+    assert "failover-run:run-1" in request["tags"] and "failover-source:i-0001" in request["tags"]
+    user_data = base64.b64decode(request["metadata"]["user_data"]).decode()  # the driver base64-encodes it
+    assert_the_source_user_data_and_the_nftables(user_data)
+    assert outputs["web-1"]["id"] == "4242" and outputs["web-1"]["firewall"] == "cloud-init nftables"
+
+
+def test_vultr_v2_gets_the_nftables_cloud_init_and_the_mapped_size_and_image(tmp_path: Path) -> None:
+    from libcloud.compute.drivers.vultr import VultrNodeDriverV2
+
+    from failover.testing.libcloud_fixtures import ensure_libcloud_test_secrets
+
+    ensure_libcloud_test_secrets()
+    from libcloud.test.compute.test_vultr_v2 import VultrMockHttpV2
+
+    created: list[dict[str, Any]] = []
+
+    class CreatingInstances(VultrMockHttpV2):
+        """The recordings, and an instance creation that answers with the instance asked for."""
+
+        def _v2_instances(self, method, url, body, headers):
+            if method != "POST":
+                return super()._v2_instances(method, url, body, headers)
+            request = json.loads(body)
+            created.append(request)
+            instance = json.loads(self.fixtures.load("create_node.json"))["instance"]
+            instance.update(id="4242", label=request["label"], region=request["region"], plan=request["plan"])
+            return 202, json.dumps({"instance": instance}), {}, "Accepted"
+
+    outputs = provision_on_recordings(tmp_path, VultrNodeDriverV2, CreatingInstances, {
+        "driver": "vultr", "location": "ewr", "options": {"key": "vultr-key", "api_version": "2"},
+    })
+
+    [request] = created
+    assert request["label"] == "social-app-web-1"
+    assert request["plan"] == "vc2-2c-4gb" and request["region"] == "ewr"
+    # Ubuntu 20.04 x64, mapped from the source's Ubuntu 20.04; the driver passes on the id it is given, a string
+    assert request["os_id"] == "387"
+    assert "tag" not in request and "tags" not in request  # Vultr v2's create_node takes no labels
+    user_data = base64.b64decode(request["user_data"]).decode()  # the driver base64-encodes it
+    assert_the_source_user_data_and_the_nftables(user_data)
     assert outputs["web-1"]["id"] == "4242" and outputs["web-1"]["firewall"] == "cloud-init nftables"
 
 
