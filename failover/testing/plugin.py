@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -94,15 +95,13 @@ def moto_account(_failover_moto_server: MotoServer, monkeypatch: pytest.MonkeyPa
     return MotoAccount(_failover_moto_server)
 
 
-@pytest.fixture
-def failover_world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatedWorld]:
-    """The sample service on a source account and an empty target, with a ready ``failover.yaml``."""
+@contextmanager
+def started_world(**options: Any) -> Iterator[EmulatedWorld]:
+    """An :class:`EmulatedWorld`, started; a missing emulator fails the test (never skips it)."""
     from failover.testing.emulators import EmulatorMissing
     from failover.testing.world import EmulatedWorld
 
-    marker = request.node.get_closest_marker(MARKER)
-    options = dict(marker.kwargs) if marker is not None else {}
-    world = EmulatedWorld(workdir=tmp_path_factory.mktemp("world"), **options)
+    world = EmulatedWorld(**options)
     try:
         world.start()
     except EmulatorMissing as exc:
@@ -111,6 +110,15 @@ def failover_world(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
         yield world
     finally:
         world.stop()
+
+
+@pytest.fixture
+def failover_world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatedWorld]:
+    """The sample service on a source account and an empty target, with a ready ``failover.yaml``."""
+    marker = request.node.get_closest_marker(MARKER)
+    options = dict(marker.kwargs) if marker is not None else {}
+    with started_world(workdir=tmp_path_factory.mktemp("world"), **options) as world:
+        yield world
 
 
 @pytest.fixture

@@ -6,14 +6,11 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
-import pytest
 
 from failover import naming
-from failover.testing.emulators import EmulatorMissing
+from failover.testing.plugin import started_world  # noqa: F401 - the e2e modules import it from here
 from failover.testing.world import CliResult, EmulatedWorld
 
 BUCKET = "social-app-media"
@@ -26,20 +23,6 @@ TARGET_NODES = frozenset({"social-app-web-1", "social-app-web-2", "social-app-wo
 WEB_FIREWALL = "social-app-social-web"  # the security group social-web, on the target
 FIREWALLED_NODES = frozenset({"social-app-web-1", "social-app-web-2", "social-app-worker-1"})
 _PLANNED_SIZE = re.compile(r"\bsize (\S+) \(")
-
-
-@contextmanager
-def started_world(**options: Any) -> Iterator[EmulatedWorld]:
-    """An :class:`EmulatedWorld`, started; a missing emulator fails the test (never skips it)."""
-    world = EmulatedWorld(**options)
-    try:
-        world.start()
-    except EmulatorMissing as exc:
-        pytest.fail(str(exc), pytrace=False)
-    try:
-        yield world
-    finally:
-        world.stop()
 
 
 def inventory(world: EmulatedWorld) -> None:
