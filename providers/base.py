@@ -209,6 +209,9 @@ class StorageTarget(Protocol):
     def download_stream(self, bucket: str, key: str) -> Iterator[bytes]:
         """An object's content as byte chunks."""
 
+    def object_url(self, bucket: str, key: str, expires_s: float) -> str | None:
+        """A time-limited GET URL of an object, where the provider signs them; else None."""
+
     def delete_object(self, bucket: str, key: str) -> bool:
         """Delete an object; False when it was already gone (idempotent)."""
 

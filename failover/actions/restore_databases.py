@@ -220,8 +220,8 @@ def restore_on_nodes(
 ) -> dict[str, dict[str, Any]]:
     plans = plan_database_nodes(ctx, params, databases, dumps, with_url=True)
     ready = ensure_nodes(ctx, plans, wait=params.wait, timeout=params.timeout)
-    fetch = "url" if _object_url_of(ctx.targets.storage) else "manual"
-    return {db.name: _node_entry(ctx, db, dumps[db.name], *ready[db.id], fetch) for db in databases}
+    fetch = {db.name: "url" if dump_url(ctx.targets.storage, dumps[db.name]) else "manual" for db in databases}
+    return {db.name: _node_entry(ctx, db, dumps[db.name], *ready[db.id], fetch[db.name]) for db in databases}
 
 
 def plan_database_nodes(
@@ -279,8 +279,7 @@ def _multiple_xlarge(size: str) -> int | None:
 def restore_user_data(ctx: ActionContext, database: Database, dump: DumpKey, *, with_url: bool) -> str:
     """The database node's cloud-init: a script that installs the engine and restores the dump."""
     storage = ctx.targets.storage
-    object_url = _object_url_of(storage)
-    url = object_url(DUMPS_BUCKET, dump.key, DUMP_URL_SECONDS) if with_url and object_url else None
+    url = dump_url(storage, dump) if with_url else None
     script = restore_script(database, dump, storage.container_name(DUMPS_BUCKET), url)
     path = f"/usr/local/sbin/failover-restore-{slug(database.name)}"
     return cloud_config({
@@ -289,9 +288,9 @@ def restore_user_data(ctx: ActionContext, database: Database, dump: DumpKey, *, 
     })
 
 
-def _object_url_of(storage: StorageTarget) -> Any:
-    """The adapter's ``object_url(bucket, key, expires_s)`` (a time-limited URL), where it has one."""
-    return getattr(storage, "object_url", None)
+def dump_url(storage: StorageTarget, dump: DumpKey) -> str | None:
+    """A time-limited URL of the dump, where the storage signs them (S3, Azure Blob); else None."""
+    return storage.object_url(DUMPS_BUCKET, dump.key, DUMP_URL_SECONDS)
 
 
 def restore_script(database: Database, dump: DumpKey, container: str, url: str | None) -> str:
@@ -386,8 +385,8 @@ def _engine_label(database: Database) -> str:
 
 
 def _node_change(ctx: ActionContext, plan: NodePlan, database: Database, dump: DumpKey, existing: NodeInfo | None) -> Change:
-    signs_urls = _object_url_of(ctx.targets.storage) is not None
-    fetch = "fetched by a time-limited URL" if signs_urls else "copied in by hand (the storage adapter makes no URLs)"
+    signs_urls = dump_url(ctx.targets.storage, dump) is not None
+    fetch = "fetched by a time-limited URL" if signs_urls else "copied in by hand (this storage makes no URLs)"
     restore = f"{_engine_label(database)}; restores {_dump_text(ctx, dump)}, {fetch}"
     if existing is not None:
         return Change("none", "node", plan.name, f"exists as {existing.id} ({existing.state}): adopted; {restore}")

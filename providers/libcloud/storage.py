@@ -16,6 +16,8 @@ kept low:
 
 from __future__ import annotations
 
+import inspect
+
 import base64
 import hashlib
 import mimetypes
@@ -189,6 +191,22 @@ class LibcloudStorage:
         with self.session.translating(action):
             chunks = self.driver.download_object_as_stream(native, chunk_size=CHUNK_SIZE)
         return self._translated(chunks, action)
+
+    @retried
+    def object_url(self, bucket: str, key: str, expires_s: float) -> str | None:
+        """A time-limited GET URL of one object where the provider signs them (S3, Azure Blob);
+        None on local disk (a path here is no use to a new node) or when the object is absent."""
+        signs = "ex_expiry" in inspect.signature(self.driver.get_object_cdn_url).parameters
+        if _is_local_disk(self.driver) or not signs:
+            return None
+        native = self._native_object(bucket, key)
+        if native is None:
+            return None
+        with self.session.translating(f"sign a URL for {native.container.name}/{key}"):
+            try:
+                return self.driver.get_object_cdn_url(native, ex_expiry=max(expires_s / 3600, 1 / 60))
+            except NotImplementedError:
+                return None
 
     @retried
     def delete_object(self, bucket: str, key: str) -> bool:

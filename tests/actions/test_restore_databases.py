@@ -357,7 +357,7 @@ def test_node_mode_plan_sizes_the_node_from_the_instance_class(node_config, dump
     assert "sizes with >= 2 vCPUs, 4096 MiB and 20 GiB of disk" in change.detail  # db.t3.medium, 20 GiB of storage
     assert "image ami-1e749f67 (override images[ubuntu-22.04-lts])" in change.detail
     assert f"PostgreSQL 15; restores replica-failover-dumps/{newer}" in change.detail
-    assert "copied in by hand" in change.detail
+    assert "copied in by hand (this storage makes no URLs)" in change.detail  # local disk
 
 
 def test_node_mode_creates_a_labelled_node_whose_cloud_init_installs_and_restores(node_config, dumps, target) -> None:
