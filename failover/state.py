@@ -128,6 +128,58 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX replications_by_bucket ON replications (service, target, bucket, listed_at);
     """,
+    # Readiness: DNS zones mirrored and database dumps taken by ``replicate``, drills and the
+    # recovery time they measured, and the drill prefix a run's names were isolated under.
+    """
+    ALTER TABLE runs ADD COLUMN drill_prefix TEXT;
+    CREATE TABLE zone_mirrors (
+        id           TEXT NOT NULL,
+        service      TEXT NOT NULL,
+        target       TEXT NOT NULL,
+        zone         TEXT NOT NULL,
+        read_at      TEXT NOT NULL,
+        finished_at  TEXT NOT NULL,
+        record_sets  INTEGER NOT NULL,
+        written      INTEGER NOT NULL,
+        deleted      INTEGER NOT NULL,
+        digest       TEXT NOT NULL,
+        sets         TEXT NOT NULL,
+        PRIMARY KEY (id, zone)
+    );
+    CREATE INDEX zone_mirrors_by_zone ON zone_mirrors (service, target, zone, finished_at);
+    CREATE TABLE dumps (
+        id           TEXT PRIMARY KEY,
+        service      TEXT NOT NULL,
+        target       TEXT NOT NULL,
+        database     TEXT NOT NULL,
+        engine       TEXT NOT NULL,
+        container    TEXT NOT NULL,
+        key          TEXT NOT NULL,
+        started_at   TEXT NOT NULL,
+        finished_at  TEXT NOT NULL,
+        bytes        INTEGER NOT NULL,
+        md5          TEXT NOT NULL,
+        pruned_at    TEXT
+    );
+    CREATE INDEX dumps_by_database ON dumps (service, target, database, started_at);
+    CREATE TABLE drills (
+        id           TEXT PRIMARY KEY,
+        service      TEXT NOT NULL,
+        target       TEXT NOT NULL,
+        playbook     TEXT NOT NULL,
+        prefix       TEXT NOT NULL,
+        run_id       TEXT,
+        status       TEXT NOT NULL,
+        started_at   TEXT NOT NULL,
+        ended_at     TEXT,
+        rto_s        REAL,
+        teardown_s   REAL,
+        clean        INTEGER,
+        report       TEXT,
+        error        TEXT
+    );
+    CREATE INDEX drills_by_time ON drills (service, target, started_at);
+    """,
 ]
 
 
@@ -173,6 +225,74 @@ class ReplicationRecord:
     copied_bytes: int
     deleted: int
     refused: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class ZoneMirrorRecord:
+    """One zone's mirroring onto the target DNS by a ``replicate`` pass. ``read_at`` is when
+    the source zone was read; ``sets`` the record sets the mirror was made to hold (JSON:
+    ``[{"name", "type", "ttl", "values"}]``), ``digest`` their SHA-256, both in a canonical order."""
+
+    id: str
+    service: str
+    target: str
+    zone: str
+    read_at: str
+    finished_at: str
+    record_sets: int
+    written: int
+    deleted: int
+    digest: str
+    sets: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "sets": json.loads(self.sets)}
+
+
+@dataclass(frozen=True)
+class DumpRecord:
+    """One database dump streamed into the target's dumps container and verified there.
+    ``pruned_at`` is set when it was deleted to keep only the newest N."""
+
+    id: str
+    service: str
+    target: str
+    database: str
+    engine: str
+    container: str
+    key: str
+    started_at: str
+    finished_at: str
+    bytes: int
+    md5: str
+    pruned_at: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class DrillRecord:
+    """A drill: its run (isolated under ``prefix``), the recovery time it measured (run start
+    to healthy, ``rto_s``), its teardown, and whether the target was left as found (``clean``)."""
+
+    id: str
+    service: str
+    target: str
+    playbook: str
+    prefix: str
+    run_id: str | None
+    status: str  # running, succeeded, failed (the run failed), teardown_failed
+    started_at: str
+    ended_at: str | None = None
+    rto_s: float | None = None
+    teardown_s: float | None = None
+    clean: bool | None = None
+    report: str | None = None
+    error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -355,6 +475,85 @@ class StateStore:
             (service, target, bucket),
         )
         return ReplicationRecord(**dict(rows[0])) if rows else None
+
+    # -- DNS zone mirrors ------------------------------------------------------------------
+    def save_zone_mirror(self, record: ZoneMirrorRecord) -> None:
+        self._insert("zone_mirrors", record.__dict__)
+
+    def zone_mirrors(self, service: str, target: str | None = None) -> list[ZoneMirrorRecord]:
+        """Every zone's mirror passes, oldest first."""
+        rows = self._select("zone_mirrors", service, target, order="finished_at, rowid")
+        return [ZoneMirrorRecord(**row) for row in rows]
+
+    def last_zone_mirror(self, service: str, target: str, zone: str) -> ZoneMirrorRecord | None:
+        rows = self.query(
+            "SELECT * FROM zone_mirrors WHERE service = ? AND target = ? AND zone = ?"
+            " ORDER BY finished_at DESC, rowid DESC LIMIT 1",
+            (service, target, zone),
+        )
+        return ZoneMirrorRecord(**dict(rows[0])) if rows else None
+
+    # -- database dumps --------------------------------------------------------------------
+    def save_dump(self, record: DumpRecord) -> None:
+        self._insert("dumps", record.__dict__)
+
+    def dumps(self, service: str, target: str | None = None, database: str | None = None,
+              *, include_pruned: bool = False) -> list[DumpRecord]:
+        """Dumps, newest first."""
+        sql, params = "SELECT * FROM dumps WHERE service = ?", [service]
+        if target is not None:
+            sql, params = sql + " AND target = ?", params + [target]
+        if database is not None:
+            sql, params = sql + " AND database = ?", params + [database]
+        if not include_pruned:
+            sql += " AND pruned_at IS NULL"
+        rows = self.query(sql + " ORDER BY started_at DESC, rowid DESC", tuple(params))
+        return [DumpRecord(**dict(row)) for row in rows]
+
+    def mark_dumps_pruned(self, dump_ids: Iterable[str], at: str) -> None:
+        rows = [(at, dump_id) for dump_id in dump_ids]
+        if rows:
+            with self.transaction() as conn:
+                conn.executemany("UPDATE dumps SET pruned_at = ? WHERE id = ?", rows)
+
+    # -- drills ----------------------------------------------------------------------------
+    def save_drill(self, record: DrillRecord) -> None:
+        """Insert or replace (a drill is saved when it starts and again as it goes)."""
+        values = {**record.__dict__, "clean": None if record.clean is None else int(record.clean)}
+        with self.transaction() as conn:
+            conn.execute(
+                f"INSERT OR REPLACE INTO drills ({', '.join(values)}) VALUES ({', '.join('?' for _ in values)})",
+                tuple(values.values()),
+            )
+
+    def drills(self, service: str, target: str | None = None) -> list[DrillRecord]:
+        """Drills, newest first."""
+        rows = self._select("drills", service, target, order="started_at DESC, rowid DESC")
+        return [_drill(row) for row in rows]
+
+    def drill(self, drill_id: str) -> DrillRecord:
+        rows = self.query("SELECT * FROM drills WHERE id = ?", (drill_id,))
+        if not rows:
+            raise NotFound([Problem(file="state", field="drill", message=f"no drill {drill_id}")])
+        return _drill(dict(rows[0]))
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _insert(self, table: str, values: dict[str, Any]) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                f"INSERT INTO {table} ({', '.join(values)}) VALUES ({', '.join('?' for _ in values)})",
+                tuple(values.values()),
+            )
+
+    def _select(self, table: str, service: str, target: str | None, *, order: str) -> list[dict[str, Any]]:
+        sql, params = f"SELECT * FROM {table} WHERE service = ?", [service]
+        if target is not None:
+            sql, params = sql + " AND target = ?", params + [target]
+        return [dict(row) for row in self.query(f"{sql} ORDER BY {order}", tuple(params))]
+
+
+def _drill(row: dict[str, Any]) -> DrillRecord:
+    return DrillRecord(**{**row, "clean": None if row["clean"] is None else bool(row["clean"])})
 
 
 def _statements(script: str) -> list[str]:
