@@ -52,6 +52,13 @@ class ActionContext:
     recorder: Any = None  # callable(dict) -> None: persist one created resource now
     cancel: threading.Event = field(default_factory=threading.Event)
     log: Any = None  # callable(str) -> None
+    drill_prefix: str | None = None  # a drill: everything created is named under this prefix, nothing real touched
+
+    @property
+    def naming_service(self) -> str:
+        """The service name that target names are made from: ``drill-social-app`` in a drill
+        (prefix ``drill``), so that a drill's nodes and firewalls never collide with real ones."""
+        return f"{self.drill_prefix}-{self.service}" if self.drill_prefix else self.service
 
     @property
     def labels(self) -> dict[str, str]:
