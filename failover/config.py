@@ -151,8 +151,9 @@ class Readiness(Strict):
     rpo: float = 3600
     rto: float = 30 * 60
     max_ttl: int = Field(default=300, ge=0)
+    max_drill_age: float = 30 * 24 * 3600  # a drill older than this no longer proves the RTO
 
-    @field_validator("max_snapshot_age", "rpo", "rto", mode="before")
+    @field_validator("max_snapshot_age", "rpo", "rto", "max_drill_age", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> float:
         return parse_duration(value)
