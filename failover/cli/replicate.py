@@ -1,18 +1,35 @@
 """``failover replicate``: keep what cannot be rebuilt off the source, on the target, ahead of time.
 
-The command runs sections one after the other, each copying one kind of data and
-reporting it as a part of the JSON document and a table on stderr: today the snapshot's
-buckets; DNS zones and database dumps slot in as further sections (``SECTIONS``).
+The command runs sections one after the other (``SECTIONS``), each copying one kind of
+data and reporting it as a part of the JSON document and a table on stderr:
 
-Exit codes (DESIGN.md): 1 when a section failed (a refused mass deletion, a copy that did
-not verify), 2 for invalid input (found before anything is read or written), 4 when the
-source or the target cannot be reached or refuses the credentials.
+- ``buckets``: the latest snapshot's buckets into their containers on the target storage,
+  incrementally, verified by MD5 (``failover.replication``); ``--bucket`` picks some;
+- ``zones``: the snapshot's public DNS zones (those ``copy-dns-zones`` copies by default),
+  their record sets read from the source now, mirrored onto the target DNS writing only
+  the sets that differ, apex SOA and NS left to the target (``failover.zonemirror``);
+- ``databases``: a dump of each database of the config's ``databases`` (``pg_dump -Fc``,
+  or ``mysqldump`` gzipped) streamed into the target's dumps container, verified, the
+  newest ``keep`` kept (``failover.dumps``).
+
+Every section checks its inputs before any section runs: an unknown bucket, a config
+database not in the snapshot or of an engine without dumps, a profile without the
+storage or DNS a section needs, an unset secret, are input errors and nothing is read
+or written. With ``--delete``, what the source no longer has is deleted from the
+replicas (objects, record sets; never dumps, which ``keep`` governs), and a mass
+deletion (the source listing nothing, or more than a tenth of a replica going) is
+refused unless ``--force``.
+
+Exit codes (DESIGN.md): 1 when a section failed (a refused mass deletion, a copy or dump
+that did not verify, a dump tool that failed), 2 for invalid input (found before
+anything is read or written), 4 when the source or the target cannot be reached or
+refuses the credentials.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Protocol, Self
@@ -42,7 +59,9 @@ from failover.cli.common import (
     open_state,
     print_json,
 )
-from failover.config import Config
+from failover.config import Config, DatabaseSpec, resolve_secrets
+from failover.dnsnames import selected_zones
+from failover.dumps import DumpResult, check_dsn, database_dsn, dump_database, prune
 from failover.errors import (
     ConfigError,
     InputError,
@@ -50,7 +69,8 @@ from failover.errors import (
     Problem,
     TransientError,
 )
-from failover.manifest import Manifest, now_iso
+from failover.manifest import Database, DnsZone, Manifest, now_iso
+from failover.naming import DUMPS_BUCKET, dump_format
 from failover.replication import (
     DEFAULT_WORKERS,
     BucketResult,
@@ -60,6 +80,13 @@ from failover.replication import (
 )
 from failover.state import SnapshotInfo, StateStore
 from failover.targets import Targets
+from failover.zonemirror import (
+    MirrorRefused,
+    SourceZones,
+    ZonePass,
+    mirror_zone,
+    source_zones,
+)
 from providers.base import source_storage
 
 app = typer.Typer()
@@ -113,7 +140,8 @@ class Section(Protocol):
 def replicate(
     target: Annotated[str, typer.Option("--target", "-t", help="The target profile of the config to replicate to.")],
     delete: Annotated[
-        bool, typer.Option("--delete", help="Also delete from the replicas what the source no longer has.")
+        bool, typer.Option("--delete", help="Also delete from the replicas what the source no longer has "
+                                            "(objects, DNS record sets).")
     ] = False,
     force: Annotated[
         bool, typer.Option("--force", help="With --delete: delete even when it would empty a replica or take more than a tenth of it.")
@@ -121,7 +149,7 @@ def replicate(
     bucket: Annotated[
         list[str] | None,
         typer.Option("--bucket", "-b", metavar="NAME", show_default=False,
-                     help="Replicate only this snapshot bucket (repeatable; default: all)."),
+                     help="Copy only this snapshot bucket (repeatable; default: all). Zones and dumps are replicated either way."),
     ] = None,
     workers: Annotated[
         int, typer.Option("--workers", "-w", min=1, max=MAX_WORKERS, help="Objects copied at once.")
@@ -130,7 +158,13 @@ def replicate(
     json_out: JsonOption = False,
     debug: DebugOption = False,
 ) -> None:
-    """Copy the latest snapshot's buckets to the target, incrementally and verified; never a mass deletion."""
+    """Copy the latest snapshot's buckets, DNS zones and database dumps to the target, ahead of time.
+
+    Buckets: only new or changed objects, verified by MD5. Zones: the snapshot's public
+    zones, read from the source now, only differing record sets written. Databases: each
+    of the config's `databases` dumped (pg_dump -Fc, or mysqldump gzipped) into the
+    target's dumps container, verified, the newest `keep` kept. Never a mass deletion.
+    """
     if force and not delete:
         raise InputError([Problem(file="arguments", field="--force", message="only means something with --delete")])
     options = Options(target=target, delete=delete, force=force, buckets=list(bucket or []), workers=workers)
@@ -189,7 +223,8 @@ class Buckets:
     name = "buckets"
 
     def check(self, replication: Replication) -> None:
-        self.selected(replication)
+        if not self.selected(replication):
+            return  # no bucket to copy: a profile without storage is fine (DNS only, say)
         spec = replication.targets.profile.storage
         where = f"targets.{replication.options.target}.storage"
         if spec is None:
@@ -210,6 +245,8 @@ class Buckets:
 
     def run(self, replication: Replication) -> SectionReport:
         buckets = self.selected(replication)
+        if not buckets:
+            return SectionReport(document={"items": [], "totals": totals([])})
         replicator = self._replicator(replication, buckets)
         rows = [self._replicate_one(replication, replicator, item) for item in buckets]
         document = {"items": rows, "totals": totals(rows)}
@@ -295,7 +332,201 @@ def _size(size: int) -> str:
     return decimal(size).replace(" bytes", " B").replace(" byte", " B")
 
 
-SECTIONS: tuple[Section, ...] = (Buckets(),)
+# -- zones ------------------------------------------------------------------------------------
+
+class Zones:
+    """The snapshot's public DNS zones (what ``copy-dns-zones`` copies by default), read from
+    the source now and mirrored onto the target DNS, one pass per zone, so that a zone's
+    failure (a refused mass deletion, a zone gone from the source) leaves the others mirrored."""
+
+    name = "zones"
+
+    def selected(self, replication: Replication) -> list[DnsZone]:
+        return selected_zones(replication.manifest, None)
+
+    def check(self, replication: Replication) -> None:
+        zones = self.selected(replication)
+        if not zones:
+            return
+        spec, config = replication.targets.profile.dns, replication.config
+        where = f"targets.{replication.options.target}.dns"
+        if spec is None:
+            names = ", ".join(zone.name for zone in zones)
+            raise ConfigError([Problem(file=str(config.path), field=where,
+                                       message=f"replicate mirrors the snapshot's DNS zones ({names}), and this profile has no dns target")])
+        resolve_secrets(spec.options, file=str(config.path), field=f"{where}.options")  # unset: an input error, now
+
+    def run(self, replication: Replication) -> SectionReport:
+        zones = self.selected(replication)
+        source = source_zones(replication.config) if zones else None
+        rows = [self._mirror_one(replication, source, zone) for zone in zones]
+        document = {"items": rows, "totals": zone_totals(rows)}
+        failures = [f"zone {row['zone']}: {row['error']}" for row in rows if row["error"]]
+        notes = []
+        for row in rows:
+            if row["skipped"]:
+                notes.append(f"zone {row['zone']}: {len(row['skipped'])} record set(s) not mirrored: " + "; ".join(
+                    f"{item['name']} {item['type']} ({item['reason']})" for item in row["skipped"][:5]))
+            if row["extra"] and not replication.options.delete and not row["error"]:
+                notes.append(f"zone {row['zone']}: {len(row['extra'])} record set(s) on the target are not on the source,"
+                             f" left alone (--delete deletes them): {', '.join(row['extra'][:5])}")
+        return SectionReport(document=document, table=zones_table(document) if rows else None, failures=failures, notes=notes)
+
+    def _mirror_one(self, replication: Replication, source: SourceZones, zone: DnsZone) -> dict[str, Any]:
+        options, config = replication.options, replication.config
+        started = time.monotonic()
+        try:
+            read_at = now_iso()
+            fresh = source.read(zone)  # unreachable or refused: exit 4 at once
+            result = mirror_zone(
+                replication.targets.dns, replication.store, fresh, service=config.service, target_name=options.target,
+                read_at=read_at, delete=options.delete, force=options.force,
+            )
+        except MirrorRefused as exc:
+            return zone_row(zone.name, None, time.monotonic() - started, error=str(exc), refused=exc.refused)
+        except (OperationFailed, TransientError) as exc:  # not ProviderError: unreachable is exit 4 at once
+            return zone_row(zone.name, None, time.monotonic() - started, error=str(exc))
+        return zone_row(result.zone, result, time.monotonic() - started)
+
+
+def zone_row(zone: str, result: ZonePass | None, elapsed: float, error: str | None = None, refused: int = 0) -> dict[str, Any]:
+    counts = {name: getattr(result, name, 0) for name in ("record_sets", "written", "unchanged", "deleted")}
+    return {
+        "zone": zone, **counts, "refused": refused, "created_zone": bool(result and result.created_zone),
+        "elapsed_s": round(elapsed, 3), "error": error,
+        "written_sets": list(result.written_sets) if result else [], "deleted_sets": list(result.deleted_sets) if result else [],
+        "extra": list(result.extra) if result else [], "skipped": list(result.skipped) if result else [],
+        "digest": result.digest if result else None,
+    }
+
+
+def zone_totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    summed = {name: sum(row[name] for row in rows) for name in ("record_sets", "written", "unchanged", "deleted", "refused")}
+    return {**summed, "created_zones": sum(1 for row in rows if row["created_zone"]),
+            "failed": sum(1 for row in rows if row["error"]), "elapsed_s": round(sum(row["elapsed_s"] for row in rows), 3)}
+
+
+def zones_table(document: dict[str, Any]) -> Table:
+    table = Table(title="DNS zones", title_justify="left", box=box.SIMPLE_HEAD)
+    table.add_column("zone", no_wrap=True)
+    for heading in ("record sets", "written", "unchanged", "deleted", "refused", "time"):
+        table.add_column(heading, justify="right", no_wrap=True)
+    for row in document["items"]:
+        label = escape(row["zone"]) + (" (created)" if row["created_zone"] else "")
+        table.add_row(*_zone_cells(f"[red]{escape(row['zone'])} (failed)[/]" if row["error"] else label, row))
+    if len(document["items"]) > 1:
+        table.add_section()
+        table.add_row(*_zone_cells("total", document["totals"]))
+    return table
+
+
+def _zone_cells(label: str, row: dict[str, Any]) -> list[str]:
+    return [label, *(str(row[name]) for name in ("record_sets", "written", "unchanged", "deleted", "refused")),
+            f"{row['elapsed_s']:.1f}s"]
+
+
+# -- databases --------------------------------------------------------------------------------
+
+class Databases:
+    """A dump of each database of the config's ``databases`` (keyed by its name in the snapshot),
+    streamed from the engine's dump tool into the target's dumps container, verified, recorded;
+    then the older dumps beyond the database's ``keep`` are deleted. One database's failure
+    (a wrong password) leaves the others dumped."""
+
+    name = "databases"
+
+    def selected(self, replication: Replication) -> list[tuple[str, DatabaseSpec, Database]]:
+        """The config's databases with their snapshot resource; InputError for a name the
+        snapshot does not have or an engine failover cannot dump."""
+        config, snapshot = replication.config, replication.snapshot
+        in_snapshot = {db.name: db for db in replication.manifest.of_kind("database")}
+        problems, selected = [], []
+        for name, spec in config.databases.items():
+            db = in_snapshot.get(name)
+            if db is None:
+                known = ", ".join(sorted(in_snapshot)) or "none"
+                problems.append(Problem(file=str(config.path), field=f"databases.{name}",
+                                        message=f"no database {name} in snapshot {snapshot.id} (it has: {known})"))
+            elif dump_format(db.engine) is None:
+                problems.append(Problem(file=str(config.path), field=f"databases.{name}",
+                                        message=f"engine {db.engine} has no dump format (failover dumps PostgreSQL, MySQL and MariaDB)"))
+            else:
+                selected.append((name, spec, db))
+        if problems:
+            raise InputError(problems)
+        return selected
+
+    def check(self, replication: Replication) -> None:
+        selected = self.selected(replication)
+        if not selected:
+            return
+        config = replication.config
+        if replication.targets.profile.storage is None:
+            raise ConfigError([Problem(file=str(config.path), field=f"targets.{replication.options.target}.storage",
+                                       message="replicate stores database dumps in the target's storage, and this profile has none")])
+        for name, spec, db in selected:  # the DSN read now to check it, and read again when dumping
+            check_dsn(database_dsn(spec, file=str(config.path), name=name), db.engine, file=str(config.path), name=name)
+        build_driver(replication.targets.storage)
+
+    def run(self, replication: Replication) -> SectionReport:
+        selected = self.selected(replication)
+        rows = [self._dump_one(replication, name, spec, db) for name, spec, db in selected]
+        document = {"items": rows, "totals": database_totals(rows)}
+        failures = [f"database {row['database']}: {row['error']}" for row in rows if row["error"]]
+        return SectionReport(document=document, table=databases_table(document) if rows else None, failures=failures)
+
+    def _dump_one(self, replication: Replication, name: str, spec: DatabaseSpec, db: Database) -> dict[str, Any]:
+        options, config, storage = replication.options, replication.config, replication.targets.storage
+        started = time.monotonic()
+        result, pruned = None, []
+        with replication.progress.transfer(f"{name} (dump)") as advance:
+            try:
+                dsn = database_dsn(spec, file=str(config.path), name=name)  # from the environment, now
+                result = dump_database(
+                    storage, replication.store, service=config.service, target_name=options.target,
+                    database=name, engine=db.engine, dsn=dsn, progress=advance,
+                )
+                pruned = prune(storage, replication.store, service=config.service, target_name=options.target,
+                               database=name, engine=db.engine, keep=spec.keep)
+            except (OperationFailed, TransientError) as exc:  # not ProviderError: unreachable is exit 4 at once
+                return database_row(name, db.engine, storage.container_name(DUMPS_BUCKET), result, pruned,
+                                    time.monotonic() - started, error=str(exc))
+        return database_row(name, db.engine, storage.container_name(DUMPS_BUCKET), result, pruned, time.monotonic() - started)
+
+
+def database_row(
+    database: str, engine: str, container: str, result: DumpResult | None, pruned: list[str], elapsed: float,
+    error: str | None = None,
+) -> dict[str, Any]:
+    size = result.bytes if result else 0
+    return {
+        "database": database, "engine": engine, "container": container, "key": result.key if result else None,
+        "taken_at": result.taken_at if result else None, "bytes": size, "md5": result.md5 if result else None,
+        "elapsed_s": round(elapsed, 3), "bytes_per_s": _rate(size, elapsed), "pruned": list(pruned), "error": error,
+    }
+
+
+def database_totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    size, elapsed = sum(row["bytes"] for row in rows), sum(row["elapsed_s"] for row in rows)
+    return {"dumped": sum(1 for row in rows if row["key"] and not row["error"]), "bytes": size,
+            "pruned": sum(len(row["pruned"]) for row in rows), "failed": sum(1 for row in rows if row["error"]),
+            "elapsed_s": round(elapsed, 3), "bytes_per_s": _rate(size, elapsed)}
+
+
+def databases_table(document: dict[str, Any]) -> Table:
+    table = Table(title="Database dumps", title_justify="left", box=box.SIMPLE_HEAD)
+    table.add_column("database", no_wrap=True)
+    table.add_column("key", no_wrap=True)
+    for heading in ("size", "pruned", "time", "rate"):
+        table.add_column(heading, justify="right", no_wrap=True)
+    for row in document["items"]:
+        label = f"[red]{escape(row['database'])} (failed)[/]" if row["error"] else escape(row["database"])
+        table.add_row(label, escape(row["key"] or "-"), _size(row["bytes"]), str(len(row["pruned"])),
+                      f"{row['elapsed_s']:.1f}s", f"{_size(row['bytes_per_s'])}/s")
+    return table
+
+
+SECTIONS: tuple[Section, ...] = (Buckets(), Zones(), Databases())
 
 
 # -- progress ---------------------------------------------------------------------------------
@@ -330,6 +561,19 @@ class TransferProgress:
         finally:
             if self._progress is not None:
                 self._progress.remove_task(self._tasks.pop(name))
+
+    @contextmanager
+    def transfer(self, name: str) -> Iterator[Callable[[int], None]]:
+        """A bar for one stream of unknown size (a database dump) while it runs; yields the
+        callback that takes the bytes sent so far."""
+        if self._progress is None:
+            yield lambda done: None
+            return
+        task = self._progress.add_task(name, total=None, objects="streaming")
+        try:
+            yield lambda done: self._progress.update(task, completed=done)
+        finally:
+            self._progress.remove_task(task)
 
     def update(self, progress: CopyProgress) -> None:
         """The Replicator's progress callback (from its worker threads)."""

@@ -7,10 +7,8 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -52,7 +50,7 @@ from failover.errors import ConfigError, InputError, OperationFailed
 from failover.mapping import choose_image, choose_size
 from failover.naming import DUMPS_BUCKET, dump_key, parse_dump_key
 from failover.targets import Targets
-from failover.testing.servers import free_port
+from failover.testing.postgres import LocalPostgres
 from providers.base import ImageInfo, SizeInfo
 
 PASSWORD = "s3cret-Pw'd"
@@ -63,61 +61,12 @@ def now() -> datetime:
 ORDERS = manifest(database("orders-db"))
 
 
-# -- a throwaway PostgreSQL server -----------------------------------------------------------
-
-
-class LocalPostgres:
-    """A cluster of the installed PostgreSQL in a temporary directory, on 127.0.0.1 and a free
-    port, with password authentication. Server programs refuse to run as root: as root,
-    they run as the ``postgres`` user."""
-
-    def __init__(self) -> None:
-        self.bin = max(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: float(p.parent.name))
-        self.dir = Path(tempfile.mkdtemp(prefix="failover-pg-"))
-        self.port = free_port()
-
-    def start(self) -> LocalPostgres:
-        (self.dir / "password").write_text(PASSWORD)
-        if os.geteuid() == 0:
-            self.dir.chmod(0o755)
-            shutil.chown(self.dir, "postgres")
-            shutil.chown(self.dir / "password", "postgres")
-        self._server("initdb", "-D", str(self.dir / "data"), "-U", "postgres", "--auth=scram-sha-256",
-                     f"--pwfile={self.dir / 'password'}")
-        options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1"
-        self._server("pg_ctl", "-D", str(self.dir / "data"), "-l", str(self.dir / "log"), "-w", "-o", options, "start")
-        return self
-
-    def stop(self) -> None:
-        self._server("pg_ctl", "-D", str(self.dir / "data"), "-m", "immediate", "stop")
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def _server(self, program: str, *args: str) -> None:
-        command = [str(self.bin / program), *args]
-        if os.geteuid() == 0:
-            command = ["runuser", "-u", "postgres", "--", *command]
-        subprocess.run(command, check=True, capture_output=True, cwd=self.dir)
-
-    def dsn(self, database: str, password: str = PASSWORD) -> str:
-        from urllib.parse import quote
-
-        return f"postgresql://postgres:{quote(password, safe='')}@127.0.0.1:{self.port}/{database}"
-
-    def client(self, program: str, *args: str, input: bytes | None = None) -> bytes:
-        env = {**os.environ, "PGPASSWORD": PASSWORD}
-        command = [str(self.bin / program), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", *args]
-        return subprocess.run(command, check=True, capture_output=True, env=env, input=input).stdout
-
-    def sql(self, database: str, statement: str) -> str:
-        return self.client("psql", "-d", database, "-At", "-v", "ON_ERROR_STOP=1", "-c", statement).decode().strip()
-
-    def dump(self, database: str) -> bytes:
-        return self.client("pg_dump", "-Fc", "-d", database)
+# -- a throwaway PostgreSQL server (failover.testing.postgres) -------------------------------
 
 
 @pytest.fixture(scope="module")
 def postgres() -> Iterator[LocalPostgres]:
-    server = LocalPostgres().start()
+    server = LocalPostgres(password=PASSWORD).start()
     yield server
     server.stop()
 
@@ -287,7 +236,7 @@ def test_parameters_tie_the_dsn_to_its_mode_without_repeating_it() -> None:
     with pytest.raises(ValidationError, match="mode dsn needs dsn"):
         params(mode="dsn")
     with pytest.raises(ValidationError) as caught:
-        params(dsn="postgresql://u:TOPSECRET@h/d")
+        params(mode="node", dsn="postgresql://u:TOPSECRET@h/d")
     assert "dsn is for mode dsn only" in str(caught.value)
     assert all("TOPSECRET" not in str(error["msg"]) for error in caught.value.errors())
 
@@ -467,3 +416,133 @@ def test_mysql_and_mariadb_nodes_install_their_engine() -> None:
     mysql = restore_script(database("shop-db", engine="mysql", version="8.0.35"), dump, "c", "https://x/y?a=1&b='2'")
     assert "apt-get install -y -q mysql-server" in mysql and "systemctl restart mysql" in mysql
     assert "DUMP_URL='https://x/y?a=1&b='\"'\"'2'\"'\"''" in mysql  # quoted for the shell
+
+
+# -- the mode follows the dsn; dsn_env names the variable holding it --------------------------
+
+
+def test_the_mode_follows_the_dsn_and_an_empty_dsn_means_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TARGET_DB_DSN", "postgresql://u@h/d")
+    assert params().restore_mode == "node"
+    assert params(dsn="postgresql://u@h/d").restore_mode == "dsn"
+    assert params(dsn="").restore_mode == "node"  # a playbook var whose default is ""
+    assert params(dsn_env="").restore_mode == "node"
+    assert params(dsn_env="TARGET_DB_DSN").restore_mode == "dsn"
+    assert params(mode="dsn", dsn_env="TARGET_DB_DSN").restore_mode == "dsn"
+    with pytest.raises(ValidationError, match="mode dsn needs dsn"):
+        params(mode="dsn", dsn="")
+    with pytest.raises(ValidationError, match="dsn_env is for mode dsn only"):
+        params(mode="node", dsn_env="TARGET_DB_DSN")
+    with pytest.raises(ValidationError, match="give dsn or dsn_env, not both"):
+        params(dsn="postgresql://u@h/d", dsn_env="TARGET_DB_DSN")
+    with pytest.raises(ValidationError, match="dsn_env: 'postgresql://u@h/d' is not an environment variable name"):
+        params(dsn_env="postgresql://u@h/d")
+
+
+def test_dsn_env_restores_into_the_server_its_variable_names(
+    config, postgres, dumps, restored, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, newer = store_dumps(config, dumps)
+    monkeypatch.setenv("FAILOVER_TEST_TARGET_DSN", postgres.dsn(restored))
+    log: list[str] = []
+    ctx = context(config, ORDERS, step_id="databases", log=log)
+
+    [change] = RestoreDatabases().plan(ctx, params(dsn_env="FAILOVER_TEST_TARGET_DSN"))
+    outputs = RestoreDatabases().apply(ctx, params(dsn_env="FAILOVER_TEST_TARGET_DSN"))
+
+    assert change.detail.startswith(f"restore replica-failover-dumps/{newer}")
+    assert postgres.sql(restored, "SELECT string_agg(item, ',' ORDER BY id) FROM orders") == "tea,coffee,cake"
+    assert outputs["orders-db"]["mode"] == "dsn" and outputs["orders-db"]["database"] == restored
+    shown = json.dumps(outputs) + "\n".join(log) + change.detail
+    assert PASSWORD not in shown and "postgres:" not in shown
+
+
+def test_dsn_env_unset_or_empty_is_a_parameter_problem_and_later_an_input_error(
+    config, dumps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store_dumps(config, dumps)
+    monkeypatch.delenv("FAILOVER_TEST_UNSET_DSN", raising=False)
+    with pytest.raises(ValidationError, match="dsn_env: environment variable FAILOVER_TEST_UNSET_DSN is not set"):
+        params(dsn_env="FAILOVER_TEST_UNSET_DSN")
+    monkeypatch.setenv("FAILOVER_TEST_UNSET_DSN", "")
+    with pytest.raises(ValidationError, match="dsn_env: environment variable FAILOVER_TEST_UNSET_DSN is empty"):
+        params(dsn_env="FAILOVER_TEST_UNSET_DSN")
+    monkeypatch.setenv("FAILOVER_TEST_UNSET_DSN", "postgresql://u@h/d")
+    validated = params(dsn_env="FAILOVER_TEST_UNSET_DSN")
+    monkeypatch.delenv("FAILOVER_TEST_UNSET_DSN")  # gone between validation and the call
+    with pytest.raises(InputError, match="environment variable FAILOVER_TEST_UNSET_DSN is not set"):
+        RestoreDatabases().apply(context(config, ORDERS), validated)
+
+
+# -- in a drill ------------------------------------------------------------------------------
+
+
+def drill_context(config, snapshot, **kwargs: Any):
+    ctx = context(config, snapshot, step_id="databases", **kwargs)
+    ctx.drill_prefix = "drill"
+    return ctx
+
+
+def test_a_drill_in_mode_dsn_validates_the_newest_dump_and_never_writes_into_the_server(
+    config, postgres, dumps, restored
+) -> None:
+    _, newer = store_dumps(config, dumps)
+    postgres.sql(restored, "CREATE TABLE orders (id int PRIMARY KEY, item text)")
+    postgres.sql(restored, "INSERT INTO orders VALUES (99, 'the real data')")
+    log: list[str] = []
+    ctx = drill_context(config, ORDERS, log=log)
+
+    [change] = RestoreDatabases().plan(ctx, params(dsn=postgres.dsn(restored)))
+    outputs = RestoreDatabases().apply(ctx, params(dsn=postgres.dsn(restored)))
+    RestoreDatabases().undo(ctx, params(dsn=postgres.dsn(restored)))
+
+    assert postgres.sql(restored, "SELECT id, item FROM orders") == "99|the real data"  # untouched
+    assert change.operation == "check" and change.detail.startswith(f"validate replica-failover-dumps/{newer}")
+    entry = outputs["orders-db"]
+    assert {k: entry[k] for k in ("mode", "dump_key", "restored", "validated", "validated_bytes", "note")} == {
+        "mode": "dsn", "dump_key": newer, "restored": False, "validated": True,
+        "validated_bytes": len(dumps["newer"]), "note": "validated, not restored (drill)",
+    }
+    assert entry["archive_entries"] >= 3  # the table, its data, its primary key
+    assert any("validated, not restored (drill)" in line for line in log)
+    assert ctx.created == []
+    assert PASSWORD not in json.dumps(outputs) + "\n".join(log)
+
+
+def test_a_drill_in_mode_dsn_fails_on_a_truncated_pg_dump_archive(config, postgres, dumps, restored) -> None:
+    key = dump_key("orders-db", "postgres", now())
+    store_dump(config, key, dumps["newer"][:-40])  # its table of contents still reads
+
+    with pytest.raises(OperationFailed, match=f"dump {key} is not a valid pg_dump archive: .*end of file"):
+        RestoreDatabases().apply(drill_context(config, ORDERS), params(dsn=postgres.dsn(restored)))
+
+
+def test_a_drill_in_mode_dsn_gunzips_a_mysql_dump_through_and_fails_on_a_truncated_one(config) -> None:
+    snapshot = manifest(database("shop-db", engine="mysql", version="8.0.35"))
+    sql = b"INSERT INTO t VALUES (1);\n" * 5000
+    store_dump(config, dump_key("shop-db", "mysql", now() - timedelta(hours=1)), gzip.compress(sql))
+    dsn = "mysql://shop@db.internal/shop"  # never reached: there is no mysql client here at all
+
+    outputs = RestoreDatabases().apply(drill_context(config, snapshot), params(dsn=dsn))
+
+    assert outputs["shop-db"]["validated"] is True and outputs["shop-db"]["sql_bytes"] == len(sql)
+    assert outputs["shop-db"]["validated_bytes"] == len(gzip.compress(sql))
+    truncated = dump_key("shop-db", "mysql", now())
+    store_dump(config, truncated, gzip.compress(sql)[:-100])
+    with pytest.raises(OperationFailed, match=f"dump {truncated} is truncated"):
+        RestoreDatabases().apply(drill_context(config, snapshot), params(dsn=dsn))
+
+
+def test_a_drill_in_mode_node_creates_the_database_node_under_the_drill_name(node_config, dumps, target) -> None:
+    store_dumps(node_config, dumps)
+    ctx = drill_context(node_config, ORDERS)
+
+    [change] = RestoreDatabases().plan(ctx, params())
+    outputs = RestoreDatabases().apply(ctx, params())
+
+    assert change.name == "drill-social-app-orders-db"
+    [instance] = live_instances(target)
+    assert tags_of(instance)["Name"] == "drill-social-app-orders-db"
+    assert outputs["orders-db"]["node_name"] == "drill-social-app-orders-db"
+    RestoreDatabases().undo(ctx, params())
+    assert live_instances(target) == []

@@ -1,0 +1,383 @@
+"""Database dumps taken by ``failover replicate``, kept on the target's storage, and how
+the newest one stands.
+
+A dump of one database:
+
+- runs the engine's own tool against the database's DSN (config ``databases.<name>.dsn``,
+  resolved from the environment now and never stored): PostgreSQL ``pg_dump -Fc``;
+  MySQL and MariaDB ``mysqldump --single-transaction --routines --triggers --databases``,
+  gzipped here as it streams. The password goes in ``PGPASSWORD`` or a 0600 option file
+  that lives as long as the tool runs, never on the command line;
+- streams the tool's output straight into the target storage (``upload_stream``), hashing
+  and counting it on the way: no temporary copy of the whole dump on this machine;
+- stores it in the dumps container (``container_prefix + "failover-dumps"``) under
+  ``<database>/<UTC time>.dump`` or ``.sql.gz`` (``failover.naming``), where
+  ``restore-databases`` finds the newest;
+- deletes the partial object when the tool fails (a wrong password, a lost connection)
+  and reports the tool's last line of error, the password removed;
+- verifies what the target stored (size, and MD5 where the target states one), records
+  the dump (``StateStore.save_dump``), then deletes the older dumps of that database
+  beyond the newest ``keep`` (:func:`prune`) and marks their records pruned.
+
+Keys have one-second resolution. A second dump of a database within the same second
+waits for the next second rather than overwrite the first (and refuses if that key is
+taken too), so no dump is ever silently replaced.
+
+:func:`dump_status` reports the newest dump on the target without the source, for
+``failover check``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import subprocess
+import tempfile
+import time
+import warnings
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from failover.actions.restore_databases import (
+    Dsn,
+    _conninfo_value,
+    _environment,
+    _option_value,
+    _redacted,
+    _tool,
+    parse_dsn,
+)
+from failover.config import resolve_secrets
+from failover.errors import InputError, OperationFailed, Problem
+from failover.manifest import now_iso
+from failover.naming import (
+    DUMPS_BUCKET,
+    dump_format,
+    dump_key,
+    dump_prefix,
+    parse_dump_key,
+)
+from failover.state import DumpRecord, StateStore, new_id
+from providers.base import ObjectInfo, StorageTarget
+
+CHUNK_SIZE = 1024 * 1024
+GZIP_LEVEL = 6
+CONTENT_TYPES = {"postgres": "application/octet-stream", "mysql": "application/gzip"}
+SAME_SECOND_TRIES = 2  # the key of now, then of the next second
+STDERR_TAIL = 4096  # bytes of the tool's error output read back for the message
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+# -- the DSN ------------------------------------------------------------------------------------
+
+
+def database_dsn(spec: Any, *, file: str, name: str) -> Dsn:
+    """The DSN of config ``databases.<name>``, its ``${env:NAME}`` secrets resolved now.
+    ConfigError for an unset variable, InputError for a DSN that does not parse; neither
+    repeats the DSN (it holds the password)."""
+    where = f"databases.{name}.dsn"
+    text = resolve_secrets(spec.dsn, file=file, field=where)
+    try:
+        return parse_dsn(text)
+    except InputError as exc:
+        raise InputError([Problem(file=file, field=where, message=problem.message) for problem in exc.problems]) from None
+
+
+def check_dsn(dsn: Dsn, engine: str, *, file: str, name: str) -> None:
+    """InputError when the DSN cannot be dumped as ``engine``: another family, or (MySQL) no database."""
+    fmt = dump_format(engine)
+    where = f"databases.{name}.dsn"
+    if fmt is None:
+        raise InputError([Problem(file=file, field=f"databases.{name}",
+                                  message=f"engine {engine} has no dump format (failover dumps PostgreSQL, MySQL and MariaDB)")])
+    if dsn.family != fmt.family:
+        raise InputError([Problem(file=file, field=where,
+                                  message=f"database {name} is {engine}: the dsn must be a {fmt.family} one")])
+    if fmt.family == "mysql" and not dsn.database:
+        raise InputError([Problem(file=file, field=where, message="names no database (mysql://user@host/DATABASE)")])
+
+
+# -- the dump tools -----------------------------------------------------------------------------
+
+
+def postgres_dump_command(dsn: Dsn) -> tuple[list[str], dict[str, str]]:
+    """pg_dump's command line (no password: ``--no-password`` never prompts) and environment
+    (the password in PGPASSWORD)."""
+    settings = (("host", dsn.host), ("port", dsn.port), ("dbname", dsn.database), ("user", dsn.user), *dsn.options)
+    conninfo = " ".join(f"{key}={_conninfo_value(value)}" for key, value in settings if value is not None)
+    command = [_tool("pg_dump", "the PostgreSQL client tools (postgresql-client)"), "-Fc", "--no-password",
+               f"--dbname={conninfo}"]
+    timeout = os.environ.get("PGCONNECT_TIMEOUT", "10")
+    return command, _environment({"PGPASSWORD": dsn.password, "PGCONNECT_TIMEOUT": timeout})
+
+
+def mysql_dump_command(dsn: Dsn, workdir: Path) -> tuple[list[str], dict[str, str]]:
+    """mysqldump's command line and an option file in ``workdir`` (0600) holding the
+    credentials. ``--databases``: the dump creates and selects its database, as the
+    restore on a new database node expects."""
+    options = workdir / "client.cnf"
+    settings = {"host": dsn.host, "port": dsn.port, "user": dsn.user, "password": dsn.password}
+    lines = ["[client]", *(f'{key}="{_option_value(value)}"' for key, value in settings.items() if value is not None)]
+    descriptor = os.open(options, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write("\n".join(lines) + "\n")
+    mysqldump = _tool("mysqldump", "the MySQL client (mysql-client or mariadb-client)")
+    command = [
+        mysqldump, f"--defaults-extra-file={options}", "--single-transaction", "--routines", "--triggers",
+        "--databases", str(dsn.database),
+    ]
+    return command, _environment({})
+
+
+def gzipped(chunks: Iterable[bytes], level: int = GZIP_LEVEL) -> Iterator[bytes]:
+    """``chunks`` compressed as one gzip member, as they come."""
+    compressor = zlib.compressobj(level, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    for chunk in chunks:
+        if data := compressor.compress(chunk):
+            yield data
+    yield compressor.flush()
+
+
+def _output(stream: IO[bytes]) -> Iterator[bytes]:
+    while chunk := stream.read1(CHUNK_SIZE):
+        yield chunk
+
+
+class _Metered:
+    """The dump's bytes on their way to the target: counted, MD5-hashed, progress reported."""
+
+    def __init__(self, chunks: Iterable[bytes], progress: Callable[[int], None] | None) -> None:
+        self._chunks = iter(chunks)
+        self._md5 = hashlib.md5()
+        self._progress = progress
+        self.size = 0
+
+    @property
+    def md5(self) -> str:
+        return self._md5.hexdigest()
+
+    def __iter__(self) -> _Metered:
+        return self
+
+    def __next__(self) -> bytes:
+        chunk = next(self._chunks)
+        self._md5.update(chunk)
+        self.size += len(chunk)
+        if self._progress is not None:
+            self._progress(self.size)
+        return chunk
+
+
+# -- one dump -----------------------------------------------------------------------------------
+
+
+class DumpFailed(OperationFailed):
+    """The dump tool failed, or what the target stored is not what was sent; nothing is kept."""
+
+
+@dataclass
+class DumpResult:
+    """A verified dump on the target. ``taken_at``: when the tool started (the key's time)."""
+
+    database: str
+    engine: str
+    container: str
+    key: str
+    taken_at: str
+    finished_at: str
+    bytes: int
+    md5: str
+    elapsed_s: float
+    pruned: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def dump_database(
+    storage: StorageTarget,
+    store: StateStore,
+    *,
+    service: str,
+    target_name: str,
+    database: str,
+    engine: str,
+    dsn: Dsn,
+    progress: Callable[[int], None] | None = None,
+    clock: Clock = utc_now,
+    sleep: Callable[[float], None] = time.sleep,
+) -> DumpResult:
+    """Dump ``database`` (its name in the manifest) from ``dsn`` straight into the dumps
+    container, verify and record it. DumpFailed (the partial object deleted) when the tool
+    fails or the stored object is not what was sent."""
+    fmt = dump_format(engine)
+    if fmt is None:
+        raise ValueError(f"no dump format for engine {engine!r}")
+    started = time.monotonic()
+    container = storage.ensure_container(DUMPS_BUCKET)
+    taken_at, key = _free_key(storage, database, engine, clock, sleep)
+    tool = "pg_dump" if fmt.family == "postgres" else "mysqldump"
+    with tempfile.TemporaryDirectory(prefix="failover-dump-") as workdir, tempfile.TemporaryFile() as errors:
+        if fmt.family == "postgres":
+            command, env = postgres_dump_command(dsn)
+        else:
+            command, env = mysql_dump_command(dsn, Path(workdir))
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors, env=env)
+        chunks = _output(process.stdout)
+        sent = _Metered(gzipped(chunks) if fmt.family == "mysql" else chunks, progress)
+        try:
+            uploaded = storage.upload_stream(DUMPS_BUCKET, key, sent, content_type=CONTENT_TYPES[fmt.family])
+            if next(sent, None) is not None:  # an upload must take the stream to its end
+                raise DumpFailed(f"the upload of {key} stopped before the end of the dump")
+            status = process.wait()
+            if status != 0:
+                message = _redacted(_last_line(errors), dsn.password)
+                raise DumpFailed(f"{tool} of {database} ({dsn.describe()}) failed (exit {status}): {message or 'no message'}")
+            _verify(storage, container, key, uploaded, sent)
+        except BaseException:
+            if process.poll() is None:
+                process.kill()  # the upload stopped early: do not leave the tool blocked on a full pipe
+            process.wait()
+            _discard(storage, key)
+            raise
+        finally:
+            process.stdout.close()
+    finished_at = now_iso()
+    store.save_dump(DumpRecord(
+        id=new_id("dump"), service=service, target=target_name, database=database, engine=engine,
+        container=container, key=key, started_at=_iso(taken_at), finished_at=finished_at, bytes=sent.size, md5=sent.md5,
+    ))
+    return DumpResult(
+        database=database, engine=engine, container=container, key=key, taken_at=_iso(taken_at),
+        finished_at=finished_at, bytes=sent.size, md5=sent.md5, elapsed_s=round(time.monotonic() - started, 3),
+    )
+
+
+def _free_key(storage: StorageTarget, database: str, engine: str, clock: Clock, sleep: Callable[[float], None]) -> tuple[datetime, str]:
+    """The key of a dump taken now; within the second of an existing dump, the next second's."""
+    for _ in range(SAME_SECOND_TRIES):
+        taken_at = clock().astimezone(UTC)
+        key = dump_key(database, engine, taken_at)
+        if storage.get_object(DUMPS_BUCKET, key) is None:
+            return taken_at.replace(microsecond=0), key
+        sleep(1 - taken_at.microsecond / 1_000_000)
+    raise DumpFailed(f"a dump of {database} is already stored as {key}: refusing to replace it")
+
+
+def _verify(storage: StorageTarget, container: str, key: str, uploaded: ObjectInfo, sent: _Metered) -> None:
+    where = f"dump {container}/{key}"
+    if uploaded.size != sent.size or (uploaded.md5 is not None and uploaded.md5 != sent.md5):
+        raise DumpFailed(f"{where}: the upload took {uploaded.size} bytes of the {sent.size} read from the tool")
+    stored = storage.get_object(DUMPS_BUCKET, key)
+    if stored is None:
+        raise DumpFailed(f"{where} is not on the target after its upload")
+    if stored.size != sent.size:
+        raise DumpFailed(f"{where}: the target stored {stored.size} bytes, {sent.size} were sent")
+    if stored.md5 is not None and stored.md5 != sent.md5:
+        raise DumpFailed(f"{where}: the target's MD5 {stored.md5} is not the MD5 of what was sent ({sent.md5})")
+
+
+def _discard(storage: StorageTarget, key: str) -> None:
+    """Delete a partial or unverified dump; a failure to do so must not hide the first error."""
+    with contextlib.suppress(Exception):
+        storage.delete_object(DUMPS_BUCKET, key)
+
+
+def _last_line(errors: IO[bytes]) -> str:
+    errors.seek(0, 2)
+    errors.seek(max(0, errors.tell() - STDERR_TAIL))
+    lines = [line.strip() for line in errors.read().decode("utf-8", "replace").splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+# -- keeping the newest N ---------------------------------------------------------------------
+
+
+def dumps_on_target(storage: StorageTarget, database: str, engine: str) -> list[tuple[datetime, str, ObjectInfo]]:
+    """The dumps of ``database`` in its engine's format on the target, newest first."""
+    fmt = dump_format(engine)
+    if fmt is None or not storage.container_exists(DUMPS_BUCKET):
+        return []
+    found = []
+    with warnings.catch_warnings():  # local disk lists by prefix the slow way, and warns about it each time
+        warnings.filterwarnings("ignore", message=".*native object filtering.*")
+        items = list(storage.iter_objects(DUMPS_BUCKET, prefix=dump_prefix(database)))
+    for item in items:
+        parsed = parse_dump_key(item.key)
+        if parsed is not None and parsed.database == database and parsed.suffix == fmt.suffix:
+            found.append((parsed.taken_at, item.key, item))
+    return sorted(found, key=lambda entry: (entry[0], entry[1]), reverse=True)
+
+
+def prune(
+    storage: StorageTarget, store: StateStore, *, service: str, target_name: str, database: str, engine: str, keep: int,
+) -> list[str]:
+    """Delete the dumps of ``database`` older than its newest ``keep`` and mark their records
+    pruned; the keys deleted, oldest last. Only after a verified dump: never the last ones."""
+    if keep < 1:
+        raise ValueError("keep must be at least 1")
+    gone = [key for _, key, _ in dumps_on_target(storage, database, engine)[keep:]]
+    for key in gone:
+        storage.delete_object(DUMPS_BUCKET, key)
+    ids = [record.id for record in store.dumps(service, target_name, database) if record.key in set(gone)]
+    store.mark_dumps_pruned(ids, now_iso())
+    return gone
+
+
+# -- the newest dump on failover day ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DumpStatus:
+    """The newest dump of a database on the target (``key`` None: there is none). ``recorded``:
+    the state holds a record of that dump; ``matches``: the target's object is the one recorded
+    (same size, and same MD5 where the target states one). ``recorded_key``: the last dump
+    recorded for this database and target (another key than ``key`` when that one is gone)."""
+
+    database: str
+    engine: str
+    container: str
+    key: str | None = None
+    taken_at: str | None = None
+    age_s: float | None = None
+    bytes: int | None = None
+    recorded: bool = False
+    matches: bool = False
+    recorded_key: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def dump_status(
+    storage: StorageTarget, store: StateStore, *, service: str, target_name: str, database: str, engine: str,
+) -> DumpStatus:
+    """Read-only: one listing of the database's dumps on the target, compared with the records."""
+    container = storage.container_name(DUMPS_BUCKET)
+    records = store.dumps(service, target_name, database)  # newest first, pruned ones left out
+    last_key = records[0].key if records else None
+    found = dumps_on_target(storage, database, engine)
+    if not found:
+        return DumpStatus(database=database, engine=engine, container=container, recorded_key=last_key)
+    taken_at, key, item = found[0]
+    record = next((r for r in records if r.key == key), None)
+    matches = record is not None and record.bytes == item.size and (item.md5 is None or item.md5 == record.md5)
+    return DumpStatus(
+        database=database, engine=engine, container=container, key=key, taken_at=_iso(taken_at),
+        age_s=max(0.0, (utc_now() - taken_at).total_seconds()), bytes=item.size,
+        recorded=record is not None, matches=matches, recorded_key=last_key,
+    )

@@ -1,0 +1,317 @@
+"""DNS zones mirrored onto the target by ``failover replicate``, and how a mirror stands.
+
+A pass over one zone:
+
+1. reads the zone's record sets from the source now (not from the snapshot, which may be
+   hours old): the snapshot says which zones, the source what they hold;
+2. turns them into the record sets ``copy-dns-zones`` would write (:func:`zone_copy`, no
+   prefix): the apex SOA and NS stay the target's own, a Route53 alias below the apex
+   becomes a CNAME, an alias at the apex is skipped and reported;
+3. creates the zone on the target if it is missing, lists it once, and writes only the
+   record sets that differ, so a pass over an unchanged zone writes nothing;
+4. leaves the record sets the target has and the source does not alone, unless asked to
+   delete them; then refuses a mass deletion (the source listing no record set, or more
+   than a tenth of the mirror's sets going) unless forced, before writing anything;
+5. records the pass (``StateStore.save_zone_mirror``): the record sets the mirror was made
+   to hold, in a canonical form (:func:`canonical_sets`), and their SHA-256
+   (:func:`digest`). ``read_at``, when the source was read, is the mirror's age.
+
+:func:`mirror_status` checks a mirror on the target against its last record without the
+source, for ``failover check``.
+
+Reading the source goes through a small per-provider reader (:func:`source_zones`),
+imported only when used, so this module never imports boto3.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from failover.actions.copy_dns_zones import ZoneCopy, zone_copy
+from failover.dnsnames import (
+    TargetZone,
+    ZoneRename,
+    fqdn,
+    read_zone,
+    same_values,
+    value_key,
+)
+from failover.errors import OperationFailed
+from failover.manifest import DnsZone, now_iso
+from failover.replication import MASS_DELETION_SHARE
+from failover.state import StateStore, ZoneMirrorRecord, new_id
+from providers.base import DnsTarget, RecordSet
+
+DEFAULT_SKIP_TYPES = ("SOA", "NS")  # at the apex: the target's own
+
+
+# -- canonical record sets -------------------------------------------------------------------
+
+
+def canonical_sets(sets: Iterable[Any]) -> list[dict[str, Any]]:
+    """Record sets (anything with ``name``, ``type``, ``ttl`` and ``values``, or such dicts)
+    as ``[{name, type, ttl, values}]``: names fully qualified and lowercase, types uppercase,
+    values without repeats in the order of their comparison key, sorted by (name, type)."""
+    out = []
+    for item in sets:
+        get = item.get if isinstance(item, dict) else lambda key, item=item: getattr(item, key)
+        type = str(get("type")).upper()
+        values: dict[str, str] = {}
+        for value in get("values"):
+            values.setdefault(value_key(type, value), value)
+        ttl = get("ttl")
+        out.append({
+            "name": fqdn(get("name")), "type": type, "ttl": None if ttl is None else int(ttl),
+            "values": [values[key] for key in sorted(values)],
+        })
+    return sorted(out, key=lambda entry: (entry["name"], entry["type"]))
+
+
+def sets_json(sets: list[dict[str, Any]]) -> str:
+    """The canonical sets as the one JSON text that is stored and hashed."""
+    return json.dumps(sets, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def digest(sets: list[dict[str, Any]]) -> str:
+    """SHA-256 (hex) of the canonical sets' JSON (:func:`sets_json`)."""
+    return hashlib.sha256(sets_json(sets).encode("utf-8")).hexdigest()
+
+
+def label(name: str, type: str) -> str:
+    """``www.example.com. A``: how a record set is named in reports."""
+    return f"{name} {type}"
+
+
+# -- reading the source ----------------------------------------------------------------------
+
+
+class SourceZones(Protocol):
+    """The source's DNS, read-only: a snapshot zone's record sets as they are now."""
+
+    def read(self, zone: DnsZone) -> DnsZone:
+        """``zone`` with its records read now; ZoneGone when the source no longer has it;
+        ProviderError when the source cannot be reached or refuses the credentials."""
+
+
+class ZoneGone(OperationFailed):
+    """A snapshot zone the source no longer has."""
+
+
+class Route53Zones:
+    """Route53 through the inventory's ``AwsSession`` (retries, error translation), records
+    read by the inventory's own converter, so they come out as in the manifest."""
+
+    def __init__(self, session: Any) -> None:
+        self.session = session
+
+    @classmethod
+    def from_config(cls, config: Any) -> Route53Zones:
+        from providers.aws.session import AwsSession
+
+        return cls(AwsSession(endpoint_url=config.source.endpoint_url, profile=config.source.profile, pool_size=4))
+
+    def read(self, zone: DnsZone) -> DnsZone:
+        from providers.aws.inventory import HOME_REGION
+        from providers.aws.route53 import _record
+
+        try:
+            pages = self.session.pages("route53", HOME_REGION, "list_resource_record_sets", HostedZoneId=zone.id)
+            records = [_record(record_set) for page in pages for record_set in page["ResourceRecordSets"]]
+        except OperationFailed as exc:
+            if self.session.error_code(exc) == "NoSuchHostedZone":
+                raise ZoneGone(f"zone {fqdn(zone.name)} (hosted zone {zone.id}) is no longer on the source;"
+                               " run failover inventory") from None
+            raise
+        return zone.model_copy(update={"records": records})
+
+
+# source provider -> "module:Class" with ``from_config(config)``; imported only when used.
+SOURCE_ZONES: dict[str, str] = {
+    "aws": "failover.zonemirror:Route53Zones",
+}
+
+
+def source_zones(config: Any) -> SourceZones:
+    """The source's DNS reader for a loaded ``Config``."""
+    module, _, name = SOURCE_ZONES[config.source.provider].partition(":")
+    return getattr(importlib.import_module(module), name).from_config(config)
+
+
+# -- one zone's pass -------------------------------------------------------------------------
+
+
+class MirrorRefused(OperationFailed):
+    """A mass deletion refused; nothing was written. ``refused``: the record sets kept."""
+
+    def __init__(self, message: str, refused: int) -> None:
+        super().__init__(message)
+        self.refused = refused
+
+
+@dataclass
+class ZonePass:
+    """What a pass did to one zone. ``record_sets``: the sets the mirror holds (the source's,
+    apex SOA and NS aside); ``extra``: the target's sets the source does not have, left alone."""
+
+    zone: str
+    read_at: str
+    record_sets: int = 0
+    written: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    created_zone: bool = False
+    written_sets: list[str] = field(default_factory=list)
+    deleted_sets: list[str] = field(default_factory=list)
+    extra: list[str] = field(default_factory=list)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    digest: str = ""
+
+
+def mirror_zone(
+    dns: DnsTarget,
+    store: StateStore,
+    zone: DnsZone,
+    *,
+    service: str,
+    target_name: str,
+    read_at: str,
+    delete: bool = False,
+    force: bool = False,
+    skip_types: Sequence[str] = DEFAULT_SKIP_TYPES,
+) -> ZonePass:
+    """Make the target's copy of ``zone`` (its records as read from the source at ``read_at``)
+    hold the same record sets, writing only those that differ; record the pass.
+
+    MirrorRefused (nothing written) for a mass deletion asked without ``force``."""
+    copy = zone_copy(zone, ZoneRename(None), [kind.upper() for kind in skip_types])
+    wanted = canonical_sets(copy.sets.values())
+    result = ZonePass(zone=copy.domain, read_at=read_at, record_sets=len(copy.sets), skipped=copy.skipped,
+                      digest=digest(wanted))
+    target = read_zone(dns, copy.domain)
+    extra = _extra_sets(copy, target)
+    result.extra = [label(*key) for key in sorted(extra)]
+    if delete and extra and not force:
+        check_deletions(copy.domain, len(extra), len(copy.sets), len(extra) + _kept(copy, target))
+    if target.zone is None:
+        zone_info = dns.create_zone(copy.domain)
+        result.created_zone = True
+        current: dict[tuple[str, str], RecordSet] = {}  # a new zone holds only its own SOA and NS
+    else:
+        zone_info, current = target.zone, target.sets
+    for want in copy.sets.values():
+        if want.matches(current.get((want.name, want.type))):
+            continue
+        dns.set_record(zone_info, want.name, want.type, want.ttl, want.values)
+        result.written_sets.append(want.label)
+    if delete:
+        for name, type in sorted(extra):
+            dns.delete_record(zone_info, name, type)
+            result.deleted_sets.append(label(name, type))
+    result.written, result.deleted = len(result.written_sets), len(result.deleted_sets)
+    result.unchanged = len(copy.sets) - result.written
+    store.save_zone_mirror(ZoneMirrorRecord(
+        id=new_id("zm"), service=service, target=target_name, zone=copy.domain, read_at=read_at,
+        finished_at=now_iso(), record_sets=len(copy.sets), written=result.written, deleted=result.deleted,
+        digest=result.digest, sets=sets_json(wanted),
+    ))
+    return result
+
+
+def _extra_sets(copy: ZoneCopy, target: TargetZone) -> set[tuple[str, str]]:
+    """The target's record sets the source does not have: not the target's own apex SOA and
+    NS, and not a set the copy skipped (an apex alias, which ``cutover-dns`` may have written)."""
+    skipped = {(fqdn(entry["name"]), entry["type"]) for entry in copy.skipped}
+    return {
+        key for key, current in target.sets.items()
+        if key not in copy.sets and not copy.is_own(current) and (fqdn(key[0]), key[1]) not in skipped
+    }
+
+
+def _kept(copy: ZoneCopy, target: TargetZone) -> int:
+    """The mirror's sets that stay: those of the source the target has already."""
+    return sum(1 for key in copy.sets if key in target.sets)
+
+
+def check_deletions(zone: str, deleting: int, source_sets: int, mirror_sets: int) -> None:
+    """Refuse a mass deletion, as for buckets: the source listing no record set, or more than
+    a tenth of the mirror's record sets going."""
+    if source_sets == 0:
+        raise MirrorRefused(
+            f"refusing to delete all {deleting} record sets of zone {zone} on the target: the zone lists no"
+            " record sets on the source (force to delete them anyway)", deleting,
+        )
+    if deleting > MASS_DELETION_SHARE * mirror_sets:
+        raise MirrorRefused(
+            f"refusing to delete {deleting} of the {mirror_sets} record sets of zone {zone} on the target, more than"
+            f" {MASS_DELETION_SHARE:.0%}, gone from the zone on the source (force to delete them anyway)", deleting,
+        )
+
+
+# -- the mirror on failover day --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MirrorStatus:
+    """A zone's mirror on the target, checked against the record of its last pass.
+    ``missing``: recorded sets the target lacks; ``differing``: recorded sets the target holds
+    otherwise (TTL or values); ``extra``: the target's sets the record does not have (apex SOA
+    and NS aside). ``mirrored_at``: when the source was read for the last pass."""
+
+    zone: str
+    exists: bool
+    recorded: bool
+    in_sync: bool
+    missing: tuple[str, ...] = ()
+    differing: tuple[str, ...] = ()
+    extra: tuple[str, ...] = ()
+    record_sets: int = 0
+    digest: str | None = None
+    mirrored_at: str | None = None
+    age_s: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "missing": list(self.missing), "differing": list(self.differing),
+                "extra": list(self.extra)}
+
+
+def mirror_status(
+    dns: DnsTarget, store: StateStore, *, service: str, target_name: str, zone: str,
+    skip_types: Sequence[str] = DEFAULT_SKIP_TYPES,
+) -> MirrorStatus:
+    """Read-only: one listing of the target zone, compared with the last recorded pass."""
+    domain = fqdn(zone)
+    record = store.last_zone_mirror(service, target_name, domain)
+    target = read_zone(dns, domain)
+    recorded_sets = json.loads(record.sets) if record is not None else []
+    missing, differing = [], []
+    for entry in recorded_sets:
+        current = target.sets.get((entry["name"], entry["type"]))
+        if current is None:
+            missing.append(label(entry["name"], entry["type"]))
+        elif current.ttl != entry["ttl"] or not same_values(entry["type"], current.values, entry["values"]):
+            differing.append(label(entry["name"], entry["type"]))
+    known = {(entry["name"], entry["type"]) for entry in recorded_sets}
+    own = {kind.upper() for kind in skip_types}
+    extra = sorted(
+        label(*key) for key, current in target.sets.items()
+        if key not in known and not (fqdn(current.name) == domain and current.type in own)
+    )
+    exists = target.zone is not None
+    return MirrorStatus(
+        zone=domain, exists=exists, recorded=record is not None,
+        in_sync=exists and record is not None and not missing and not differing,
+        missing=tuple(missing), differing=tuple(differing), extra=tuple(extra),
+        record_sets=len(recorded_sets), digest=record.digest if record is not None else None,
+        mirrored_at=record.read_at if record is not None else None,
+        age_s=_age_s(record.read_at) if record is not None else None,
+    )
+
+
+def _age_s(as_of: str) -> float:
+    return max(0.0, (datetime.now(UTC) - datetime.fromisoformat(as_of)).total_seconds())

@@ -1,0 +1,267 @@
+"""``failover replicate``, databases section, end to end: the real executable, the source's
+database an RDS instance on a ``moto_server`` process (for the snapshot) whose data lives
+in a real PostgreSQL started here (the DSN), the target local disk or Azurite. Dumps are
+restored with ``pg_restore`` to prove them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from failover.config import StorageSpec
+from failover.naming import DUMPS_BUCKET, parse_dump_key
+from failover.state import StateStore
+from failover.testing.emulators import Azurite, EmulatorMissing
+from failover.testing.postgres import LocalPostgres
+from providers.base import storage_target
+from providers.libcloud.drivers import forget_adapters
+
+SERVICE_TAGS = [{"Key": "service", "Value": "social-app"}]
+DATABASE = "orders-db"
+WRONG = "Wr0ng-pw-xyzzy"
+DUMP_KEY = re.compile(r"^orders-db/\d{8}T\d{6}Z\.dump$")
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[LocalPostgres]:
+    server = LocalPostgres().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def azurite() -> Iterator[Azurite]:
+    try:
+        emulator = Azurite().start()
+    except EmulatorMissing as exc:
+        pytest.fail(str(exc), pytrace=False)
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture
+def orders(postgres: LocalPostgres, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The source database "orders", seeded, its DSN in ORDERS_DB_DSN as the config refers to it."""
+    postgres.recreate("orders")
+    postgres.sql("orders", "CREATE TABLE orders (id int PRIMARY KEY, item text)")
+    postgres.sql("orders", "INSERT INTO orders VALUES (1, 'tea'), (2, 'coffee'), (3, 'cake')")
+    monkeypatch.setenv("ORDERS_DB_DSN", postgres.dsn("orders"))
+    return "orders"
+
+
+@pytest.fixture(params=["disk"])
+def storage_config(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    if request.param == "disk":
+        disk = tmp_path / "replicas"
+        disk.mkdir()
+        return {"driver": "local", "options": {"key": str(disk)}, "container_prefix": "replica-"}
+    azurite: Azurite = request.getfixturevalue("azurite")
+    monkeypatch.setenv("AZURITE_KEY", azurite.driver_options["secret"])
+    # A prefix of this test's own: Azurite's containers outlive a test.
+    return {"driver": "azure_blobs", "options": {**azurite.driver_options, "secret": "${env:AZURITE_KEY}"},
+            "container_prefix": f"t{os.getpid()}-{tmp_path.name[-12:].lower().replace('_', '-')}-"}
+
+
+@pytest.fixture
+def replica(storage_config: dict[str, Any]) -> Iterator[Any]:
+    forget_adapters()
+    yield storage_target(StorageSpec(**storage_config))
+    forget_adapters()
+
+
+def make_config(write_config, storage_config: dict[str, Any] | None, databases: dict[str, Any], **profile: Any) -> Path:
+    return write_config(
+        source={"provider": "aws", "regions": ["us-east-1"], "select": {"tags": {"service": "social-app"}}},
+        targets={"fallback": {**({"storage": storage_config} if storage_config else {}), **profile}},
+        databases=databases,
+    )
+
+
+@pytest.fixture
+def config(write_config, storage_config: dict[str, Any]) -> Path:
+    return make_config(write_config, storage_config, {DATABASE: {"dsn": "${env:ORDERS_DB_DSN}", "keep": 2}})
+
+
+def seed_rds(clients, identifier: str = DATABASE, engine: str = "postgres", version: str = "15.4") -> None:
+    clients("rds").create_db_instance(
+        DBInstanceIdentifier=identifier, Engine=engine, EngineVersion=version, DBInstanceClass="db.t3.micro",
+        AllocatedStorage=20, MasterUsername="admin", MasterUserPassword="not-used-1", Tags=SERVICE_TAGS,
+    )
+
+
+def snapshot(failover, config: Path) -> None:
+    taken = failover("inventory", "-c", str(config))
+    assert taken.code == 0, taken.stderr
+
+
+def replicate(failover, config: Path, *args: str, env: dict[str, str] | None = None):
+    return failover("replicate", "--target", "fallback", "-c", str(config), *args, env=env)
+
+
+def dumped(failover, config: Path) -> dict[str, Any]:
+    """Run ``replicate --json``, expecting success; the one database row."""
+    result = replicate(failover, config, "--json")
+    assert result.code == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["ok"] is True
+    [row] = document["databases"]["items"]
+    return row
+
+
+def dump_keys(replica: Any) -> list[str]:
+    if not replica.container_exists(DUMPS_BUCKET):
+        return []
+    return sorted(item.key for item in replica.iter_objects(DUMPS_BUCKET))
+
+
+def state_files(tmp_path: Path) -> dict[str, bytes]:
+    return {str(path): path.read_bytes() for path in (tmp_path / ".failover").rglob("*") if path.is_file()}
+
+
+@pytest.mark.parametrize("storage_config", ["disk", "azure"], indirect=True)
+def test_a_dump_is_streamed_to_the_target_verified_recorded_and_restores(
+    clients, config: Path, failover, replica, postgres: LocalPostgres, orders: str, tmp_path: Path
+) -> None:
+    seed_rds(clients)
+    snapshot(failover, config)
+
+    row = dumped(failover, config)
+
+    assert DUMP_KEY.match(row["key"]) and row["engine"] == "postgres" and row["error"] is None
+    assert row["container"] == replica.container_name(DUMPS_BUCKET) and row["pruned"] == []
+    content = b"".join(replica.download_stream(DUMPS_BUCKET, row["key"]))
+    assert content.startswith(b"PGDMP")  # pg_dump's custom format
+    assert (row["bytes"], row["md5"]) == (len(content), hashlib.md5(content).hexdigest())
+    assert row["elapsed_s"] > 0 and row["bytes_per_s"] > 0
+
+    postgres.recreate("restored")
+    postgres.client("pg_restore", "--no-owner", "-d", "restored", input=content)
+    assert postgres.sql("restored", "SELECT string_agg(item, ',' ORDER BY id) FROM orders") == "tea,coffee,cake"
+
+    with StateStore(tmp_path / ".failover") as store:
+        [record] = store.dumps("social-app", "fallback", DATABASE)
+    assert (record.key, record.bytes, record.md5, record.engine) == (row["key"], row["bytes"], row["md5"], "postgres")
+    assert record.started_at == row["taken_at"]
+    assert all(postgres.password.encode() not in data for data in state_files(tmp_path).values())
+
+
+@pytest.mark.parametrize("storage_config", ["disk"], indirect=True)
+def test_people_get_a_dumps_table_on_stderr(clients, config: Path, failover, orders: str) -> None:
+    seed_rds(clients)
+    snapshot(failover, config)
+
+    result = replicate(failover, config)
+
+    assert result.code == 0, result.stderr
+    assert result.stdout == ""
+    assert "Database dumps" in result.stderr and DATABASE in result.stderr and ".dump" in result.stderr
+
+
+def test_keep_2_leaves_the_two_newest_dumps_after_three_runs(
+    clients, config: Path, failover, replica, orders: str, tmp_path: Path
+) -> None:
+    seed_rds(clients)
+    snapshot(failover, config)
+
+    rows = [dumped(failover, config) for _ in range(3)]
+
+    made = [row["key"] for row in rows]
+    assert len(set(made)) == 3  # never one dump over another
+    assert [parse_dump_key(key).taken_at for key in made] == sorted(parse_dump_key(key).taken_at for key in made)
+    assert dump_keys(replica) == sorted(made[1:])
+    assert (rows[0]["pruned"], rows[1]["pruned"], rows[2]["pruned"]) == ([], [], [made[0]])
+    with StateStore(tmp_path / ".failover") as store:
+        records = store.dumps("social-app", "fallback", DATABASE, include_pruned=True)
+    assert [(r.key, r.pruned_at is not None) for r in records] == [(made[2], False), (made[1], False), (made[0], True)]
+
+
+def test_a_wrong_password_fails_leaves_no_dump_and_is_never_written(
+    clients, config: Path, failover, replica, postgres: LocalPostgres, orders: str, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seed_rds(clients)
+    snapshot(failover, config)
+    monkeypatch.setenv("ORDERS_DB_DSN", postgres.dsn("orders", password=WRONG))
+
+    result = replicate(failover, config, "--json")
+
+    assert result.code == 1
+    [row] = json.loads(result.stdout)["databases"]["items"]
+    assert row["key"] is None and row["bytes"] == 0
+    assert row["error"].startswith(f"pg_dump of orders-db (127.0.0.1:{postgres.port}/orders) failed (exit 1):")
+    assert "password authentication failed" in row["error"] and "password authentication failed" in result.stderr
+    assert dump_keys(replica) == []
+    for text in (result.stdout, result.stderr, row["error"]):
+        assert WRONG not in text
+    files = state_files(tmp_path)
+    assert any(path.endswith("state.db") for path in files)
+    assert all(WRONG.encode() not in data for data in files.values())
+    with StateStore(tmp_path / ".failover") as store:
+        assert store.dumps("social-app", "fallback", include_pruned=True) == []
+
+
+def test_an_unknown_database_is_invalid_input_and_nothing_is_copied(
+    clients, write_config, storage_config: dict[str, Any], failover, replica, orders: str, tmp_path: Path
+) -> None:
+    config = make_config(write_config, storage_config, {
+        DATABASE: {"dsn": "${env:ORDERS_DB_DSN}"}, "billing-db": {"dsn": "${env:ORDERS_DB_DSN}"},
+    })
+    seed_rds(clients)
+    s3 = clients("s3")  # a bucket too: not copied either, since the input is wrong
+    s3.create_bucket(Bucket="media")
+    s3.put_bucket_tagging(Bucket="media", Tagging={"TagSet": SERVICE_TAGS})
+    s3.put_object(Bucket="media", Key="a.txt", Body=b"a")
+    snapshot(failover, config)
+
+    result = replicate(failover, config, "--json")
+
+    assert result.code == 2 and result.stdout == ""
+    assert f"{config}: databases.billing-db: no database billing-db in snapshot" in result.stderr
+    assert "(it has: orders-db)" in result.stderr and "Traceback" not in result.stderr
+    assert sorted(path.name for path in (tmp_path / "replicas").iterdir()) == []
+    with StateStore(tmp_path / ".failover") as store:
+        assert store.dumps("social-app", include_pruned=True) == [] and store.replications("social-app") == []
+
+
+def test_an_engine_without_dumps_is_invalid_input(clients, write_config, storage_config, failover, orders: str) -> None:
+    config = make_config(write_config, storage_config, {"reports-db": {"dsn": "${env:ORDERS_DB_DSN}"}})
+    seed_rds(clients, "reports-db", engine="sqlserver-ex", version="15.00")
+    snapshot(failover, config)
+
+    result = replicate(failover, config)
+
+    assert result.code == 2
+    assert "databases.reports-db: engine sqlserver-ex has no dump format" in result.stderr
+
+
+def test_an_unset_dsn_or_a_profile_without_storage_is_invalid_input(
+    clients, write_config, storage_config: dict[str, Any], failover, config: Path, orders: str,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:
+    seed_rds(clients)
+    snapshot(failover, config)
+    monkeypatch.delenv("ORDERS_DB_DSN")
+
+    unset = replicate(failover, config)
+    assert unset.code == 2
+    assert f"{config}: databases.orders-db.dsn: environment variable ORDERS_DB_DSN is not set" in unset.stderr
+
+    monkeypatch.setenv("ORDERS_DB_DSN", "mysql://app:pw@db/orders")
+    mismatched = replicate(failover, config)
+    assert mismatched.code == 2 and "database orders-db is postgres: the dsn must be a postgres one" in mismatched.stderr
+    assert "app:pw" not in mismatched.stderr
+
+    dns_only = make_config(write_config, None, {DATABASE: {"dsn": "${env:ORDERS_DB_DSN}"}},
+                           dns={"driver": "powerdns", "options": {"key": "k", "host": "127.0.0.1", "port": 9,
+                                                                  "api_version": "v1", "secure": False}})
+    no_storage = replicate(failover, dns_only)
+    assert no_storage.code == 2
+    assert "targets.fallback.storage: replicate stores database dumps in the target's storage" in no_storage.stderr
+    assert sorted(path.name for path in (tmp_path / "replicas").iterdir()) == []
