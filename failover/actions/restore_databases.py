@@ -15,15 +15,27 @@ Two modes:
   storage adapter can make one (``object_url``); otherwise the dump's container and key
   are written on the node with the command that restores it, once someone copies it there.
 - ``dsn``: the dump streamed straight from storage into an existing server
-  (``pg_restore`` or ``mysql`` on this machine). Write the DSN as ``${env:NAME}``:
-  it holds credentials, and is never written to outputs, logs or errors.
+  (``pg_restore`` or ``mysql`` on this machine). Write the DSN as ``${env:NAME}``, or
+  name the environment variable holding it with ``dsn_env`` (what ``--var`` can carry:
+  vars are stored with the run, so they must never hold the DSN itself). Either way it
+  is read when the step runs and never written to outputs, logs or errors.
+
+The mode follows the DSN: ``dsn`` when a non-empty ``dsn`` or ``dsn_env`` is given,
+``node`` otherwise (an empty string means none, so a playbook can pass a var whose
+default is ``""``).
+
+In a drill (``ActionContext.drill_prefix``): mode node creates the database nodes under
+the drill's names (torn down with the drill); mode dsn never writes into the server: it
+downloads the newest dump and validates it (``pg_restore --list`` and a full read of the
+archive; a full gunzip pass for MySQL), and reports it validated, not restored.
 
 Outputs::
 
     databases: {<name>: {mode, engine, engine_version, dump_container, dump_key,
                          dump_taken_at, dump_age_s,
                          node:  node_id, node_name, public_ip, private_ip, port, dump_fetch ("url" or "manual")
-                         dsn:   host, port, database, restored_bytes}}
+                         dsn:   host, port, database, restored_bytes
+                                (in a drill: restored false, validated true, validated_bytes, note)}}
     <name>: the same entry as under databases (a database named "databases": "database-databases")
 """
 
@@ -75,6 +87,8 @@ DUMP_DIR = "/var/lib/failover"
 PRIVATE_NETWORKS = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
 DEFAULT_PORTS = {"postgres": 5432, "mysql": 3306}
 RESERVED_KEYS = frozenset({"databases"})
+DRILL_NOTE = "validated, not restored (drill)"
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 # vCPUs and memory (MiB) of RDS instance classes: the burstable ones by name; the general
 # purpose (db.m*) and memory optimized (db.r*) ones have 4 and 8 GiB per vCPU, and
@@ -96,11 +110,20 @@ class RestoreDatabasesParams(Params):
     select: DatabaseSelector = Field(
         default_factory=DatabaseSelector, description="Which databases; by default all of the snapshot's."
     )
-    mode: Literal["node", "dsn"] = Field(
-        "node", description="node: a new database node per database, restored by cloud-init; dsn: into an existing server."
+    mode: Literal["node", "dsn"] | None = Field(
+        None,
+        description="node: a new database node per database, restored by cloud-init; dsn: into an existing server. "
+        "Default: dsn when dsn or dsn_env is given (non-empty), else node.",
     )
     dsn: str | None = Field(
-        None, description="mode dsn: the server to restore into, postgresql://... or mysql://...; write it as ${env:NAME}."
+        None,
+        description="mode dsn: the server to restore into, postgresql://... or mysql://...; write it as ${env:NAME}. "
+        "Empty: none.",
+    )
+    dsn_env: str | None = Field(
+        None,
+        description="mode dsn: the name of the environment variable holding the dsn, read when the step runs "
+        "(a var can carry the name, never the secret). Empty: none.",
     )
     size: str | None = Field(None, description="mode node: the target size (id or name) of the database nodes.")
     image: str | None = Field(None, description=f"mode node: the target image (id or name) instead of {DB_IMAGE_NAME}.")
@@ -110,12 +133,41 @@ class RestoreDatabasesParams(Params):
 
     @model_validator(mode="after")
     def _dsn_with_its_mode(self) -> RestoreDatabasesParams:
-        # The messages never repeat the value: it holds credentials.
-        if self.mode == "dsn" and not self.dsn:
-            raise ValueError("mode dsn needs dsn")
-        if self.mode == "node" and self.dsn:
-            raise ValueError("dsn is for mode dsn only")
+        # The messages never repeat the dsn: it holds credentials (dsn_env is only a name).
+        if self.dsn_env and not ENV_NAME.match(self.dsn_env):
+            raise ValueError(f"dsn_env: {self.dsn_env!r} is not an environment variable name")
+        if self.dsn_env and not os.environ.get(self.dsn_env):
+            # As for an unset ${env:NAME}: a validation problem, before anything is changed.
+            raise ValueError(f"dsn_env: {_unset(self.dsn_env)}")
+        if self.dsn and self.dsn_env:
+            raise ValueError("give dsn or dsn_env, not both")
+        if self.mode == "dsn" and not self.has_dsn:
+            raise ValueError("mode dsn needs dsn (or dsn_env)")
+        if self.mode == "node" and self.has_dsn:
+            raise ValueError(f"{'dsn' if self.dsn else 'dsn_env'} is for mode dsn only")
         return self
+
+    @property
+    def has_dsn(self) -> bool:
+        return bool(self.dsn or self.dsn_env)
+
+    @property
+    def restore_mode(self) -> str:
+        """The mode in effect: as given, else dsn when there is a dsn, else node."""
+        return self.mode or ("dsn" if self.has_dsn else "node")
+
+    def target_dsn(self) -> Dsn:
+        """The server to restore into, read now (from ``dsn_env``'s variable if so). Never stored."""
+        if self.dsn:
+            return parse_dsn(self.dsn)
+        value = os.environ.get(self.dsn_env or "")
+        if not value:  # unset since the parameters were validated
+            raise InputError([Problem(file="playbook", field="with.dsn_env", message=_unset(self.dsn_env))])
+        return parse_dsn(value)
+
+
+def _unset(name: str) -> str:
+    return f"environment variable {name} {'is empty' if name in os.environ else 'is not set'}"
 
 
 @ACTIONS.register("restore-databases")
@@ -129,8 +181,14 @@ class RestoreDatabases(Action):
     def plan(self, ctx: ActionContext, params: RestoreDatabasesParams) -> list[Change]:
         databases = select_databases(ctx, params)
         dumps = {db.name: find_newest_dump(ctx.targets.storage, db) for db in databases}
-        if params.mode == "dsn":
-            target = parse_dsn(params.dsn).describe()
+        if params.restore_mode == "dsn":
+            target = params.target_dsn().describe()
+            if ctx.drill_prefix:
+                return [
+                    Change("check", "database", db.name,
+                           f"validate {_dump_text(ctx, dumps[db.name])}; a drill does not restore into {target}")
+                    for db in databases
+                ]
             return [
                 Change("update", "database", db.name, f"restore {_dump_text(ctx, dumps[db.name])} into {target}")
                 for db in databases
@@ -144,21 +202,26 @@ class RestoreDatabases(Action):
     def apply(self, ctx: ActionContext, params: RestoreDatabasesParams) -> dict[str, Any]:
         databases = select_databases(ctx, params)
         dumps = {db.name: find_newest_dump(ctx.targets.storage, db) for db in databases}
-        if params.mode == "dsn":
-            entries = {db.name: restore_into_dsn(ctx, db, dumps[db.name], parse_dsn(params.dsn)) for db in databases}
+        if params.restore_mode == "dsn":
+            dsn = params.target_dsn()
+            restore = validate_for_dsn if ctx.drill_prefix else restore_into_dsn
+            entries = {db.name: restore(ctx, db, dumps[db.name], dsn) for db in databases}
         else:
             entries = restore_on_nodes(ctx, params, databases, dumps)
         keyed = {name if name not in RESERVED_KEYS else f"database-{name}": entry for name, entry in entries.items()}
         return {"databases": entries, **keyed}
 
     def undo(self, ctx: ActionContext, params: RestoreDatabasesParams) -> None:
-        if params.mode == "dsn":
-            ctx.info("mode dsn: the restored data stays in the server it was restored into")
+        if params.restore_mode == "dsn":
+            if ctx.drill_prefix:
+                ctx.info("mode dsn in a drill: nothing was restored, nothing to undo")
+            else:
+                ctx.info("mode dsn: the restored data stays in the server it was restored into")
             return
         if params.keep_node:
             ctx.info("keep_node: the database nodes stay")
             return
-        names = node_names(ctx.manifest, ctx.service)
+        names = node_names(ctx.manifest, ctx.naming_service)
         destroy_nodes(ctx, [names[db.id] for db in select_databases(ctx, params)])
 
 
@@ -176,7 +239,7 @@ def select_databases(ctx: ActionContext, params: RestoreDatabasesParams) -> list
         f"{db.name}: engine {db.engine} has no dumps (failover restores PostgreSQL, MySQL and MariaDB)"
         for db in selected if dump_format(db.engine) is None
     ]
-    if params.mode == "dsn" and len(selected) > 1:
+    if params.restore_mode == "dsn" and len(selected) > 1:
         problems.append(f"mode dsn restores one database; select one of {', '.join(db.name for db in selected)}")
     if problems:
         raise InputError([Problem(file="playbook", field="with", message=message) for message in problems])
@@ -234,7 +297,7 @@ def plan_database_nodes(
     sizes = {**profile.sizes, **({node.instance_type: params.size for node in nodes} if params.size else {})}
     images = {**profile.images, **({DB_IMAGE_NAME: params.image} if params.image else {})}
     mapping = map_onto_target(ctx, nodes, profile.model_copy(update={"sizes": sizes, "images": images}))
-    names = node_names(ctx.manifest, ctx.service)
+    names = node_names(ctx.manifest, ctx.naming_service)
     plans = []
     for db in databases:
         choice = mapping.for_node(db.id)
@@ -498,7 +561,7 @@ def restore_into_dsn(ctx: ActionContext, database: Database, dump: DumpKey, dsn:
         sent = _run_restore(ctx, *postgres_restore_command(dsn), chunks, dsn)
     else:
         with tempfile.TemporaryDirectory(prefix="failover-mysql-") as workdir:
-            sent = _run_restore(ctx, *mysql_restore_command(dsn, Path(workdir)), gunzipped(chunks), dsn)
+            sent = _run_restore(ctx, *mysql_restore_command(dsn, Path(workdir)), gunzipped(chunks, f"dump {dump.key}"), dsn)
     ctx.info(f"restored {database.name} into {dsn.describe()} ({sent} bytes)")
     return {
         "mode": "dsn",
@@ -539,13 +602,130 @@ def mysql_restore_command(dsn: Dsn, workdir: Path) -> tuple[list[str], dict[str,
     return command, _environment({})
 
 
-def gunzipped(chunks: Iterable[bytes]) -> Iterator[bytes]:
+def gunzipped(chunks: Iterable[bytes], name: str = "the dump") -> Iterator[bytes]:
+    """The gzip stream ``chunks`` decompressed (members one after the other, as gunzip does);
+    OperationFailed when it is not gzip or ends before its end."""
     decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)  # gzip framing
+    started = False
+    try:
+        for chunk in chunks:
+            while chunk:
+                started = True
+                if data := decompressor.decompress(chunk):
+                    yield data
+                chunk = b""
+                if decompressor.eof:  # a member ended: what follows is the next one (or nothing)
+                    chunk = decompressor.unused_data
+                    if chunk:
+                        decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        if tail := decompressor.flush():
+            yield tail
+    except zlib.error as exc:
+        raise OperationFailed(f"{name} is not a valid gzip file: {exc}") from None
+    if started and not decompressor.eof:
+        raise OperationFailed(f"{name} is truncated: its gzip stream ends early")
+    if not started:
+        raise OperationFailed(f"{name} is empty")
+
+
+def validate_for_dsn(ctx: ActionContext, database: Database, dump: DumpKey, dsn: Dsn) -> dict[str, Any]:
+    """A drill's mode dsn: the newest dump downloaded and read through, never restored.
+    PostgreSQL: ``pg_restore --list`` (the archive's table of contents) and a full read of
+    the archive into SQL thrown away; MySQL: a full gunzip pass. OperationFailed if it is bad."""
+    family = dump_format(database.engine).family
+    if dsn.family != family:
+        raise _dsn_error(f"{database.name} is {database.engine}: the dsn must be a {family} server")
+    ctx.info(f"validating {dump.key} (a drill does not restore into {dsn.describe()})")
+    chunks = ctx.targets.storage.download_stream(DUMPS_BUCKET, dump.key)
+    checks: dict[str, Any] = {}
+    if family == "postgres":
+        size, entries = _validate_pg_archive(ctx, chunks, dump)
+        checks["archive_entries"] = entries
+    else:
+        downloaded = [0]
+
+        def counted(parts: Iterable[bytes]) -> Iterator[bytes]:
+            for part in parts:
+                downloaded[0] += len(part)
+                yield part
+
+        sql = gunzipped(counted(_cancellable(ctx, chunks)), f"dump {dump.key}")
+        checks["sql_bytes"] = sum(len(part) for part in sql)
+        size = downloaded[0]
+    ctx.info(f"{database.name}: {dump.key} {DRILL_NOTE}")
+    return {
+        "mode": "dsn",
+        **dump_fields(ctx, database, dump),
+        "host": dsn.host or "localhost",
+        "port": dsn.port or DEFAULT_PORTS[family],
+        "database": dsn.database,
+        "restored": False,
+        "validated": True,
+        "validated_bytes": size,
+        **checks,
+        "note": DRILL_NOTE,
+    }
+
+
+def _cancellable(ctx: ActionContext, chunks: Iterable[bytes]) -> Iterator[bytes]:
     for chunk in chunks:
-        if data := decompressor.decompress(chunk):
-            yield data
-    if tail := decompressor.flush():
-        yield tail
+        if ctx.cancel.is_set():
+            raise Interrupted("cancelled while validating")
+        yield chunk
+
+
+def _validate_pg_archive(ctx: ActionContext, chunks: Iterable[bytes], dump: DumpKey) -> tuple[int, int]:
+    """Feed the dump to ``pg_restore --list`` and to ``pg_restore --file=/dev/null`` at once
+    (one download): the table of contents must read, and so must every entry's data (a
+    truncated archive passes ``--list``, not the full read). Returns (bytes, TOC entries)."""
+    pg_restore = _tool("pg_restore", "the PostgreSQL client tools (postgresql-client)")
+    with tempfile.TemporaryFile() as listing, tempfile.TemporaryFile() as list_errors, \
+            tempfile.TemporaryFile() as read_errors:
+        lister = subprocess.Popen([pg_restore, "--list"], stdin=subprocess.PIPE, stdout=listing, stderr=list_errors)
+        reader = subprocess.Popen([pg_restore, "--file=/dev/null"], stdin=subprocess.PIPE,
+                                  stdout=subprocess.DEVNULL, stderr=read_errors)
+        processes = [lister, reader]
+        try:
+            size = _feed_all(ctx, processes, chunks)
+        except BaseException:
+            for process in processes:
+                process.kill()
+                process.wait()
+            raise
+        for process, errors in ((lister, list_errors), (reader, read_errors)):
+            if process.wait() != 0:
+                errors.seek(0)
+                message = errors.read().decode("utf-8", "replace").strip()[-500:] or f"exit {process.returncode}"
+                raise OperationFailed(f"dump {dump.key} is not a valid pg_dump archive: {message}")
+        listing.seek(0)
+        entries = sum(1 for line in listing.read().decode("utf-8", "replace").splitlines()
+                      if line.strip() and not line.startswith(";"))
+    return size, entries
+
+
+def _feed_all(ctx: ActionContext, processes: Sequence[subprocess.Popen], chunks: Iterable[bytes]) -> int:
+    """Write every chunk to each process still reading; the bytes read from ``chunks``."""
+    reading = list(processes)
+    size = 0
+    try:
+        for chunk in chunks:
+            if ctx.cancel.is_set():
+                raise Interrupted("cancelled while validating")
+            size += len(chunk)
+            for process in list(reading):
+                try:
+                    process.stdin.write(chunk)
+                except BrokenPipeError:  # it stopped reading (--list after the TOC): its status says why
+                    reading.remove(process)
+            if not reading:
+                break
+    finally:
+        for process in processes:
+            try:
+                process.stdin.close()
+            except BrokenPipeError:
+                pass
+    return size
 
 
 def _run_restore(ctx: ActionContext, command: list[str], env: dict[str, str], chunks: Iterable[bytes], dsn: Dsn) -> int:

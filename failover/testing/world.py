@@ -12,6 +12,13 @@ service's application, all local processes on 127.0.0.1.
 - the application: an HTTP server whose ``/healthz`` answers 200 (moto's nodes serve
   nothing, so runs are given ``--var health_url=...``, see :attr:`EmulatedWorld.run_vars`);
 - a database dump in target storage, where replication puts one (``naming.DUMPS_BUCKET``);
+- with ``postgres=True``, real databases instead of that dump: two throwaway PostgreSQL
+  servers (:class:`failover.testing.postgres.LocalPostgres`). The source server's database
+  ``orders``, seeded with rows, stands in for the RDS instance ``orders-db``: the config's
+  ``databases.orders-db.dsn`` is ``${env:FAILOVER_WORLD_SOURCE_DSN}`` (what ``replicate``
+  dumps from). The target server has an empty database ``orders`` whose DSN is in
+  ``FAILOVER_WORLD_TARGET_DSN`` (for ``--var database_dsn_env=FAILOVER_WORLD_TARGET_DSN``,
+  a restore in mode dsn). No dump is planted: ``replicate`` makes one;
 - a ready ``failover.yaml`` (target profile ``fallback``, secrets as ``${env:...}``) in
   ``workdir``, and :attr:`EmulatedWorld.env` with what the CLI needs to use it.
 
@@ -27,6 +34,10 @@ The API, kept stable for the tests, ``benchmarks/failover.py`` and the demo::
         world.containers(), world.zones()            # names in target storage and DNS
         world.dns("social.example.", "A")            # sorted answers, over DNS (UDP)
         world.source.stop()                          # the AWS account is gone
+
+    with EmulatedWorld(postgres=True) as world:      # real databases, see above
+        world.source_rows, world.target_tables()     # {table: [row as text, ...]} as seeded / on the target now
+        world.source_database.stop()                 # the source database is gone too
 
 A missing emulator raises :class:`failover.testing.emulators.EmulatorMissing`, naming
 ``scripts/install-test-deps``.
@@ -57,7 +68,7 @@ import yaml
 from failover import naming
 from failover.actions.restore_databases import DB_IMAGE_NAME
 from failover.demo import REGIONS, SERVICE, TAGS, seed_sample_service
-from failover.testing.emulators import Azurite, PowerDns
+from failover.testing.emulators import Azurite, EmulatorMissing, PowerDns
 from failover.testing.proxy import LatencyProxy
 from failover.testing.servers import MotoServer
 
@@ -74,6 +85,20 @@ SECRET_VARIABLES = {"compute": "FAILOVER_E2E_COMPUTE_SECRET", "storage": "FAILOV
                     "dns": "FAILOVER_E2E_PDNS_KEY"}
 AWS_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION}
 UNSET_VARIABLES = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "FAILOVER_CONFIG")
+# With postgres=True: the variables holding the DSNs of the source and the target database.
+SOURCE_DSN_VARIABLE = "FAILOVER_WORLD_SOURCE_DSN"
+TARGET_DSN_VARIABLE = "FAILOVER_WORLD_TARGET_DSN"
+PG_DATABASE = "orders"  # the database's name on both servers
+# The source database: customers, their orders (a foreign key, a sequence), 200 rows in all.
+SOURCE_SCHEMA = (
+    "CREATE TABLE customers (id serial PRIMARY KEY, name text NOT NULL)",
+    ("CREATE TABLE orders (id serial PRIMARY KEY, customer_id int NOT NULL REFERENCES customers, "
+     "item text NOT NULL, cents int NOT NULL, placed_at timestamptz NOT NULL)"),
+    "INSERT INTO customers (name) SELECT 'customer ' || g FROM generate_series(1, 50) g",
+    ("INSERT INTO orders (customer_id, item, cents, placed_at) SELECT 1 + g % 50, 'item ' || g, g * 125, "
+     "timestamptz '2024-01-15 10:00:00+00' + g * interval '1 minute' FROM generate_series(1, 150) g"),
+)
+TABLES = ("customers", "orders")
 
 
 @dataclass(frozen=True)
@@ -146,7 +171,7 @@ class EmulatedWorld:
 
     def __init__(
         self, storage: str = "azurite", *, fail_ratio: float = 0.0, latency_s: float = 0.0, seed: int = 0,
-        workdir: Path | None = None,
+        workdir: Path | None = None, postgres: bool = False,
     ) -> None:
         if storage not in STORAGES:
             raise ValueError(f"storage must be one of {', '.join(STORAGES)}, not {storage!r}")
@@ -160,6 +185,10 @@ class EmulatedWorld:
         self.seeded: dict[str, Any] = {}  # what seed_sample_service returned
         self.source_objects: dict[str, dict[str, Blob]] = {}
         self.dump_key = ""
+        self.postgres = postgres
+        self.source_database: Any = None  # LocalPostgres, with postgres=True
+        self.target_database: Any = None
+        self.source_rows: dict[str, list[str]] = {}  # table -> rows as seeded (see table_rows)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> Self:
@@ -180,6 +209,8 @@ class EmulatedWorld:
         # Emulators first: a missing one fails before anything slow starts.
         self.azurite = self._stack.enter_context(Azurite()) if self.storage == "azurite" else None
         self.pdns = self._stack.enter_context(PowerDns())
+        if self.postgres:
+            self._start_postgres()
         self.source = self._moto("source")
         self.compute = self._moto("target")
         self.app = HealthServer()
@@ -192,7 +223,11 @@ class EmulatedWorld:
         self.source_objects = {self.seeded["bucket"]: self._source_blobs(self.seeded["bucket"])}
         self.config_path = self._write_config()
         self.env = self._environment()
-        self._seed_dump()
+        if self.postgres:
+            self._ensure_rds_instance()
+            self._seed_databases()
+        else:
+            self._seed_dump()
 
     def stop(self) -> None:
         self._stack.close()
@@ -208,6 +243,24 @@ class EmulatedWorld:
         server = MotoServer(log=self.workdir / f"moto-{name}.log").start()
         self._stack.callback(server.stop)
         return server
+
+    def _start_postgres(self) -> None:
+        """The source's and the target's PostgreSQL servers, started side by side."""
+        from concurrent.futures import ThreadPoolExecutor
+        from secrets import token_hex
+
+        from failover.testing.postgres import LocalPostgres, PostgresMissing
+
+        try:
+            # Passwords of this world only (a quote in each: found where it is not escaped).
+            servers = [LocalPostgres(password=f"{side}'{token_hex(8)}") for side in ("src", "tgt")]
+        except PostgresMissing as exc:
+            raise EmulatorMissing(f"{exc} (scripts/install-test-deps installs it)") from None
+        for server in servers:
+            self._stack.callback(server.stop)
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(lambda server: server.start(), servers))
+        self.source_database, self.target_database = servers
 
     def _upstreams(self) -> dict[str, str]:
         """The URL of each target's HTTP API (local disk has none)."""
@@ -269,7 +322,19 @@ class EmulatedWorld:
         if self.storage != "local":
             secrets["storage"] = self.azurite.driver_options["secret"] if self.azurite else "testing"
         env = {SECRET_VARIABLES[name]: value for name, value in secrets.items()}
+        if self.postgres:
+            env[SOURCE_DSN_VARIABLE] = self.source_database.dsn(PG_DATABASE)
+            env[TARGET_DSN_VARIABLE] = self.target_database.dsn(PG_DATABASE)
         return {**AWS_CREDENTIALS, **env, "FAILOVER_CONFIG": str(self.config_path)}
+
+    @property
+    def database_passwords(self) -> tuple[str, ...]:
+        """The databases' passwords, as they are and as a DSN writes them: what must never be
+        found in what failover writes or prints."""
+        from urllib.parse import quote
+
+        servers = [server for server in (self.source_database, self.target_database) if server is not None]
+        return tuple({form for server in servers for form in (server.password, quote(server.password, safe=""))})
 
     def _write_config(self) -> Path:
         profile = {"compute": {"driver": EC2_SHIM, "options": self._http_options("compute", {"key": "testing"})},
@@ -284,6 +349,8 @@ class EmulatedWorld:
                        "endpoint_url": self.source.url},
             "targets": {TARGET: profile},
         }
+        if self.postgres:
+            config["databases"] = {DATABASE[0]: {"dsn": f"${{env:{SOURCE_DSN_VARIABLE}}}"}}
         path = self.workdir / "failover.yaml"
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         return path
@@ -402,6 +469,50 @@ class EmulatedWorld:
         with urllib.request.urlopen(request, timeout=10) as answer:
             body = answer.read()
         return json.loads(body) if body else None
+
+    # -- the databases (postgres=True) ----------------------------------------------------------------
+    def table_rows(self, side: str, table: str) -> list[str]:
+        """A table's rows on the ``"source"`` or ``"target"`` server, each as PostgreSQL writes
+        a row as text (``(1,"customer 1")``), in id order."""
+        server = {"source": self.source_database, "target": self.target_database}[side]
+        return server.sql(PG_DATABASE, f"SELECT t::text FROM {table} t ORDER BY id").splitlines()
+
+    def target_tables(self) -> dict[str, list[str]]:
+        """Every table of the source, as the target database has it now ([] where it has none)."""
+        names = set(self.target_database.sql(
+            PG_DATABASE, "SELECT string_agg(tablename, ' ') FROM pg_tables WHERE schemaname = 'public'").split())
+        return {table: self.table_rows("target", table) if table in names else [] for table in TABLES}
+
+    def dump_keys(self) -> list[str]:
+        """The keys of the sample database's dumps in target storage, oldest first."""
+        from libcloud.storage.types import ContainerDoesNotExistError
+
+        driver = self.storage_driver()
+        try:
+            container = driver.get_container(self.container_name(naming.DUMPS_BUCKET))
+        except ContainerDoesNotExistError:
+            return []
+        prefix = naming.dump_prefix(DATABASE[0])
+        return sorted(item.name for item in driver.list_container_objects(container) if item.name.startswith(prefix))
+
+    def _ensure_rds_instance(self) -> None:
+        """The RDS instance the source database stands for (the sample service has it)."""
+        rds = self.source_client("rds")
+        if any(db["DBInstanceIdentifier"] == DATABASE[0] for db in rds.describe_db_instances()["DBInstances"]):
+            return
+        rds.create_db_instance(
+            DBInstanceIdentifier=DATABASE[0], Engine=DATABASE[1], EngineVersion="15.4", DBInstanceClass="db.t3.medium",
+            AllocatedStorage=20, MasterUsername="app", MasterUserPassword="world-password-1",
+            Tags=[{"Key": key, "Value": value} for key, value in {**TAGS, "Name": DATABASE[0]}.items()],
+        )
+
+    def _seed_databases(self) -> None:
+        """The source database with its rows; an empty one of the same name on the target."""
+        for server in (self.source_database, self.target_database):
+            server.recreate(PG_DATABASE)
+        for statement in SOURCE_SCHEMA:
+            self.source_database.sql(PG_DATABASE, statement)
+        self.source_rows = {table: self.table_rows("source", table) for table in TABLES}
 
     # -- seeding the target -------------------------------------------------------------------------
     def _seed_dump(self) -> None:

@@ -90,6 +90,30 @@ def assert_failed_over(world: EmulatedWorld, document: dict[str, Any], sizes: di
     assert_cut_over(world)
 
 
+def assert_database_restored(world: EmulatedWorld, document: dict[str, Any], dump_key: str) -> None:
+    """The databases step restored ``dump_key`` into the target server (mode dsn), and the
+    target database, read from the server itself, holds exactly the source's rows."""
+    entry = step(document, "databases")["outputs"]["databases"]["orders-db"]
+    assert (entry["mode"], entry["dump_container"], entry["dump_key"]) == (
+        "dsn", world.container_name(naming.DUMPS_BUCKET), dump_key)
+    assert entry["restored_bytes"] > 0
+    assert world.target_tables() == world.source_rows
+
+
+def assert_no_database_password(world: EmulatedWorld, *printed: str) -> None:
+    """No database password (as it is, or as a DSN writes it) in any file of the world's
+    directory (the config, the state directory: state.db, its journal, logs) nor in what
+    the CLI printed."""
+    assert world.database_passwords
+    for path in sorted(item for item in world.workdir.rglob("*") if item.is_file()):
+        content = path.read_bytes()
+        for password in world.database_passwords:
+            assert password.encode() not in content, f"a database password in {path}"
+    for text in printed:
+        for password in world.database_passwords:
+            assert password not in text, "a database password in the CLI's output"
+
+
 def assert_objects_copied(world: EmulatedWorld) -> None:
     """Every source object in its container, with the same content (and content type, where
     the storage keeps one)."""
@@ -127,11 +151,13 @@ def assert_zone_copied(world: EmulatedWorld) -> None:
 # -- the target after a rollback ---------------------------------------------------------------
 
 
-def assert_nothing_left(world: EmulatedWorld, *, kept_containers: tuple[str, ...] = ()) -> None:
-    """The target as before the run: no node, firewall or zone; only the containers that were
-    there before (the dumps', and ``kept_containers``)."""
+def assert_nothing_left(
+    world: EmulatedWorld, *, kept_containers: tuple[str, ...] = (), kept_zones: tuple[str, ...] = ()
+) -> None:
+    """The target as before the run: no node or firewall; only the zones (``kept_zones``:
+    replicas) and containers (the dumps', and ``kept_containers``) that were there before."""
     assert node_counts(world) == {}
     assert world.security_groups() == {}
-    assert world.zones() == []
+    assert world.zones() == sorted(kept_zones)
     expected = {world.container_name(naming.DUMPS_BUCKET), *kept_containers}
     assert set(world.containers()) == expected

@@ -70,6 +70,10 @@ def test_with_a_replica_made_by_replicate_the_run_succeeds_without_the_source() 
         assert step(document, "data")["outputs"][BUCKET]["source"] == "replica"
         assert_failed_over(world, document)
 
-        rollback(world, document["run_id"])  # the replica was there before the run: it stays, whole
-        assert_nothing_left(world, kept_containers=(world.container_name(BUCKET),))
+        # The replicas (the bucket's container, the zone replicate mirrored) were there before
+        # the run: they stay, whole, and the cutover's records are back to the replica's values.
+        rollback(world, document["run_id"])
+        assert_nothing_left(world, kept_containers=(world.container_name(BUCKET),), kept_zones=(ZONE,))
         assert sorted(world.target_objects(BUCKET).items()) == sorted(world.source_objects[BUCKET].items())
+        assert_zone_copied(world)
+        assert world.dns(ZONE, "A") == [world.seeded["eip"]]
