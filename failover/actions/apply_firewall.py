@@ -11,6 +11,9 @@ and reported.
 Where there is no firewall API, provision-nodes wrote the rules into each node's
 cloud-init as an nftables firewall; this step checks that it did, from its outputs.
 
+In a drill the firewalls are named from ``<prefix>-<service>`` like the drill's nodes, and
+only firewalls of the drill's own run are adopted.
+
 Outputs::
 
     via:           "firewall API" or "cloud-init nftables"
@@ -35,7 +38,9 @@ from failover.actions.provision_nodes import (
     VIA_API,
     VIA_CLOUD_INIT,
     NodeSelector,
+    check_adoptable,
     node_firewalls,
+    run_labels,
     select_nodes,
 )
 from failover.errors import OperationFailed
@@ -106,7 +111,7 @@ class ApplyFirewall(Action):
         if not compute.supports_firewalls:
             return  # nothing was created: the firewalls live in the nodes' cloud-init
         ids = {item["id"]: item.get("name", item["id"]) for item in ctx.created if item["kind"] == "firewall"}
-        names = firewall_names(ctx.manifest, ctx.service)
+        names = firewall_names(ctx.manifest, ctx.naming_service)
         for group in _groups_of(ctx.manifest, select_nodes(ctx.manifest, params.select)):
             found = compute.find_firewall(names[group.id])
             if found is not None and found.labels.get(RUN_LABEL) == ctx.run_id:
@@ -122,7 +127,7 @@ class ApplyFirewall(Action):
 def verify_cloud_init(ctx: ActionContext, nodes: Sequence[Node]) -> dict[str, Any]:
     """Check that provision-nodes wrote each node's security groups into its cloud-init."""
     provisioned = _provisioned_entries(ctx)
-    names = node_names(ctx.manifest, ctx.service)
+    names = node_names(ctx.manifest, ctx.naming_service)
     problems = []
     for node in (node for node in nodes if node.firewalls):
         entry = provisioned.get(node.id)
@@ -140,7 +145,7 @@ def verify_cloud_init(ctx: ActionContext, nodes: Sequence[Node]) -> dict[str, An
 
 
 def _cloud_init_change(ctx: ActionContext, node: Node) -> Change:
-    name = node_names(ctx.manifest, ctx.service)[node.id]
+    name = node_names(ctx.manifest, ctx.naming_service)[node.id]
     groups = ", ".join(node.firewalls)
     detail = f"{VIA_CLOUD_INIT}: {groups} rendered into the node's cloud-init by provision-nodes"
     return Change("check", "firewall", name, detail)
@@ -157,7 +162,7 @@ def plan_firewalls(ctx: ActionContext, compute: ComputeTarget, nodes: Sequence[N
     for group_id in referenced - members.keys():
         members[group_id] = [node for node in ctx.manifest.of_kind("node") if group_id in node.firewalls]
     on_target = _target_nodes(ctx, compute, {node.id for listed in members.values() for node in listed})
-    names = firewall_names(ctx.manifest, ctx.service)
+    names = firewall_names(ctx.manifest, ctx.naming_service)
     selected = {node.id for node in nodes}
     plans = []
     for group in groups:
@@ -220,6 +225,7 @@ def _find_or_create(ctx: ActionContext, compute: ComputeTarget, plan: FirewallPl
     this run's and its rules differ (a crash between creating it and adding its rules)."""
     existing = compute.find_firewall(plan.name)
     if existing is not None:
+        check_adoptable(ctx, "firewall", plan.name, existing.id, existing.labels)
         ours = existing.labels.get(RUN_LABEL) == ctx.run_id or any(item["id"] == existing.id for item in ctx.created)
         if _rule_set(existing.rules) == _rule_set(plan.rules):
             if ours and not any(item["id"] == existing.id for item in ctx.created):
@@ -232,7 +238,7 @@ def _find_or_create(ctx: ActionContext, compute: ComputeTarget, plan: FirewallPl
             )
         ctx.info(f"firewall {plan.name} ({existing.id}) has other rules than planned: replacing it")
         compute.delete_firewall(existing.id)
-    labels = {**ctx.labels, SOURCE_LABEL: plan.group.id}
+    labels = {**run_labels(ctx), SOURCE_LABEL: plan.group.id}
     created = compute.create_firewall(plan.name, plan.rules, labels=labels)
     ctx.record("firewall", created.id, name=plan.name, source_id=plan.group.id)
     ctx.info(f"created firewall {plan.name} ({created.id}) from {plan.group.id}")
@@ -240,8 +246,8 @@ def _find_or_create(ctx: ActionContext, compute: ComputeTarget, plan: FirewallPl
 
 
 def _api_change(ctx: ActionContext, compute: ComputeTarget, group: Firewall, nodes: Sequence[Node]) -> Change:
-    name = firewall_names(ctx.manifest, ctx.service)[group.id]
-    names = node_names(ctx.manifest, ctx.service)
+    name = firewall_names(ctx.manifest, ctx.naming_service)[group.id]
+    names = node_names(ctx.manifest, ctx.naming_service)
     members = ", ".join(names[node.id] for node in nodes if group.id in node.firewalls)
     existing = compute.find_firewall(name)
     if existing is not None:
@@ -259,7 +265,7 @@ def _target_nodes(ctx: ActionContext, compute: ComputeTarget, source_ids: set[st
     """Source id -> the node on the target: from provision-nodes' outputs, else found by
     its deterministic name; nodes not on the target are left out."""
     entries = _provisioned_entries(ctx)
-    names = node_names(ctx.manifest, ctx.service)
+    names = node_names(ctx.manifest, ctx.naming_service)
     found = {}
     for source_id in sorted(source_ids):
         entry = entries.get(source_id)
@@ -287,7 +293,7 @@ def _groups_of(manifest: Manifest, nodes: Sequence[Node]) -> list[Firewall]:
 
 
 def _groups_by_node(ctx: ActionContext, nodes: Sequence[Node]) -> dict[str, list[str]]:
-    names = node_names(ctx.manifest, ctx.service)
+    names = node_names(ctx.manifest, ctx.naming_service)
     return {names[node.id]: sorted(node.firewalls) for node in nodes if node.firewalls}
 
 

@@ -11,6 +11,9 @@ alias's target (which answers the same); at the apex it is not copied and is rep
 
 Undo deletes the zones this step created and puts back, in the zones it adopted, every
 record set it replaced, as journaled before the change.
+
+In a drill (and without a ``prefix`` of its own) the zones are copied under the drill's
+prefix: the real zones are never written.
 """
 
 from __future__ import annotations
@@ -189,7 +192,7 @@ class CopyDnsZones(Action):
 
 
 def _wanted(ctx: ActionContext, params: CopyDnsZonesParams) -> list[ZoneCopy]:
-    rename = ZoneRename(params.prefix)
+    rename = ZoneRename(params.prefix or ctx.drill_prefix)
     return [zone_copy(zone, rename, params.skip_types) for zone in selected_zones(ctx.manifest, params.zones)]
 
 

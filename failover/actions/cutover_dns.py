@@ -14,6 +14,10 @@ Which records move is read from the snapshot, where they still point at AWS:
 Each set is written with the step's TTL, after its previous value was journaled; undo
 puts every one back exactly. The new addresses come from the outputs of the steps this
 one needs (a ``provision-nodes`` step's ``addresses`` and ``nodes``).
+
+In a drill (and without a ``prefix`` of its own) the cutover happens in the copies under
+the drill's prefix (``drill.example.com.``), which copy-dns-zones made: the real zones
+are never written.
 """
 
 from __future__ import annotations
@@ -271,7 +275,7 @@ class CutoverDns(Action):
 
 def _cutovers(ctx: ActionContext, params: CutoverDnsParams, *, planning: bool) -> list[ZoneCutover]:
     new = NewAddresses.from_outputs(ctx.outputs, params.nodes_from, planning=planning)
-    cutover = Cutover(ctx.manifest, new, ZoneRename(params.prefix))
+    cutover = Cutover(ctx.manifest, new, ZoneRename(params.prefix or ctx.drill_prefix))
     return [cutover.zone(zone) for zone in selected_zones(ctx.manifest, params.zones)]
 
 

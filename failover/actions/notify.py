@@ -55,7 +55,8 @@ class NotifyParams(Params):
 
 @ACTIONS.register("notify")
 class Notify(Action):
-    """POST ``{service, run_id, step, message, target, dry_run, sent_at}`` as JSON to a webhook."""
+    """POST ``{service, run_id, step, message, target, dry_run, drill, sent_at}`` as JSON to a webhook
+    (``drill``: the drill's prefix, null in a real run: a drill's message must not page as the real thing)."""
 
     summary = "POST a JSON summary of the run to a webhook (url and headers may hold ${env:} secrets)."
     Params = NotifyParams
@@ -69,7 +70,8 @@ class Notify(Action):
 
     def plan(self, ctx: ActionContext, params: NotifyParams) -> list[Change]:
         host = _host(urlsplit(resolve_env(params.url)))
-        return [Change("create", "notification", host, f"POST a JSON summary of the run to {host}")]
+        drill = f", marked as drill {ctx.drill_prefix}" if ctx.drill_prefix else ""
+        return [Change("create", "notification", host, f"POST a JSON summary of the run to {host}{drill}")]
 
     def apply(self, ctx: ActionContext, params: NotifyParams) -> dict[str, Any]:
         url, headers = _request_target(params)
@@ -91,6 +93,7 @@ def _summary(ctx: ActionContext, params: NotifyParams) -> dict[str, Any]:
         "message": params.message,
         "target": ctx.target_name,
         "dry_run": ctx.dry_run,
+        "drill": ctx.drill_prefix,
         "sent_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
     }
 

@@ -7,6 +7,11 @@ creating a node, ``apply`` looks for one of that name and adopts it, so a re-app
 a crash (even one right after the provider created the node, before the journal heard
 of it) never creates a node twice.
 
+In a drill the names are made from ``<prefix>-<service>`` (``drill-social-app-web-1``) and
+the nodes carry the label ``failover-drill``; a drill adopts only nodes of its own run,
+never one it finds there from elsewhere (a drill measures a real creation, and its
+teardown must leave whatever was there before).
+
 Outputs, for the steps that need this one (DNS cutover, firewall, health checks)::
 
     nodes:     {<source name>: {id, name, source_id, source_name, public_ip, private_ip,
@@ -51,7 +56,7 @@ from failover.mapping import (
     map_nodes,
     node_label,
 )
-from failover.naming import node_names
+from failover.naming import node_names, slug
 from failover.retry import in_context
 from providers.base import ComputeTarget, NodeInfo
 
@@ -59,6 +64,7 @@ MAX_PARALLEL = 8
 PROVISIONED_STATES = frozenset({"running", "stopped", "pending", "stopping"})
 RUN_LABEL = "failover-run"
 SOURCE_LABEL = "failover-source"
+DRILL_LABEL = "failover-drill"
 RESERVED_KEYS = frozenset({"nodes", "addresses"})
 
 VIA_API = "firewall API"
@@ -109,7 +115,7 @@ class ProvisionNodes(Action):
         if not plans:
             return [Change("none", "node", ctx.step_id, "the selection matches no node of the snapshot")]
         compute = ctx.targets.compute
-        return [_change(plan, compute.find_node(plan.name)) for plan in plans]
+        return [_change(ctx, plan, compute.find_node(plan.name)) for plan in plans]
 
     def apply(self, ctx: ActionContext, params: ProvisionNodesParams) -> dict[str, Any]:
         plans = plan_nodes(ctx, select_nodes(ctx.manifest, params.select))
@@ -117,7 +123,7 @@ class ProvisionNodes(Action):
         return node_outputs(plans, ready)
 
     def undo(self, ctx: ActionContext, params: ProvisionNodesParams) -> None:
-        names = node_names(ctx.manifest, ctx.service)
+        names = node_names(ctx.manifest, ctx.naming_service)
         destroy_nodes(ctx, [names[node.id] for node in select_nodes(ctx.manifest, params.select)])
 
 
@@ -156,7 +162,7 @@ def plan_nodes(ctx: ActionContext, nodes: Sequence[Node]) -> list[NodePlan]:
         return []
     mapping = map_onto_target(ctx, nodes)
     firewall_via = VIA_API if ctx.targets.compute.supports_firewalls else VIA_CLOUD_INIT
-    names, keys = node_names(ctx.manifest, ctx.service), output_keys(nodes)
+    names, keys = node_names(ctx.manifest, ctx.naming_service), output_keys(nodes)
     for warning in mapping.warnings:
         ctx.info(warning)
     plans = []
@@ -167,11 +173,29 @@ def plan_nodes(ctx: ActionContext, nodes: Sequence[Node]) -> list[NodePlan]:
             source_id=node.id, source_name=node.name, key=keys[node.id], name=names[node.id],
             size=choice.size, image=choice.image,
             user_data=with_cloud_config(node.user_data, firewall_cloud_config(groups)) if groups else node.user_data,
-            labels={**ctx.labels, SOURCE_LABEL: node.id},
+            labels={**run_labels(ctx), SOURCE_LABEL: node.id},
             firewall=firewall_via if node.firewalls else VIA_NONE,
             security_groups=tuple(node.firewalls),
         ))
     return plans
+
+
+def run_labels(ctx: ActionContext) -> dict[str, str]:
+    """The run's labels, and in a drill the drill's (its prefix as a label value: ``drill-eu``)."""
+    return {**ctx.labels, DRILL_LABEL: slug(ctx.drill_prefix)} if ctx.drill_prefix else ctx.labels
+
+
+def check_adoptable(ctx: ActionContext, kind: str, name: str, resource_id: str, labels: dict[str, str]) -> None:
+    """In a drill, refuse what this run did not create: adopting it would time nothing and
+    make the drill depend on (and its teardown skip) a resource of someone else's."""
+    ours = labels.get(RUN_LABEL) == ctx.run_id or any(item["id"] == resource_id for item in ctx.created)
+    if ctx.drill_prefix and not ours:
+        left_by = labels.get(RUN_LABEL)
+        origin = f" by run {left_by} (`failover rollback {left_by}` removes it)" if left_by else ""
+        raise OperationFailed(
+            f"{kind} {name} ({resource_id}) exists on the target, created{origin or ' outside this drill'}; "
+            f"a drill creates its own: remove it, or drill under another --prefix"
+        )
 
 
 def map_onto_target(ctx: ActionContext, nodes: Sequence[Node], profile: TargetProfile | None = None) -> MappingResult:
@@ -205,7 +229,11 @@ def node_firewalls(manifest: Manifest, node: Node) -> list[Firewall]:
     return [found[group] for group in node.firewalls]
 
 
-def _change(plan: NodePlan, existing: NodeInfo | None) -> Change:
+def _change(ctx: ActionContext, plan: NodePlan, existing: NodeInfo | None) -> Change:
+    if existing is not None and ctx.drill_prefix and existing.labels.get(RUN_LABEL) != ctx.run_id:
+        detail = (f"exists as {existing.id}, not made by this drill: the drill would stop here "
+                  "(remove it, or drill under another --prefix)")
+        return Change("check", "node", plan.name, detail)
     if existing is not None:
         detail = (
             f"from {plan.source_name} ({plan.source_id}): exists as {existing.id} ({existing.state}, size "
@@ -245,6 +273,7 @@ def find_or_create(ctx: ActionContext, compute: ComputeTarget, plan: NodePlan) -
     """The node of the plan's name, adopted if it exists; else created and journaled at once."""
     existing = compute.find_node(plan.name)
     if existing is not None:
+        check_adoptable(ctx, "node", plan.name, existing.id, existing.labels)
         if existing.labels.get(RUN_LABEL) == ctx.run_id and not _recorded(ctx, existing.id):
             # Created by this run, which crashed before the journal heard of it: it is ours to undo.
             ctx.record("node", existing.id, name=plan.name, source_id=plan.source_id)

@@ -8,6 +8,9 @@ age is reported.
 
 Undo removes only what this run created: containers, or the objects it added to a
 container that held a replica before. A replica is precious on failover day.
+
+A drill writes nothing: it checks the replicas already on the target, as a failover with
+the source gone would use them, and reports them (its nodes would read the same data).
 """
 
 from __future__ import annotations
@@ -59,7 +62,10 @@ class SyncBuckets(Action):
         for bucket in _buckets(ctx, params):
             container = storage.container_name(bucket.id)
             size = f"{bucket.objects} objects, {bucket.bytes} bytes"
-            if storage.container_exists(bucket.id):
+            if ctx.drill_prefix:
+                detail = f"a drill: check the replica of bucket {bucket.id} ({size}); nothing is written"
+                changes.append(Change("check", "container", container, detail))
+            elif storage.container_exists(bucket.id):
                 detail = f"update from bucket {bucket.id} ({size}) if the source answers, else use the replica there"
                 changes.append(Change("update", "container", container, detail))
             else:
@@ -70,6 +76,9 @@ class SyncBuckets(Action):
     def apply(self, ctx: ActionContext, params: SyncBucketsParams) -> dict[str, Any]:
         buckets = _buckets(ctx, params)
         with StateStore(ctx.config.state_dir) as store:
+            if ctx.drill_prefix:
+                ctx.info("a drill: checking the replicas on the target, writing nothing")
+                return _use_replicas(ctx, params, store, buckets)
             source = _answering_source(ctx, buckets, params.workers)
             if source is not None:
                 return _copy_from_source(ctx, params, source, store, [bucket.id for bucket in buckets])

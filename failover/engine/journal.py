@@ -62,6 +62,7 @@ class RunRecord:
     started_at: str
     ended_at: str | None
     error: str | None
+    drill_prefix: str | None = None  # a drill's run: its names isolated under this prefix (ActionContext.drill_prefix)
 
 
 @dataclass(frozen=True)
@@ -92,15 +93,18 @@ class Journal:
         with self.store.transaction() as db:
             db.execute(
                 "INSERT INTO runs (id, service, playbook, definition, target, snapshot_id, dry_run, parallelism,"
-                " status, started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " status, started_at, drill_prefix) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (run.id, run.service, run.playbook, json.dumps(run.definition), run.target, run.snapshot_id,
-                 int(run.dry_run), run.parallelism, str(run.status), run.started_at),
+                 int(run.dry_run), run.parallelism, str(run.status), run.started_at, run.drill_prefix),
             )
             db.executemany(
                 "INSERT INTO steps (run_id, id, position, action, status) VALUES (?, ?, ?, ?, 'pending')",
                 [(run.id, step_id, position, action) for position, (step_id, action) in enumerate(steps)],
             )
-            _event(db, run.id, None, "run-started", {"dry_run": run.dry_run, "target": run.target})
+            started = {"dry_run": run.dry_run, "target": run.target}
+            if run.drill_prefix is not None:
+                started["drill_prefix"] = run.drill_prefix
+            _event(db, run.id, None, "run-started", started)
 
     def set_run_status(self, run_id: str, status: RunStatus, *, error: str | None | object = KEEP) -> None:
         """``error`` is kept unless given: a rolled back run still says why it failed."""
@@ -124,7 +128,7 @@ class Journal:
             id=row["id"], service=row["service"], playbook=row["playbook"], definition=json.loads(row["definition"]),
             target=row["target"], snapshot_id=row["snapshot_id"], dry_run=bool(row["dry_run"]),
             parallelism=row["parallelism"], status=RunStatus(row["status"]), started_at=row["started_at"],
-            ended_at=row["ended_at"], error=row["error"],
+            ended_at=row["ended_at"], error=row["error"], drill_prefix=row["drill_prefix"],
         )
 
     def resolve_run(self, service: str, ref: str) -> str:
@@ -144,7 +148,8 @@ class Journal:
 
     def runs(self, service: str) -> list[dict[str, Any]]:
         rows = self.store.query(
-            "SELECT r.id, r.playbook, r.target, r.snapshot_id, r.dry_run, r.status, r.started_at, r.ended_at,"
+            "SELECT r.id, r.playbook, r.target, r.snapshot_id, r.dry_run, r.drill_prefix, r.status,"
+            " r.started_at, r.ended_at,"
             " (SELECT count(*) FROM steps s WHERE s.run_id = r.id) AS steps,"
             " (SELECT count(*) FROM steps s WHERE s.run_id = r.id AND s.status IN ('succeeded', 'skipped')) AS done"
             " FROM runs r WHERE r.service = ? ORDER BY r.started_at, r.id",
@@ -152,8 +157,8 @@ class Journal:
         )
         return [
             {"run_id": r["id"], "playbook": r["playbook"], "target": r["target"], "snapshot": r["snapshot_id"],
-             "dry_run": bool(r["dry_run"]), "status": r["status"], "started_at": r["started_at"],
-             "ended_at": r["ended_at"], "steps": r["steps"], "steps_done": r["done"]}
+             "dry_run": bool(r["dry_run"]), "drill_prefix": r["drill_prefix"], "status": r["status"],
+             "started_at": r["started_at"], "ended_at": r["ended_at"], "steps": r["steps"], "steps_done": r["done"]}
             for r in rows
         ]
 
@@ -259,7 +264,8 @@ class Journal:
             })
         return {
             "run_id": run.id, "service": run.service, "playbook": run.playbook, "target": run.target,
-            "snapshot": run.snapshot_id, "dry_run": run.dry_run, "parallelism": run.parallelism,
+            "snapshot": run.snapshot_id, "dry_run": run.dry_run, "drill_prefix": run.drill_prefix,
+            "parallelism": run.parallelism,
             "status": str(run.status), "started_at": run.started_at, "ended_at": run.ended_at, "error": run.error,
             "steps": [{**step.to_dict(), "created": created.get(step.id, [])} for step in self.steps(run_id)],
         }

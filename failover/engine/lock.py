@@ -30,7 +30,8 @@ class Holder:
     since: str
 
     def __str__(self) -> str:
-        return f"run {self.run_id} (host {self.host}, pid {self.pid}, since {self.since})"
+        holder = self.run_id if self.run_id.startswith("drill-") else f"run {self.run_id}"  # a drill holds it whole
+        return f"{holder} (host {self.host}, pid {self.pid}, since {self.since})"
 
     def is_alive(self) -> bool:
         if self.host != socket.gethostname():

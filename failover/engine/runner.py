@@ -6,6 +6,12 @@ SIGTERM) stops starting steps, cancels the running ones and waits for them; a se
 Ctrl-C stops waiting. Either way the run is marked ``interrupted`` and ``resume``
 continues it: steps done are skipped, steps that may have started are applied again, and
 actions find what an earlier attempt created instead of creating it twice.
+
+A drill's run carries a drill prefix (journaled with the run, so resume and rollback use
+it too): its actions name what they create under it and leave real resources alone. A
+drill is one operation of several engine commands (its run, then its teardown): it holds
+the lock across them with ``holding_lock``, and handles the signals itself during the
+teardown (``handle_signals``), which must not stop at the first Ctrl-C.
 """
 
 from __future__ import annotations
@@ -18,8 +24,9 @@ from typing import Any
 
 from failover.actions.base import ACTIONS
 from failover.config import Config
+from failover.dnsnames import check_prefix
 from failover.engine.journal import APPLIED, DONE, Journal, RunRecord, RunStatus, now
-from failover.engine.lock import ServiceLock
+from failover.engine.lock import Holder, ServiceLock
 from failover.engine.observer import Observer
 from failover.engine.scheduler import Outcome, Scheduler, Task
 from failover.engine.steps import (
@@ -51,15 +58,19 @@ class Engine:
         self.backoff = backoff
         self._scheduler: Scheduler | None = None
         self._stop_requested = False
+        self._holding: str | None = None  # the lock, held by ``holding_lock`` across several commands
+        self.handle_signals = True  # False: the caller handles SIGINT and SIGTERM (a drill's teardown)
 
     # -- the commands ----------------------------------------------------------------------
     def plan(
-        self, playbook: Playbook, *, target: str, snapshot: str | None = None, parallelism: int = DEFAULT_PARALLELISM
+        self, playbook: Playbook, *, target: str, snapshot: str | None = None, parallelism: int = DEFAULT_PARALLELISM,
+        drill_prefix: str | None = None,
     ) -> Plan:
         """Every step's read-only plan against the snapshot and the target; nothing journaled."""
         self._check_can_run(playbook, target)
         snapshot_id, manifest = self._snapshot(snapshot)
-        run = self._new_run(playbook, target, snapshot_id, dry_run=True, parallelism=parallelism)
+        run = self._new_run(playbook, target, snapshot_id, dry_run=True, parallelism=parallelism,
+                            drill_prefix=drill_prefix)
         planning = PlanPass(run, playbook, journal=None, **self._pass_args(run, manifest))
         self.observer.run_started(run.id, playbook.steps, phase="plan")
         # Plans are independent of each other: every step is planned, at once.
@@ -67,6 +78,12 @@ class Engine:
         self.observer.run_ended()
         steps = [planning.plans[step.id] for step in playbook.steps if step.id in planning.plans]
         return Plan(playbook.name, target, snapshot_id, steps)
+
+    def check(self, playbook: Playbook, *, target: str, snapshot: str | None = None) -> str | None:
+        """What ``start`` checks before anything runs (the target profile, the actions, the
+        snapshot), without running: the snapshot's id, or None when there is none."""
+        self._check_can_run(playbook, target)
+        return self._snapshot(snapshot)[0]
 
     def start(
         self,
@@ -77,11 +94,14 @@ class Engine:
         parallelism: int = DEFAULT_PARALLELISM,
         dry_run: bool = False,
         rollback_on_failure: bool = False,
+        drill_prefix: str | None = None,
     ) -> RunRecord:
-        """A new run (or dry run) of ``playbook``; returns the run as it ended."""
+        """A new run (or dry run) of ``playbook``; returns the run as it ended. With ``drill_prefix``,
+        a drill's run: what it creates is named under the prefix, and nothing real is touched."""
         self._check_can_run(playbook, target)
         snapshot_id, manifest = self._snapshot(snapshot)
-        run = self._new_run(playbook, target, snapshot_id, dry_run=dry_run, parallelism=parallelism)
+        run = self._new_run(playbook, target, snapshot_id, dry_run=dry_run, parallelism=parallelism,
+                            drill_prefix=drill_prefix)
         with self._guard(run.id, lock=not dry_run) as took_over:
             self.journal.create_run(run, [(step.id, step.action) for step in playbook.steps])
             self._warn_taken_over(run.id, took_over)
@@ -209,9 +229,25 @@ class Engine:
 
     # -- lock, signals ---------------------------------------------------------------------
     @contextmanager
+    def holding_lock(self, holder: str) -> Iterator[Holder | None]:
+        """The service's lock, held under ``holder`` (a drill's id) until the block ends, for every
+        command of this engine in it (they take it no more). Yields the dead holder taken over, if
+        any; LockHeld (exit 3) when a live one has it."""
+        if self._holding is not None:
+            raise RuntimeError(f"the lock is held already, by {self._holding}")
+        took_over = self.lock.acquire(holder)
+        self._holding = holder
+        try:
+            yield took_over
+        finally:
+            self._holding = None
+            self.lock.release(holder)
+
+    @contextmanager
     def _guard(self, run_id: str, *, lock: bool) -> Iterator[Any]:
         """Holds the lock (yielding the dead holder taken over, if any) and turns Ctrl-C
         into a graceful stop for as long as the run goes on."""
+        lock = lock and self._holding is None
         took_over = self.lock.acquire(run_id) if lock else None
         try:
             with self._signals_handled():
@@ -225,7 +261,7 @@ class Engine:
 
     @contextmanager
     def _signals_handled(self) -> Iterator[None]:
-        if threading.current_thread() is not threading.main_thread():
+        if not self.handle_signals or threading.current_thread() is not threading.main_thread():
             yield
             return
         self._stop_requested = False
@@ -276,14 +312,20 @@ class Engine:
         return info.id, manifest
 
     def _new_run(
-        self, playbook: Playbook, target: str, snapshot_id: str | None, *, dry_run: bool, parallelism: int
+        self, playbook: Playbook, target: str, snapshot_id: str | None, *, dry_run: bool, parallelism: int,
+        drill_prefix: str | None = None,
     ) -> RunRecord:
         if parallelism < 1:
             raise InputError([Problem(file="arguments", field="--parallelism", message="must be at least 1")])
+        try:
+            drill_prefix = check_prefix(drill_prefix)
+        except ValueError as exc:
+            raise InputError([Problem(file="arguments", field="--prefix", message=str(exc))]) from None
         return RunRecord(
             id=new_id("run"), service=self.config.service, playbook=playbook.name,
             definition=playbook.model_dump(mode="json", by_alias=True), target=target, snapshot_id=snapshot_id,
             dry_run=dry_run, parallelism=parallelism, status=RunStatus.RUNNING, started_at=now(), ended_at=None, error=None,
+            drill_prefix=drill_prefix,
         )
 
     def _pass_args(self, run: RunRecord, manifest: Any) -> dict[str, Any]:

@@ -101,7 +101,7 @@ class StepPass:
             target_name=self.run.target, manifest=self.manifest, targets=self.targets,
             outputs={need: self.outputs[need] for need in step.needs if need in self.outputs}, created=created,
             recorder=record if journal is not None else None, cancel=cancel,
-            log=lambda message: self.observer.step_log(step.id, message),
+            log=lambda message: self.observer.step_log(step.id, message), drill_prefix=self.run.drill_prefix,
         )
 
     def call(self, step: Step, cancel: threading.Event, call: Callable[[], Any]) -> Any:
