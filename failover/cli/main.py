@@ -11,7 +11,7 @@ import traceback
 
 import typer
 
-from failover.cli import demo, inventory, playbooks, replicate, runs, snapshots
+from failover.cli import check, demo, drill, inventory, playbooks, replicate, runs, snapshots
 from failover.cli import run as run_commands
 from failover.errors import ExitCode, FailoverError, Interrupted
 
@@ -23,7 +23,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-for module in (inventory, snapshots, playbooks, run_commands, runs, replicate, demo):
+for module in (inventory, snapshots, playbooks, run_commands, runs, replicate, check, drill, demo):
     app.add_typer(module.app)
 
 

@@ -9,8 +9,9 @@ With ``fail_ratio`` > 0, that fraction of requests (drawn from a seeded random s
 is answered by the proxy itself with ``503 ServiceUnavailable`` instead of being
 forwarded: the client sees a throttled cloud and must retry.
 
-It counts what passes through (total, per AWS service, forwarded, failed), thread-safely,
-so a benchmark can say how many requests each side made.
+It counts what passes through (total, per AWS service, per HTTP method, forwarded, failed),
+thread-safely, so a benchmark can say how many requests each side made (and a test that a
+read-only command sent no PUT, POST, PATCH or DELETE).
 
     with LatencyProxy(moto.url, latency_s=0.05) as proxy:
         client = boto3.client("ec2", endpoint_url=proxy.url, ...)
@@ -54,6 +55,7 @@ class ProxyStats:
     failed: int = 0  # answered 503 by the proxy (fault injection)
     upstream_errors: int = 0  # the upstream could not be reached (answered 502)
     by_service: dict[str, int] = field(default_factory=dict)
+    by_method: dict[str, int] = field(default_factory=dict)  # received, per HTTP method (GET, PUT, ...)
 
 
 class LatencyProxy:
@@ -92,6 +94,7 @@ class LatencyProxy:
         self._lock = threading.Lock()
         self._counts: Counter[str] = Counter()
         self._by_service: Counter[str] = Counter()
+        self._by_method: Counter[str] = Counter()
         self._stopping = threading.Event()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -156,6 +159,7 @@ class LatencyProxy:
                 failed=self._counts["failed"],
                 upstream_errors=self._counts["upstream_errors"],
                 by_service=dict(sorted(self._by_service.items())),
+                by_method=dict(sorted(self._by_method.items())),
             )
 
     @property
@@ -167,13 +171,16 @@ class LatencyProxy:
         with self._lock:
             self._counts.clear()
             self._by_service.clear()
+            self._by_method.clear()
 
     # -- used by the handler threads ---------------------------------------------------
-    def _count(self, what: str, service: str | None = None) -> None:
+    def _count(self, what: str, service: str | None = None, method: str | None = None) -> None:
         with self._lock:
             self._counts[what] += 1
             if service is not None:
                 self._by_service[service] += 1
+            if method is not None:
+                self._by_method[method] += 1
 
     def _should_fail(self) -> bool:
         if self.fail_ratio <= 0.0:
@@ -230,7 +237,7 @@ def _make_handler(proxy: LatencyProxy) -> type[BaseHTTPRequestHandler]:
 
         def do_any(self) -> None:
             body = self._read_body()
-            proxy._count("requests", _service_of(self.headers))
+            proxy._count("requests", _service_of(self.headers), self.command)
             if proxy._stopping.wait(proxy.latency_s):
                 self.close_connection = True
                 return
