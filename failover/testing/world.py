@@ -84,6 +84,7 @@ EC2_SHIM = "failover.testing.ec2_shim:MotoEC2NodeDriver"
 SECRET_VARIABLES = {"compute": "FAILOVER_E2E_COMPUTE_SECRET", "storage": "FAILOVER_E2E_STORAGE_SECRET",
                     "dns": "FAILOVER_E2E_PDNS_KEY"}
 AWS_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION}
+MOTO_SECRET = "failover-world-moto-secret"
 UNSET_VARIABLES = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "FAILOVER_CONFIG")
 # With postgres=True: the variables holding the DSNs of the source and the target database.
 SOURCE_DSN_VARIABLE = "FAILOVER_WORLD_SOURCE_DSN"
@@ -318,9 +319,10 @@ class EmulatedWorld:
         return {**inherited, **self.env, **(extra or {})}
 
     def _environment(self) -> dict[str, str]:
-        secrets = {"compute": "testing", "dns": self.pdns.api_key}
+        # moto takes any secret; a long one, so that masking it never touches a word it is part of
+        secrets = {"compute": MOTO_SECRET, "dns": self.pdns.api_key}
         if self.storage != "local":
-            secrets["storage"] = self.azurite.driver_options["secret"] if self.azurite else "testing"
+            secrets["storage"] = self.azurite.driver_options["secret"] if self.azurite else MOTO_SECRET
         env = {SECRET_VARIABLES[name]: value for name, value in secrets.items()}
         if self.postgres:
             env[SOURCE_DSN_VARIABLE] = self.source_database.dsn(PG_DATABASE)
