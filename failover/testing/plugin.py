@@ -5,7 +5,7 @@ and local emulators. Installed with the package (entry point ``pytest11``: ``fai
   reset before each test), also behind ``AWS_ENDPOINT_URL`` for boto3 and the CLI;
 - ``failover_world``: an :class:`~failover.testing.world.EmulatedWorld`: the sample
   service on a source account, a target (compute, storage, DNS), a ``failover.yaml``;
-  options through the marker ``@pytest.mark.failover_world(storage=..., fail_ratio=...)``;
+  options through the marker ``@pytest.mark.failover_world(storage=..., fail_ratio=..., postgres=True)``;
 - ``failover_cli``: runs the real ``failover`` executable against that world.
 
 Example::
@@ -46,7 +46,7 @@ MARKER = "failover_world"
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", f"{MARKER}(storage='azurite', fail_ratio=0.0, latency_s=0.0, seed=0): options of the failover_world fixture"
+        "markers", f"{MARKER}(storage='azurite', fail_ratio=0.0, latency_s=0.0, seed=0, postgres=False): options of the failover_world fixture"
     )
 
 

@@ -34,6 +34,29 @@ def test_a_team_fails_over_with_the_plugin_fixtures(pytester: pytest.Pytester) -
     result.assert_outcomes(passed=3)
 
 
+@pytest.mark.slow
+def test_a_team_checks_readiness_and_drills_in_ci_with_the_plugin(pytester: pytest.Pytester) -> None:
+    """The README's readiness example, as a team's test session runs it."""
+    pytester.makepyfile(test_ready='''
+        import pytest
+
+        @pytest.mark.failover_world(postgres=True)
+        def test_ready_and_drilled(failover_world, failover_cli):
+            target = failover_world.target
+            assert failover_cli("inventory").code == 0
+            assert failover_cli("replicate", "--target", target).code == 0
+            failover_world.source.stop()  # the account is gone from here on
+            drill = failover_cli("drill", "standard", "--target", target, "--json", *failover_world.run_vars)
+            assert drill.code == 0, drill.stderr
+            assert drill.json()["clean"] is True
+            check = failover_cli("check", "standard", "--target", target, "--json")
+            assert check.code == 0, check.stderr
+            assert {c["name"]: c["status"] for c in check.json()["checks"]}["last-drill"] == "pass"
+    ''')
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+
+
 def test_a_missing_emulator_fails_the_test_naming_the_install_script(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
