@@ -43,16 +43,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from failover.actions.restore_databases import (
-    Dsn,
-    _conninfo_value,
-    _environment,
-    _option_value,
-    _redacted,
-    _tool,
-    parse_dsn,
-)
 from failover.config import resolve_secrets
+from failover.dsn import (
+    Dsn,
+    conninfo_value,
+    find_tool,
+    option_value,
+    parse_dsn,
+    redacted,
+    tool_environment,
+)
 from failover.errors import InputError, OperationFailed, Problem
 from failover.manifest import now_iso
 from failover.naming import (
@@ -114,11 +114,11 @@ def postgres_dump_command(dsn: Dsn) -> tuple[list[str], dict[str, str]]:
     """pg_dump's command line (no password: ``--no-password`` never prompts) and environment
     (the password in PGPASSWORD)."""
     settings = (("host", dsn.host), ("port", dsn.port), ("dbname", dsn.database), ("user", dsn.user), *dsn.options)
-    conninfo = " ".join(f"{key}={_conninfo_value(value)}" for key, value in settings if value is not None)
-    command = [_tool("pg_dump", "the PostgreSQL client tools (postgresql-client)"), "-Fc", "--no-password",
+    conninfo = " ".join(f"{key}={conninfo_value(value)}" for key, value in settings if value is not None)
+    command = [find_tool("pg_dump", "the PostgreSQL client tools (postgresql-client)"), "-Fc", "--no-password",
                f"--dbname={conninfo}"]
     timeout = os.environ.get("PGCONNECT_TIMEOUT", "10")
-    return command, _environment({"PGPASSWORD": dsn.password, "PGCONNECT_TIMEOUT": timeout})
+    return command, tool_environment({"PGPASSWORD": dsn.password, "PGCONNECT_TIMEOUT": timeout})
 
 
 def mysql_dump_command(dsn: Dsn, workdir: Path) -> tuple[list[str], dict[str, str]]:
@@ -127,16 +127,16 @@ def mysql_dump_command(dsn: Dsn, workdir: Path) -> tuple[list[str], dict[str, st
     restore on a new database node expects."""
     options = workdir / "client.cnf"
     settings = {"host": dsn.host, "port": dsn.port, "user": dsn.user, "password": dsn.password}
-    lines = ["[client]", *(f'{key}="{_option_value(value)}"' for key, value in settings.items() if value is not None)]
+    lines = ["[client]", *(f'{key}="{option_value(value)}"' for key, value in settings.items() if value is not None)]
     descriptor = os.open(options, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "w") as file:
         file.write("\n".join(lines) + "\n")
-    mysqldump = _tool("mysqldump", "the MySQL client (mysql-client or mariadb-client)")
+    mysqldump = find_tool("mysqldump", "the MySQL client (mysql-client or mariadb-client)")
     command = [
         mysqldump, f"--defaults-extra-file={options}", "--single-transaction", "--routines", "--triggers",
         "--databases", str(dsn.database),
     ]
-    return command, _environment({})
+    return command, tool_environment({})
 
 
 def gzipped(chunks: Iterable[bytes], level: int = GZIP_LEVEL) -> Iterator[bytes]:
@@ -241,7 +241,7 @@ def dump_database(
                 raise DumpFailed(f"the upload of {key} stopped before the end of the dump")
             status = process.wait()
             if status != 0:
-                message = _redacted(_last_line(errors), dsn.password)
+                message = redacted(_last_line(errors), dsn.password)
                 raise DumpFailed(f"{tool} of {database} ({dsn.describe()}) failed (exit {status}): {message or 'no message'}")
             _verify(storage, container, key, uploaded, sent)
         except BaseException:

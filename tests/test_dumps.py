@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from failover.actions.restore_databases import parse_dsn
+from failover.dsn import parse_dsn
 from failover.config import DatabaseSpec, StorageSpec
 from failover.dumps import (
     DumpFailed,
