@@ -23,8 +23,6 @@ Keys have one-second resolution. A second dump of a database within the same sec
 waits for the next second rather than overwrite the first (and refuses if that key is
 taken too), so no dump is ever silently replaced.
 
-:func:`dump_status` reports the newest dump on the target without the source, for
-``failover check``.
 """
 
 from __future__ import annotations
@@ -336,48 +334,3 @@ def prune(
     ids = [record.id for record in store.dumps(service, target_name, database) if record.key in set(gone)]
     store.mark_dumps_pruned(ids, now_iso())
     return gone
-
-
-# -- the newest dump on failover day ----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DumpStatus:
-    """The newest dump of a database on the target (``key`` None: there is none). ``recorded``:
-    the state holds a record of that dump; ``matches``: the target's object is the one recorded
-    (same size, and same MD5 where the target states one). ``recorded_key``: the last dump
-    recorded for this database and target (another key than ``key`` when that one is gone)."""
-
-    database: str
-    engine: str
-    container: str
-    key: str | None = None
-    taken_at: str | None = None
-    age_s: float | None = None
-    bytes: int | None = None
-    recorded: bool = False
-    matches: bool = False
-    recorded_key: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-def dump_status(
-    storage: StorageTarget, store: StateStore, *, service: str, target_name: str, database: str, engine: str,
-) -> DumpStatus:
-    """Read-only: one listing of the database's dumps on the target, compared with the records."""
-    container = storage.container_name(DUMPS_BUCKET)
-    records = store.dumps(service, target_name, database)  # newest first, pruned ones left out
-    last_key = records[0].key if records else None
-    found = dumps_on_target(storage, database, engine)
-    if not found:
-        return DumpStatus(database=database, engine=engine, container=container, recorded_key=last_key)
-    taken_at, key, item = found[0]
-    record = next((r for r in records if r.key == key), None)
-    matches = record is not None and record.bytes == item.size and (item.md5 is None or item.md5 == record.md5)
-    return DumpStatus(
-        database=database, engine=engine, container=container, key=key, taken_at=_iso(taken_at),
-        age_s=max(0.0, (utc_now() - taken_at).total_seconds()), bytes=item.size,
-        recorded=record is not None, matches=matches, recorded_key=last_key,
-    )

@@ -16,9 +16,6 @@ A pass over one zone:
    to hold, in a canonical form (:func:`canonical_sets`), and their SHA-256
    (:func:`digest`). ``read_at``, when the source was read, is the mirror's age.
 
-:func:`mirror_status` checks a mirror on the target against its last record without the
-source, for ``failover check``.
-
 Reading the source goes through a small per-provider reader (:func:`source_zones`),
 imported only when used, so this module never imports boto3.
 """
@@ -30,7 +27,6 @@ import importlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from failover.actions.copy_dns_zones import ZoneCopy, zone_copy
@@ -39,7 +35,6 @@ from failover.dnsnames import (
     ZoneRename,
     fqdn,
     read_zone,
-    same_values,
     value_key,
 )
 from failover.errors import OperationFailed
@@ -251,67 +246,3 @@ def check_deletions(zone: str, deleting: int, source_sets: int, mirror_sets: int
             f"refusing to delete {deleting} of the {mirror_sets} record sets of zone {zone} on the target, more than"
             f" {MASS_DELETION_SHARE:.0%}, gone from the zone on the source (force to delete them anyway)", deleting,
         )
-
-
-# -- the mirror on failover day --------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class MirrorStatus:
-    """A zone's mirror on the target, checked against the record of its last pass.
-    ``missing``: recorded sets the target lacks; ``differing``: recorded sets the target holds
-    otherwise (TTL or values); ``extra``: the target's sets the record does not have (apex SOA
-    and NS aside). ``mirrored_at``: when the source was read for the last pass."""
-
-    zone: str
-    exists: bool
-    recorded: bool
-    in_sync: bool
-    missing: tuple[str, ...] = ()
-    differing: tuple[str, ...] = ()
-    extra: tuple[str, ...] = ()
-    record_sets: int = 0
-    digest: str | None = None
-    mirrored_at: str | None = None
-    age_s: float | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**self.__dict__, "missing": list(self.missing), "differing": list(self.differing),
-                "extra": list(self.extra)}
-
-
-def mirror_status(
-    dns: DnsTarget, store: StateStore, *, service: str, target_name: str, zone: str,
-    skip_types: Sequence[str] = DEFAULT_SKIP_TYPES,
-) -> MirrorStatus:
-    """Read-only: one listing of the target zone, compared with the last recorded pass."""
-    domain = fqdn(zone)
-    record = store.last_zone_mirror(service, target_name, domain)
-    target = read_zone(dns, domain)
-    recorded_sets = json.loads(record.sets) if record is not None else []
-    missing, differing = [], []
-    for entry in recorded_sets:
-        current = target.sets.get((entry["name"], entry["type"]))
-        if current is None:
-            missing.append(label(entry["name"], entry["type"]))
-        elif current.ttl != entry["ttl"] or not same_values(entry["type"], current.values, entry["values"]):
-            differing.append(label(entry["name"], entry["type"]))
-    known = {(entry["name"], entry["type"]) for entry in recorded_sets}
-    own = {kind.upper() for kind in skip_types}
-    extra = sorted(
-        label(*key) for key, current in target.sets.items()
-        if key not in known and not (fqdn(current.name) == domain and current.type in own)
-    )
-    exists = target.zone is not None
-    return MirrorStatus(
-        zone=domain, exists=exists, recorded=record is not None,
-        in_sync=exists and record is not None and not missing and not differing,
-        missing=tuple(missing), differing=tuple(differing), extra=tuple(extra),
-        record_sets=len(recorded_sets), digest=record.digest if record is not None else None,
-        mirrored_at=record.read_at if record is not None else None,
-        age_s=_age_s(record.read_at) if record is not None else None,
-    )
-
-
-def _age_s(as_of: str) -> float:
-    return max(0.0, (datetime.now(UTC) - datetime.fromisoformat(as_of)).total_seconds())

@@ -1,7 +1,6 @@
 """``failover.dumps`` in-process, into local-disk storage: MySQL dumps through a stand-in
 ``mysqldump`` put first on PATH (no MySQL server here; the PostgreSQL path runs for real
-in tests/cli/test_replicate_dumps.py), gzip streaming, the same-second rule, pruning, and
-``dump_status`` as ``check`` reads it."""
+in tests/cli/test_replicate_dumps.py), gzip streaming, the same-second rule, pruning."""
 
 from __future__ import annotations
 
@@ -18,14 +17,13 @@ from typing import Any
 
 import pytest
 
-from failover.dsn import parse_dsn
 from failover.config import DatabaseSpec, StorageSpec
+from failover.dsn import parse_dsn
 from failover.dumps import (
     DumpFailed,
     check_dsn,
     database_dsn,
     dump_database,
-    dump_status,
     postgres_dump_command,
     prune,
 )
@@ -232,35 +230,6 @@ def test_prune_keeps_the_newest_dumps_of_that_database_only(storage: RecordingSt
     gone = [r for r in store.dumps(SERVICE, TARGET, "orders-db", include_pruned=True) if r.pruned_at]
     assert sorted(r.key for r in gone) == sorted(ours[:2])
     assert prune(storage, store, service=SERVICE, target_name=TARGET, database="orders-db", engine="postgres", keep=2) == []
-
-
-# -- dump_status --------------------------------------------------------------------------------
-
-
-def test_dump_status_names_the_newest_dump_and_whether_it_is_the_recorded_one(
-    storage: RecordingStorage, store: StateStore, fake_mysqldump: Path
-) -> None:
-    def status():
-        return dump_status(storage, store, service=SERVICE, target_name=TARGET, database="shop-db", engine="mysql")
-
-    none = status()
-    assert (none.key, none.recorded, none.matches, none.recorded_key) == (None, False, False, None)
-    assert none.container == "replica-failover-dumps"
-
-    result = dump(storage, store, clock=Clock(datetime.now(UTC) - timedelta(hours=2)))
-    fresh = status()
-    assert (fresh.key, fresh.bytes, fresh.recorded, fresh.matches) == (result.key, result.bytes, True, True)
-    assert fresh.recorded_key == result.key
-    assert fresh.taken_at == result.taken_at and 7200 - 5 <= fresh.age_s < 7200 + 120
-
-    storage.upload_stream(DUMPS_BUCKET, result.key, [b"tampered"])
-    tampered = status()
-    assert (tampered.key, tampered.recorded, tampered.matches) == (result.key, True, False)
-
-    newer = place(storage, None, "shop-db", "mysql", datetime.now(UTC) - timedelta(minutes=1))
-    unrecorded = status()
-    assert (unrecorded.key, unrecorded.recorded, unrecorded.matches) == (newer, False, False)
-    assert unrecorded.recorded_key == result.key
 
 
 # -- DSNs and command lines -----------------------------------------------------------------

@@ -1,6 +1,6 @@
 """``failover.zonemirror`` in-process, against a real PowerDNS: canonical record sets and
 their digest, a zone's pass (only differing sets written, counted at the DnsTarget), the
-mass-deletion rule, and ``mirror_status`` as ``check`` reads it."""
+mass-deletion rule."""
 
 from __future__ import annotations
 
@@ -21,7 +21,6 @@ from failover.zonemirror import (
     canonical_sets,
     check_deletions,
     digest,
-    mirror_status,
     mirror_zone,
     sets_json,
 )
@@ -164,30 +163,3 @@ def test_check_deletions_follows_the_buckets_rule() -> None:
         check_deletions("example.com.", 2, 10, 10)
     with pytest.raises(MirrorRefused, match="the zone lists no record sets on the source"):
         check_deletions("example.com.", 1, 0, 1)
-
-
-# -- mirror_status ---------------------------------------------------------------------------
-
-
-def test_mirror_status_compares_the_target_with_the_last_record(dns: CountingDns, store: StateStore) -> None:
-    def status():
-        return mirror_status(dns, store, service=SERVICE, target_name=TARGET, zone="example.com")
-
-    nothing = status()
-    assert (nothing.exists, nothing.recorded, nothing.in_sync, nothing.mirrored_at) == (False, False, False, None)
-
-    mirror(dns, store, zone(WWW, MAIL, TXT))
-    fresh = status()
-    assert (fresh.exists, fresh.recorded, fresh.in_sync, fresh.missing, fresh.differing) == (True, True, True, (), ())
-    assert fresh.record_sets == 3 and fresh.mirrored_at == "2024-01-15T10:30:00Z" and fresh.age_s > 0
-    assert fresh.digest == store.last_zone_mirror(SERVICE, TARGET, "example.com.").digest
-
-    target_zone = dns.find_zone("example.com.")
-    dns.set_record(target_zone, "www.example.com.", "A", 300, ["198.51.100.1"])
-    dns.delete_record(target_zone, "example.com.", "TXT")
-    dns.set_record(target_zone, "extra.example.com.", "A", 300, ["198.51.100.2"])
-    drifted = status()
-    assert drifted.in_sync is False
-    assert drifted.differing == ("www.example.com. A",) and drifted.missing == ("example.com. TXT",)
-    assert drifted.extra == ("extra.example.com. A",)
-    assert drifted.to_dict()["missing"] == ["example.com. TXT"]
