@@ -22,7 +22,6 @@ A dump of one database:
 Keys have one-second resolution. A second dump of a database within the same second
 waits for the next second rather than overwrite the first (and refuses if that key is
 taken too), so no dump is ever silently replaced.
-
 """
 
 from __future__ import annotations
