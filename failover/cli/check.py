@@ -22,7 +22,6 @@ from typing import Annotated
 
 import typer
 from rich import box
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
@@ -34,10 +33,10 @@ from failover.cli.common import (
     ConfigOption,
     DebugOption,
     JsonOption,
-    console,
     load,
     open_state,
     print_json,
+    table_console,
 )
 from failover.errors import ExitCode, InputError, NotFound, Problem
 from failover.playbook import parse_var_args
@@ -45,7 +44,6 @@ from failover.targets import Targets
 
 app = typer.Typer()
 
-LOG_WIDTH = 160  # not on a terminal (cron mail, a CI log): wide enough for the details
 STATUS_STYLE = {PASS: "green", WARN: "yellow", FAIL: "bold red"}
 
 
@@ -98,7 +96,7 @@ def check(
 
 
 def print_report(report: Report) -> None:
-    out = console if console.is_terminal else Console(stderr=True, highlight=False, width=LOG_WIDTH)
+    out = table_console()
     snapshot = report.snapshot or "no snapshot"
     table = Table(title=f"Readiness of {escape(report.service)} on {escape(report.target)} ({escape(snapshot)})",
                   title_justify="left", box=box.SIMPLE_HEAD)

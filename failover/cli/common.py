@@ -19,6 +19,13 @@ from failover.state import StateStore
 
 # People read stderr; stdout is for data.
 console = Console(stderr=True, highlight=False, soft_wrap=True)
+LOG_WIDTH = 160  # of tables when stderr is not a terminal (a log, cron mail, a CI job)
+
+
+def table_console(width: int = LOG_WIDTH) -> Console:
+    """The terminal's console; elsewhere one wide enough that no column (a run id, a
+    detail) is cut or wrapped."""
+    return console if console.is_terminal else Console(stderr=True, highlight=False, width=width)
 
 ConfigOption = Annotated[
     Optional[Path],

@@ -16,6 +16,7 @@ from failover.cli.common import (
     console,
     open_state,
     print_json,
+    table_console,
 )
 from failover.cli.run import (
     ParallelismOption,
@@ -86,7 +87,7 @@ def print_drill(result: DrillResult) -> None:
     for step in result.steps:
         start = "" if step.offset_s is None else f"+{step.offset_s:.1f}s"
         table.add_row(escape(step.id), step.action, styled(step.status), start, duration(step.duration_s))
-    console.print(table)
+    table_console().print(table)
     objective = duration(result.rto_objective_s)
     if record.rto_s is None:
         console.print(f"recovery time: not measured (the run did not succeed); objective {objective}")

@@ -36,7 +36,6 @@ from typing import Annotated, Any, Protocol, Self
 
 import typer
 from rich import box
-from rich.console import Console
 from rich.filesize import decimal
 from rich.markup import escape
 from rich.progress import (
@@ -58,6 +57,7 @@ from failover.cli.common import (
     load,
     open_state,
     print_json,
+    table_console,
 )
 from failover.config import Config, DatabaseSpec, resolve_secrets
 from failover.dnsnames import selected_zones
@@ -92,7 +92,6 @@ from providers.base import source_storage
 app = typer.Typer()
 
 MAX_WORKERS = 64
-LOG_WIDTH = 120  # not on a terminal (a log, a CI job): wide enough for every column unshortened
 
 
 @dataclass(frozen=True)
@@ -209,9 +208,6 @@ def print_summary(document: dict[str, Any], reports: dict[str, SectionReport]) -
                   f" (snapshot {document['snapshot']}).")
 
 
-def table_console() -> Console:
-    """The terminal's console; elsewhere (a log, a CI job) one wide enough that no column is cut."""
-    return console if console.is_terminal else Console(stderr=True, highlight=False, width=LOG_WIDTH)
 
 
 # -- buckets ----------------------------------------------------------------------------------

@@ -9,7 +9,16 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from failover.cli.common import ConfigOption, DebugOption, JsonOption, console, load, open_state, print_json
+from failover.cli.common import (
+    ConfigOption,
+    DebugOption,
+    JsonOption,
+    console,
+    load,
+    open_state,
+    print_json,
+    table_console,
+)
 from failover.engine.journal import Journal
 
 app = typer.Typer()
@@ -34,12 +43,12 @@ def runs(config_file: ConfigOption = None, json_out: JsonOption = False, debug: 
         return
     table = Table(title=f"Runs of {config.service}", title_justify="left")
     for column in ("run", "playbook", "target", "status", "done", "started (UTC)", "took"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=column in ("run", "started (UTC)"))
     for run in found:
-        status = styled(run["status"]) + (" (dry run)" if run["dry_run"] else "")
+        status = styled(run["status"]) + (" (dry run)" if run["dry_run"] else "") + _drill(run.get("drill_prefix"))
         table.add_row(run["run_id"], escape(run["playbook"]), run["target"], status, f"{run['steps_done']}/{run['steps']}",
                       run["started_at"][:19].replace("T", " "), _duration(run["started_at"], run["ended_at"]))
-    console.print(table)
+    table_console().print(table)
 
 
 @app.command()
@@ -63,19 +72,24 @@ def status(
 def print_run(document: dict[str, Any]) -> None:
     """The human report of a run document, on stderr."""
     kind = "Dry run" if document["dry_run"] else "Run"
-    console.print(f"{kind} [bold]{document['run_id']}[/] of {escape(document['playbook'])} on {document['target']}: "
+    console.print(f"{kind} [bold]{document['run_id']}[/] of {escape(document['playbook'])} on {document['target']}"
+                  f"{_drill(document.get('drill_prefix'))}: "
                   f"{styled(document['status'])} ({_duration(document['started_at'], document['ended_at'])})")
     table = Table(title_justify="left")
     for column in ("step", "action", "status", "attempts", "duration", "created", "error"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=column != "error")
     for step in document["steps"]:
         created = sum(1 for item in step["created"] if item["undone_at"] is None)
         table.add_row(escape(step["id"]), step["action"], styled(step["status"]), str(step["attempts"]),
                       _duration(step["started_at"], step["ended_at"]), str(created) if created else "",
                       escape(step["error"] or ""))
-    console.print(table)
+    table_console().print(table)
     if document["error"]:
         console.print(f"[red]{escape(document['error'])}[/]")
+
+
+def _drill(prefix: str | None) -> str:
+    return f" (drill {escape(prefix)})" if prefix else ""
 
 
 def styled(status: str) -> str:

@@ -171,3 +171,18 @@ def test_holding_the_lock_when_another_holds_it_is_refused(engine: Engine, store
             engine.holding_lock("drill-mine"):
         pass
     assert engine.lock.holder() is None
+
+
+def test_runs_and_status_say_which_run_was_a_drill(engine: Engine, config: Config, capsys: pytest.CaptureFixture[str]) -> None:
+    from failover.cli.main import run as cli
+
+    drill = engine.start(PLAYBOOK, target="t", drill_prefix="drill")
+    real = engine.start(PLAYBOOK, target="t")
+    capsys.readouterr()
+
+    assert cli(["runs", "--config", str(config.path)]) == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert "(drill drill)" in next(line for line in lines if drill.id in line)
+    assert "drill" not in next(line for line in lines if real.id in line).replace(real.id, "")
+    assert cli(["status", drill.id, "--config", str(config.path)]) == 0
+    assert f"{drill.id} of probe on t (drill drill):" in capsys.readouterr().err
