@@ -1,10 +1,11 @@
 """``failover demo``: the whole story offline, on embedded mock clouds (``failover.demo``).
 
 A mock AWS account runs the sample service; ``failover inventory`` snapshots it and
-``failover replicate`` keeps its bucket on the target ahead of time (with a database dump
-where replication keeps them). Then the account is terminated: its server stops. ``failover
-run standard`` moves the service to the other clouds all the same, from the snapshot and
-the replicas. The commands run in this process, through the CLI's own code, as a user
+``failover replicate`` keeps its bucket and zone on the target ahead of time (with a
+database dump where replication keeps them); ``failover drill`` proves the playbook in
+names of its own and tears it down. Then the account is terminated: its server stops.
+``failover check`` says the service can leave all the same, and ``failover run standard``
+moves it to the other clouds, from the snapshot and the replicas. The commands run in this process, through the CLI's own code, as a user
 would type them; the demo then prints the run's timeline from its journal and checks the
 outcome: the new nodes, DNS answering with their addresses, every object's bytes.
 
@@ -124,17 +125,24 @@ class Story:
             replication = commands.run("replicate", "--target", world.TARGET)
             dump = world.place_dump(_targets(config_file).storage, "orders-db", "postgres")
             console.print(f"   and the newest dump of orders-db, stored as {escape(dump)}")
+        with self.chapter("drill", DRILL):
+            drill = commands.run("drill", world.PLAYBOOK, "--target", world.TARGET, "--var", f"health_url={clouds.app.url}")
+            console.print(f"   recovery time {drill['rto_s']:.1f}s (objective {drill['rto_objective_s'] / 60:.0f}m), "
+                          f"torn down in {drill['teardown_s']:.1f}s, the target as before: {_yes(drill['clean'])}")
         with self.chapter("terminate", TERMINATE.format(url=clouds.source.url)):
             clouds.terminate_source()
             warming.join()
+        with self.chapter("ready", READY):
+            ready = commands.run("check", world.PLAYBOOK, "--target", world.TARGET)
         with self.chapter("failover", FAILOVER), world.SourceWatch(clouds.source.url) as watch:
             run_args = ("run", world.PLAYBOOK, "--target", world.TARGET, "--var", f"health_url={clouds.app.url}", "--yes")
             succeeded, run = commands.run(*run_args, check=False)
         with self.chapter("check"):
             report = self.outcome(clouds, config_file, run, watch, expected_objects)
 
-        report.update(snapshot=snapshot["snapshot"], replication=_replication_summary(replication, dump))
-        report["ok"] = succeeded and report["ok"]
+        report.update(snapshot=snapshot["snapshot"], replication=_replication_summary(replication, dump),
+                      drill=_drill_summary(drill), check=_check_summary(ready))
+        report["ok"] = succeeded and report["ok"] and drill["clean"] and ready["ready"]
         report["elapsed_s"] = round(time.monotonic() - self._started, 3)
         report["phases"] = self.phases
         return report
@@ -180,8 +188,11 @@ SEED = ("A mock AWS account (moto_server) runs [bold]social-app[/]: web nodes, a
         "region, a bucket, a zone, a Postgres database, a load balancer, a certificate, a queue and a table; "
         "a staging service beside it.")
 INVENTORY = "Every region and service of the account read into a snapshot, kept off the provider:"
-REPLICATE = "Replicas kept on the target ahead of time: the bucket, incrementally and verified,"
+REPLICATE = "Replicas kept on the target ahead of time: the bucket and the zone, incrementally and verified,"
+DRILL = ("A drill while the account still runs: the real playbook into names of their own (drill-social-app-..., "
+         "drill.social.example.), health-checked, timed, then torn down:")
 TERMINATE = "[bold red]The account is terminated[/]: its server stops; nothing answers at {url} any more."
+READY = "Is failover possible without the account? `check` reads only the state and the target:"
 FAILOVER = ("The service fails over with the built-in [bold]standard[/] playbook, from the snapshot and the replicas "
             "alone, onto other clouds: compute on a second provider (EC2 API, through libcloud), storage on local disk, "
             "DNS in a zone file; a local app answers the health check for the new nodes.")
@@ -209,6 +220,20 @@ class Commands:
             raise OperationFailed(f"`failover {args[0]}` failed (exit {code}): its error is above")
         document = json.loads(text)
         return document if check else (code == ExitCode.OK, document)
+
+
+def _yes(value: bool) -> str:
+    return "[green]yes[/]" if value else "[red]no[/]"
+
+
+def _drill_summary(document: dict[str, Any]) -> dict[str, Any]:
+    fields = ("drill", "run", "status", "rto_s", "rto_objective_s", "teardown_s", "clean")
+    return {key: document.get(key) for key in fields}
+
+
+def _check_summary(document: dict[str, Any]) -> dict[str, Any]:
+    return {"ready": document["ready"], "counts": document["counts"],
+            "checks": {check["name"]: check["status"] for check in document["checks"]}}
 
 
 def _counts(counts: dict[str, int]) -> str:

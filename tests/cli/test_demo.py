@@ -101,6 +101,13 @@ def test_demo_tells_the_whole_story_offline(tmp_path: Path) -> None:
     assert doc["run"]["healthy_after_s"] == steps["healthy"]["end_s"] <= doc["run"]["duration_s"]
     assert doc["health"]["status"] == 200
 
+    # before the account went: a drill, torn down, the target as before; after: check says ready
+    assert doc["drill"]["status"] == "succeeded" and doc["drill"]["clean"] is True
+    assert 0 < doc["drill"]["rto_s"] <= doc["drill"]["rto_objective_s"]
+    assert doc["check"]["ready"] is True and doc["check"]["counts"]["fail"] == 0
+    assert doc["check"]["checks"]["last-drill"] == doc["check"]["checks"]["replicas"] == "pass"
+    assert not any(node["name"].startswith("drill-") for node in doc["nodes"])
+
     assert "The account is terminated" in stderr and "Traceback" not in stderr
     assert_cleaned_up(demo, tmp_path)
 
@@ -111,7 +118,8 @@ def test_demo_prints_the_story_for_people(tmp_path: Path) -> None:
     stdout, stderr = demo.communicate(timeout=300)
     assert demo.returncode == 0, stderr
     assert stdout == ""  # people read stderr
-    for text in ("$ failover inventory", "$ failover replicate --target fallback", "The account is terminated",
+    for text in ("$ failover inventory", "$ failover replicate --target fallback", "$ failover drill standard",
+                 "the target as before: yes", "The account is terminated", "$ failover check standard --target fallback",
                  "$ failover run standard --target fallback", "the timeline from its journal", "13 of 13 objects",
                  "never answered during the run", "back online"):
         assert text in stderr
