@@ -8,9 +8,9 @@ replaced by ``***``.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,29 +73,51 @@ def run_checks(
     checks: list[type[Check]] | None = None,
     *,
     on_done: Callable[[CheckResult], None] | None = None,
+    timeout_s: float | None = None,
 ) -> Report:
-    """Every check (default: every registered one), concurrently; results in report order."""
+    """Every check (default: every registered one), concurrently; results in report order.
+
+    With ``timeout_s``, a check still waiting on its target when the time is up fails
+    ("no answer within ..."), and the report is made without it: a cron job never hangs
+    on a target that does not answer. The checks run on daemon threads, so one that
+    never returns does not keep the process alive either."""
     classes = ordered_checks() if checks is None else list(checks)
     checked_at, started = now_iso(), time.monotonic()
     secrets = ctx.secret_values()
+    slots = threading.BoundedSemaphore(MAX_WORKERS)
+    finished = threading.Condition()
+    results: dict[int, CheckResult] = {}
 
-    def one(cls: type[Check]) -> CheckResult:
-        result = run_one(cls, ctx, secrets)
+    def one(index: int, cls: type[Check]) -> None:
+        with slots:
+            result = run_one(cls, ctx, secrets)
+        with finished:
+            if index in results:  # reported as timed out already
+                return
+            results[index] = result
+            finished.notify_all()
         if on_done is not None:
             on_done(result)
-        return result
 
-    pool = ThreadPoolExecutor(max_workers=max(1, min(MAX_WORKERS, len(classes))), thread_name_prefix="failover-check")
-    try:
-        futures = [pool.submit(in_context(one), cls) for cls in classes]
-        results = [future.result() for future in futures]
-    except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)  # Ctrl-C: do not wait for a slow target
-        raise
-    pool.shutdown(wait=True)
+    for index, cls in enumerate(classes):
+        threading.Thread(target=in_context(one), args=(index, cls), name=f"failover-check-{cls.name}",
+                         daemon=True).start()
+    deadline = None if timeout_s is None else started + timeout_s
+    with finished:
+        while len(results) < len(classes):
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                break
+            finished.wait(remaining)
+        for index, cls in enumerate(classes):
+            if index not in results:
+                results[index] = CheckResult(name=cls.name, status=FAIL, elapsed_s=timeout_s or 0.0,
+                                             detail=f"no answer within {timeout_s:g}s (--timeout): the target did not "
+                                                    "answer in time, or the check is stuck")
+        ordered = [results[index] for index in range(len(classes))]
     return Report(
         service=ctx.service, target=ctx.target_name, playbook=ctx.playbook,
-        snapshot=ctx.snapshot.id if ctx.snapshot is not None else None, checked_at=checked_at, checks=results,
+        snapshot=ctx.snapshot.id if ctx.snapshot is not None else None, checked_at=checked_at, checks=ordered,
         elapsed_s=time.monotonic() - started,
     )
 

@@ -44,6 +44,7 @@ from failover.targets import Targets
 
 app = typer.Typer()
 
+DEFAULT_TIMEOUT_S = 300.0
 STATUS_STYLE = {PASS: "green", WARN: "yellow", FAIL: "bold red"}
 
 
@@ -63,6 +64,10 @@ def check(
     snapshot: Annotated[
         str | None, typer.Option("--snapshot", help="The snapshot to check (default: the latest).", show_default=False)
     ] = None,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=1, metavar="SECONDS",
+                            help="A check with no answer by then fails (a cron job never hangs on a silent target).")
+    ] = DEFAULT_TIMEOUT_S,
     config_file: ConfigOption = None,
     json_out: JsonOption = False,
     debug: DebugOption = False,
@@ -85,7 +90,7 @@ def check(
                 raise  # a snapshot the user named must exist
         ctx = CheckContext(config=config, target_name=target, targets=targets, store=store, playbook=playbook,
                            vars=overrides, snapshot=info, manifest=manifest)
-        report = run_checks(ctx, checks)
+        report = run_checks(ctx, checks, timeout_s=timeout)
     if junit_xml is not None:
         write_junit(report, junit_xml)
     if json_out:

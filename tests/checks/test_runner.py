@@ -182,3 +182,20 @@ def test_secrets_are_read_when_the_checks_run(kit: Kit) -> None:
     kit.monkeypatch.setenv(SECRETS["dns"], "a-rotated-pdns-key-value")
     report = run_checks(context, [check_class("echo", lambda ctx: passed("key a-rotated-pdns-key-value"))])
     assert report.checks[0].detail == "key ***"
+
+
+def test_a_check_with_no_answer_by_the_timeout_fails_and_the_others_are_reported(kit: Kit) -> None:
+    release = threading.Event()  # the stuck check's target answers only after the report is made
+
+    def stuck(ctx: CheckContext) -> Outcome:
+        release.wait(60)
+        return passed("too late")
+
+    classes = [check_class("stuck", stuck), check_class("quick", lambda ctx: passed("ok"))]
+    try:
+        report = run_checks(kit.context(), classes, timeout_s=1)
+    finally:
+        release.set()
+    assert [(check.name, check.status) for check in report.checks] == [("stuck", "fail"), ("quick", "pass")]
+    assert report.checks[0].detail.startswith("no answer within 1s (--timeout)")
+    assert not report.ready
