@@ -3,13 +3,17 @@
 The one copy engine behind ``failover replicate`` and the ``sync-buckets`` action. For
 each bucket a pass:
 
-1. lists both sides once and reads the records of earlier copies from the state store;
+1. lists both sides once, at the same time, and reads the records of earlier copies from
+   the state store; a pass with nothing to do then only records itself (step 5): no object
+   is read or asked about;
 2. copies each object that is new or changed (its size or ETag differ from the record of
    its last copy, or the target's copy is no longer the recorded one), in parallel,
-   streamed from the source's response into the target's upload;
+   streamed from the source's response into the target's upload, stating the source's
+   size and MD5 so that the target can take it in one request and check it;
 3. verifies every copy: the bytes read against the source's size, and against its ETag
-   when that is an MD5; what the target received against what was read; then, with one
-   more listing, what the target stored (its MD5 where the target states one);
+   when that is an MD5 (the target checks it as Content-MD5, or the upload hashes what it
+   sends); what the target received against what was read; then, with one more listing,
+   what the target stored (its MD5 where the target states one);
 4. deletes what the source no longer has only when asked to, and never a mass deletion
    (the source lists nothing, or more than a tenth of the target would go) unless forced;
 5. records every copy (per object) and the pass (per bucket): the pass's listing time is
@@ -256,10 +260,14 @@ class Replicator:
     def _bucket(self, pool: ThreadPoolExecutor, replication_id: str, bucket: str, delete: bool, force: bool) -> BucketResult:
         container = self.target.container_name(bucket)
         result = BucketResult(bucket=bucket, container=container, listed_at=now_iso())
-        source = {item.key: item for item in self.source.iter_objects(bucket)}
-        existed = self.target.container_exists(bucket)
-        target = {item.key: item for item in self.target.iter_objects(bucket)} if existed else {}
-        records = self.store.replica_objects(self.service, self.target_name, container)
+        # The two listings at once: each is mostly waiting for its provider's pages.
+        listing = pool.submit(in_context(lambda: listed(self.source, bucket)))
+        try:
+            existed = self.target.container_exists(bucket)
+            target = listed(self.target, bucket) if existed else {}
+            records = self.store.replica_objects(self.service, self.target_name, container)
+        finally:
+            source = listing.result()  # the source's failure first: it says more than a target's
         plan = plan_bucket(source, target, records, local_disk=self.local_disk, delete=delete)
         if delete and not force:
             check_deletions(bucket, container, len(plan.delete), len(source), len(target))
@@ -320,8 +328,11 @@ class Replicator:
             self.record("object", f"{container}/{item.key}", bucket=bucket, key=item.key)
         with opened:
             reading = _Reading(opened.chunks, meter, self.cancel)
+            # The size and MD5 the source states let the target take the object in one
+            # request streamed as it is read, its MD5 checked by the service.
             stored = self.target.upload_stream(
-                bucket, item.key, reading, content_type=opened.info.content_type, meta=opened.info.meta
+                bucket, item.key, reading, content_type=opened.info.content_type, meta=opened.info.meta,
+                size=opened.info.size, md5=opened.info.md5,
             )
         verify_copy(bucket, container, opened.info, reading.size, stored)
         meter.object_done()
@@ -334,7 +345,7 @@ class Replicator:
         """One more listing of the target: every copy is stored as it was sent."""
         if not copied:
             return
-        stored = {item.key: item for item in self.target.iter_objects(bucket)}
+        stored = listed(self.target, bucket)
         wrong = [item.key for item in copied if not is_recorded_copy(stored.get(item.key), item)]
         if wrong:
             raise OperationFailed(
@@ -359,10 +370,18 @@ class Replicator:
         )
 
 
+def listed(storage: SourceStorage | StorageTarget, bucket: str) -> dict[str, ObjectInfo]:
+    """Every object of ``bucket``, by key. A listing is read whole, so one that fails on a
+    transient error (a kept-alive connection the server had just closed: Azurite closes
+    them after 5 idle seconds, which a pass's copies easily last) is read again, whole."""
+    return retry_requests(lambda: {item.key: item for item in storage.iter_objects(bucket)})
+
+
 def verify_copy(bucket: str, container: str, source: ObjectInfo, size_read: int, received: ObjectInfo) -> None:
     """The bytes read are the source's: as many, and of its MD5 where its ETag is one; and the
     target received them all. ``received.md5`` is the MD5 of what the target was sent, which
-    is what was read: the upload hashes the stream as it passes."""
+    is what was read: the upload hashes the stream as it passes, or, where it stated the
+    source's MD5 to the target, the target checked the bytes against it (and refused others)."""
     problems = []
     if size_read != source.size:
         problems.append(f"read {size_read} bytes where the source has {source.size}")
@@ -485,7 +504,7 @@ def replica_status(
     container = target.container_name(bucket)
     if not target.container_exists(bucket):
         return ReplicaStatus(bucket=bucket, container=container, exists=False)
-    stored = {item.key: item for item in target.iter_objects(bucket)}
+    stored = listed(target, bucket)
     records = store.replica_objects(service, target_name, container)
     missing = tuple(sorted(key for key in records if key not in stored))
     differing = tuple(sorted(

@@ -202,9 +202,11 @@ class StorageTarget(Protocol):
 
     def upload_stream(
         self, bucket: str, key: str, chunks: Iterable[bytes], content_type: str | None = None,
-        meta: dict[str, str] | None = None,
+        meta: dict[str, str] | None = None, *, size: int | None = None, md5: str | None = None,
     ) -> ObjectInfo:
-        """Store an object from an iterable of byte chunks, never holding it whole; ``md5`` is of what was sent."""
+        """Store an object from an iterable of byte chunks, never holding it whole; ``md5`` of the
+        result is of what was sent. ``size`` and ``md5`` (hex), when the caller knows them, let
+        the adapter send the object in one streamed request that the service verifies."""
 
     def download_stream(self, bucket: str, key: str) -> Iterator[bytes]:
         """An object's content as byte chunks."""

@@ -4,12 +4,20 @@ Replication sends thousands of small objects through here, so the per-object cos
 kept low:
 
 - a bucket's container is looked up once, then remembered (uploads need the ``Container``);
-- an object that fits in one block goes up in a single request (Azure Put Blob, S3
-  PutObject) with its Content-MD5, which the service checks, instead of libcloud's
-  streamed upload (Azure: a block, then the block list; S3: initiate, one part, complete,
-  which also left an ETag that is not the MD5). libcloud has no public single-request
-  upload from a stream, so that request goes through the driver's own connection, which
-  signs it. Larger objects still go through libcloud's streamed upload;
+- an object goes up in a single request (Azure Put Blob, S3 PutObject) instead of
+  libcloud's streamed upload (Azure: 4 MiB blocks, then the block list; S3: initiate,
+  5 MiB parts each hashed twice and held whole, complete, which also left an ETag that
+  is not the MD5). libcloud has no public single-request upload from a stream, so that
+  request goes through the driver's own connection, which signs it:
+
+  - when the caller states the size (a replication source does), up to
+    ``STREAMED_PUT_LIMIT``: the body streams from the source's chunks as they come,
+    never buffered, with the source's MD5 as Content-MD5 when it has one (nothing is
+    hashed here then: the service checks it, and an S3 ETag or Azure Content-MD5 in the
+    answer is compared too);
+  - otherwise, an object that turns out to fit in one block: read whole, hashed, sent
+    with its Content-MD5;
+  - anything else still goes through libcloud's streamed upload;
 - requests stops consulting the environment (proxies, .netrc) on every request when the
   environment configures nothing it would use.
 """
@@ -33,6 +41,8 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
 
+from libcloud.common.exceptions import exception_from_message
+from libcloud.utils.xml import fixxpath
 from libcloud.storage.types import (
     ContainerAlreadyExistsError,
     ContainerDoesNotExistError,
@@ -45,6 +55,11 @@ from providers.base import ObjectInfo
 from providers.libcloud.drivers import ADAPTERS, DriverSession, is_instance_of, retried
 
 CHUNK_SIZE = 1024 * 1024
+# Objects of a stated size up to this go up in one streamed request. S3 takes 5 GiB in one
+# PutObject, Azure 256 MiB in one Put Blob at libcloud's API version (2018-11-09); rclone's
+# S3 backend sends up to 200 MiB in one request too. libcloud's part uploads would not
+# resume a failed copy either: a failed copy is copied again, afresh, whichever way it went.
+STREAMED_PUT_LIMIT = 200 * 1024 * 1024
 LOCAL_DISK = "libcloud.storage.drivers.local:LocalStorageDriver"
 AZURE_BLOBS = "libcloud.storage.drivers.azure_blobs:AzureBlobsStorageDriver"
 S3_FAMILY = "libcloud.storage.drivers.s3:BaseS3StorageDriver"
@@ -52,6 +67,9 @@ DEFAULT_CONTENT_TYPE = "application/octet-stream"
 # requests reads these when libcloud asks it to verify TLS without naming a CA bundle.
 _CA_BUNDLE_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 _MD5_HEX = re.compile(r"[0-9a-f]{32}")
+# Under these server-side encryptions an S3 ETag is not the MD5 of the content.
+_OPAQUE_ETAG_ENCRYPTION = {"aws:kms", "aws:kms:dsse"}
+_XML_CODE = re.compile(r"<Code>([^<]*)</Code>")
 # Azure metadata names are C# identifiers: S3's common "source-etag" is refused, and only
 # as "Error in blocklist commit" after the whole object was sent.
 _AZURE_META_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -145,7 +163,10 @@ class LibcloudStorage:
 
     def iter_objects(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:
         container = self._existing_container(bucket)
-        pages = self.driver.iterate_container_objects(container, prefix=prefix or None)
+        if is_instance_of(self.driver, AZURE_BLOBS):
+            pages = azure_blobs(self.driver, container, prefix)
+        else:
+            pages = self.driver.iterate_container_objects(container, prefix=prefix or None)
         yield from (object_info(item) for item in self._translated(pages, f"list {container.name}"))
 
     @retried
@@ -155,14 +176,23 @@ class LibcloudStorage:
 
     def upload_stream(
         self, bucket: str, key: str, chunks: Iterable[bytes], content_type: str | None = None,
-        meta: dict[str, str] | None = None,
+        meta: dict[str, str] | None = None, *, size: int | None = None, md5: str | None = None,
     ) -> ObjectInfo:
+        """Store ``chunks`` as ``key``. ``size``, when the caller knows it, lets an object of up
+        to ``STREAMED_PUT_LIMIT`` go up in one request streamed as it is read; ``md5`` (hex),
+        the MD5 the content must have (a source's ETag that is one), is then stated to the
+        service, which refuses other bytes. The result's ``md5``: of what the target stored,
+        where it says so, else of what was sent (stated, or hashed on the way)."""
         meta = dict(meta or {})
         self._check_meta_names(meta)
         container = self._existing_container(bucket)
-        sent = SentStream(chunks)
         single = single_put_for(self.driver)
-        with self.session.translating(f"upload {container.name}/{key}"):
+        action = f"upload {container.name}/{key}"
+        if single is not None and size is not None and 0 < size <= STREAMED_PUT_LIMIT:
+            with self.session.translating(action):
+                return single.put_streamed(self.driver, container, key, chunks, size, md5, content_type, meta)
+        sent = SentStream(chunks)
+        with self.session.translating(action):
             if single is not None and sent.ends_within(single.limit):
                 target_hash = single.put(self.driver, container, key, sent, content_type, meta)
             else:
@@ -295,15 +325,57 @@ class SentStream:
         return data
 
 
+class SizedBody:
+    """An object's chunks as a request body of a stated length, handed to the connection as
+    they come (requests sends a body with a length as it is, not chunked), counted, and
+    MD5-hashed only when ``hashing``. It ends the request with an error rather than send
+    fewer bytes than stated (the server would wait for the rest) or more (it would read the
+    excess as another request). An iterator, so libcloud's S3 signature does not hash it."""
+
+    def __init__(self, chunks: Iterable[bytes], length: int, *, hashing: bool) -> None:
+        self._chunks = iter(chunks)
+        self._length = length
+        self._md5 = hashlib.md5() if hashing else None
+        self.size = 0
+
+    @property
+    def md5(self) -> str | None:
+        return self._md5.hexdigest() if self._md5 is not None else None
+
+    def __len__(self) -> int:
+        return self._length
+
+    def __iter__(self) -> SizedBody:
+        return self
+
+    def __next__(self) -> bytes:
+        for chunk in self._chunks:
+            if not chunk:
+                continue
+            if self.size + len(chunk) > self._length:
+                raise OperationFailed(f"the source sent more than the {self._length} bytes it stated")
+            self.size += len(chunk)
+            if self._md5 is not None:
+                self._md5.update(chunk)
+            return chunk
+        if self.size != self._length:
+            raise OperationFailed(f"the source sent {self.size} of the {self._length} bytes it stated")
+        raise StopIteration
+
+
 @dataclass(frozen=True)
 class SinglePut:
-    """Storing an object of at most ``limit`` bytes in one request of a provider's REST API,
-    sent through the driver's connection, which signs it. ``headers(content_type, meta)``
-    names the content type and metadata the provider's way. The Content-MD5 header makes
-    the provider refuse a body that is not what was read."""
+    """Storing an object in one request of a provider's REST API, sent through the driver's
+    connection, which signs it: an object of unknown size when it fits in ``limit`` bytes
+    (read whole first), one of a stated size streamed (``put_streamed``).
+    ``headers(driver, content_type, meta)`` names the content type and metadata the
+    provider's way; ``stored_md5(headers)`` reads the content MD5 the provider states in
+    its answer, if any. The Content-MD5 header makes the provider refuse a body that is not
+    what was read."""
 
     limit: int
     headers: Callable[[Any, str, dict[str, str]], dict[str, str]]
+    stored_md5: Callable[[Any], str | None] = lambda headers: None
 
     def put(
         self, driver: Any, container: Any, key: str, stream: SentStream, content_type: str | None,
@@ -318,9 +390,45 @@ class SinglePut:
         }
         if body:  # Azure's shared key signs the length: it must be named, except 0, which is signed as ""
             headers["Content-Length"] = str(len(body))
-        # Non-2xx answers raise from the driver's response class, as for libcloud's own calls.
-        response = driver.connection.request(object_path(container, key), method="PUT", data=body, headers=headers)
+        response = self._sent(driver, container, key, body, headers)
         return response.headers.get("etag")
+
+    def put_streamed(
+        self, driver: Any, container: Any, key: str, chunks: Iterable[bytes], size: int, md5: str | None,
+        content_type: str | None, meta: dict[str, str],
+    ) -> ObjectInfo:
+        """Send ``size`` bytes from ``chunks`` as they come, stating ``md5`` (hex) when known,
+        else hashing them on the way; the stored object."""
+        body = SizedBody(chunks, size, hashing=md5 is None)
+        headers = {**self.headers(driver, content_type or _guessed_type(key), meta), "Content-Length": str(size)}
+        if md5 is not None:
+            headers["Content-MD5"] = base64.b64encode(bytes.fromhex(md5)).decode("ascii")
+        response = self._sent(driver, container, key, body, headers)
+        sent_md5 = md5 or body.md5
+        stored = self.stored_md5(response.headers)
+        if stored is not None and stored != sent_md5:
+            what = "the source states" if md5 is not None else "of the bytes sent"
+            raise OperationFailed(f"{container.name}/{key} was stored with MD5 {stored}, not the {sent_md5} {what}")
+        return ObjectInfo(
+            key=key, size=body.size, hash=_unquoted(response.headers.get("etag")), md5=stored or sent_md5,
+            content_type=content_type, meta=meta,
+        )
+
+    @staticmethod
+    def _sent(driver: Any, container: Any, key: str, body: Any, headers: dict[str, str]) -> Any:
+        """The answer to a PUT of ``body``; an error unless it is a 2xx: libcloud's response
+        classes of these providers take 400, 404 and 409 as successes."""
+        response = driver.connection.request(object_path(container, key), method="PUT", data=body, headers=headers)
+        if not 200 <= int(response.status) < 300:
+            headers = response.headers or {}
+            code = headers.get("x-ms-error-code") or _xml_code(response.body) or "no error code"
+            raise exception_from_message(int(response.status), f"PUT answered {response.status} ({code})", headers)
+        return response
+
+
+def _xml_code(body: Any) -> str | None:
+    match = _XML_CODE.search(body) if isinstance(body, str) else None
+    return match.group(1) if match else None
 
 
 def object_path(container: Any, key: str) -> str:
@@ -340,24 +448,67 @@ def _s3_put_object_headers(driver: Any, content_type: str, meta: dict[str, str])
     return {"Content-Type": content_type} | {f"{prefix}-meta-{name}": value for name, value in meta.items()}
 
 
+def _azure_stored_md5(headers: Any) -> str | None:
+    """Put Blob answers with the Content-MD5 of the stored blob (base64)."""
+    stated = headers.get("content-md5")
+    try:
+        return base64.b64decode(stated, validate=True).hex() if stated else None
+    except ValueError:
+        return None
+
+
+def _s3_stored_md5(headers: Any) -> str | None:
+    """A PutObject's ETag is the MD5 of what was stored, except under KMS or customer keys."""
+    etag = (_unquoted(headers.get("etag")) or "").lower()
+    opaque = headers.get("x-amz-server-side-encryption") in _OPAQUE_ETAG_ENCRYPTION or headers.get(
+        "x-amz-server-side-encryption-customer-algorithm"
+    )
+    return etag if _MD5_HEX.fullmatch(etag) and not opaque else None
+
+
 def single_put_for(driver: Any) -> SinglePut | None:
     """How this driver stores a one-block object in one request; None where libcloud's
     streamed upload is used for every object (local disk, other providers)."""
     if is_instance_of(driver, AZURE_BLOBS):
         from libcloud.storage.drivers.azure_blobs import AZURE_UPLOAD_CHUNK_SIZE
 
-        return SinglePut(AZURE_UPLOAD_CHUNK_SIZE, _azure_put_blob_headers)
+        return SinglePut(AZURE_UPLOAD_CHUNK_SIZE, _azure_put_blob_headers, _azure_stored_md5)
     # Only where libcloud would upload in parts: others stream a plain PUT already.
     if is_instance_of(driver, S3_FAMILY) and driver.supports_s3_multipart_upload:
         from libcloud.storage.drivers.s3 import CHUNK_SIZE as S3_PART_SIZE
 
-        return SinglePut(S3_PART_SIZE, _s3_put_object_headers)
+        return SinglePut(S3_PART_SIZE, _s3_put_object_headers, _s3_stored_md5)
     return None
 
 
 def _guessed_type(key: str) -> str:
     """What libcloud would send for an object of unknown type."""
     return mimetypes.guess_type(key)[0] or DEFAULT_CONTENT_TYPE
+
+
+# -- listings ---------------------------------------------------------------------------------
+
+AZURE_LIST_PAGE = 5000  # the most List Blobs returns at once; libcloud asks for 100
+
+
+def azure_blobs(driver: Any, container: Any, prefix: str = "") -> Iterator[Any]:
+    """A container's blobs as libcloud lists them, in pages of ``AZURE_LIST_PAGE``: 2,000
+    blobs in one request instead of libcloud's twenty."""
+    params: dict[str, Any] = {"restype": "container", "comp": "list", "maxresults": AZURE_LIST_PAGE, "include": "metadata"}
+    if prefix:
+        params["prefix"] = prefix
+    while True:
+        response = driver.connection.request(f"/{container.name}", params=params)
+        if response.status == 404:
+            raise ContainerDoesNotExistError(value=None, driver=driver, container_name=container.name)
+        if response.status != 200:
+            raise exception_from_message(int(response.status), f"List Blobs answered {response.status}", response.headers)
+        body = response.parse_body()
+        for blob in body.find(fixxpath(xpath="Blobs")).findall(fixxpath(xpath="Blob")):
+            yield driver._xml_to_object(container, blob)
+        params["marker"] = body.findtext("NextMarker")
+        if not params["marker"]:
+            return
 
 
 # -- the HTTP session -------------------------------------------------------------------------
@@ -386,7 +537,7 @@ def _environment_configures(http: Any) -> bool:
     return getattr(http, "verification", None) is True and any(os.environ.get(name) for name in _CA_BUNDLE_VARIABLES)
 
 
-# -- listings ----------------------------------------------------------------------------------
+# -- objects as listed ----------------------------------------------------------------------------
 
 def object_info(native: Any) -> ObjectInfo:
     extra = native.extra or {}
@@ -430,10 +581,14 @@ def modified_time(extra: dict[str, Any]) -> datetime | None:
 
 
 def _parsed_date(text: str) -> datetime:
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError:
-        return parsedate_to_datetime(text)  # raises ValueError when it is neither
+    """ISO 8601 (it starts with the year) or RFC 1123 (with the day's name): each tried first
+    where it fits, since a failed parse costs as much as a listed object's whole conversion."""
+    if text[:4].isdigit():
+        try:
+            return datetime.fromisoformat(text)
+        except ValueError:
+            pass
+    return parsedate_to_datetime(text)  # raises ValueError when it is neither
 
 
 def _is_local_disk(driver: Any) -> bool:

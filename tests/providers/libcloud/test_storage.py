@@ -17,9 +17,12 @@ from failover.testing.emulators import Azurite
 from failover.testing.servers import MotoServer
 from providers.libcloud import connect_storage, forget_adapters
 from providers.libcloud.storage import (
+    AZURE_LIST_PAGE,
+    STREAMED_PUT_LIMIT,
     LibcloudStorage,
     SentStream,
     SinglePut,
+    SizedBody,
     modified_time,
     single_put_for,
 )
@@ -302,3 +305,119 @@ def test_a_signed_url_fetches_the_object_where_the_provider_signs_urls(storage: 
     with urllib.request.urlopen(url, timeout=10) as answer:  # no credentials: the URL carries its signature
         assert answer.read() == b"PGDMP dump bytes"
     assert storage.object_url(bucket, "no-such-key", 900) is None
+
+
+# -- objects of a stated size: one request, streamed as read ----------------------------------------
+
+MB = 1000 * 1000
+
+
+@pytest.mark.parametrize("storage", HTTP_BACKENDS, indirect=True)
+@pytest.mark.parametrize("state_md5", [True, False], ids=["md5-stated", "md5-unknown"])
+def test_an_object_of_stated_size_goes_up_in_one_streamed_request(
+    storage: LibcloudStorage, bucket: str, monkeypatch: pytest.MonkeyPatch, state_md5: bool
+) -> None:
+    content = bytes(range(256)) * (10 * MB // 256) + b"tail"  # 10 MB: past one block and one S3 part
+    md5 = hashlib.md5(content).hexdigest()
+    requests = _counted(monkeypatch, storage.driver.connection, "request")
+    meta = {"owner": "web_team"}
+
+    uploaded = storage.upload_stream(
+        bucket, "big/ten mb.bin", _pieces(content, MIB), content_type="application/x-test", meta=meta,
+        size=len(content), md5=md5 if state_md5 else None,
+    )
+
+    assert requests.count == 1  # S3 through libcloud: initiate, 2 parts, complete; Azure: 3 blocks, block list
+    assert (uploaded.size, uploaded.md5) == (len(content), md5)
+    assert b"".join(storage.download_stream(bucket, "big/ten mb.bin")) == content
+    stored = storage.get_object(bucket, "big/ten mb.bin")
+    assert (stored.size, stored.md5, stored.content_type, stored.meta) == (len(content), md5, "application/x-test", meta)
+    assert next(storage.iter_objects(bucket)).md5 == md5  # a plain ETag (S3) or a Content-MD5 (Azure), not multipart
+
+
+@pytest.mark.parametrize("storage", HTTP_BACKENDS, indirect=True)
+def test_a_streamed_upload_holds_one_chunk_not_a_part(storage: LibcloudStorage, bucket: str) -> None:
+    size = 20 * MIB
+    expected = hashlib.md5()
+    for piece in _generated(size):
+        expected.update(piece)
+    storage.upload_stream(bucket, "warm-up", [b"x"], size=1)  # the driver and its session, outside the measure
+
+    tracemalloc.start()
+    try:
+        uploaded = storage.upload_stream(bucket, "big.bin", _generated(size), size=size, md5=expected.hexdigest())
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    assert (uploaded.size, uploaded.md5) == (size, expected.hexdigest())
+    assert peak < 2 * MIB, peak  # one 256 KiB piece in flight; libcloud's part upload held 5 MiB parts a few times
+
+
+@pytest.mark.parametrize("storage", HTTP_BACKENDS, indirect=True)
+def test_bytes_that_are_not_the_stated_md5_are_refused_and_reported(storage: LibcloudStorage, bucket: str) -> None:
+    content = b"what the source really sent" * 1000
+    claimed = hashlib.md5(b"what the source said it had").hexdigest()
+
+    with pytest.raises(OperationFailed) as raised:
+        storage.upload_stream(bucket, "lied.bin", [content], size=len(content), md5=claimed)
+
+    # Azure and S3 check the Content-MD5 and answer 400; moto stores the bytes, and its ETag gives it away.
+    assert "PUT answered 400" in str(raised.value) or f"not the {claimed} the source states" in str(raised.value)
+
+
+@pytest.mark.parametrize("storage", HTTP_BACKENDS, indirect=True)
+@pytest.mark.parametrize("sent", [b"short", b"far too long a body"], ids=["fewer", "more"])
+def test_a_stream_that_is_not_the_stated_size_fails_without_waiting_for_the_server(
+    storage: LibcloudStorage, bucket: str, sent: bytes
+) -> None:
+    with pytest.raises(OperationFailed, match="bytes it stated"):
+        storage.upload_stream(bucket, "sized.bin", iter([sent]), size=10)
+    assert storage.upload_stream(bucket, "sized.bin", [b"0123456789"], size=10).size == 10  # the driver still works
+
+
+def test_a_sized_body_counts_hashes_and_keeps_to_its_length() -> None:
+    body = SizedBody(iter([b"ab", b"", b"cd"]), 4, hashing=True)
+    assert len(body) == 4 and list(body) == [b"ab", b"cd"]
+    assert (body.size, body.md5) == (4, hashlib.md5(b"abcd").hexdigest())
+    assert SizedBody([b"abcd"], 4, hashing=False).md5 is None
+    with pytest.raises(OperationFailed, match="sent 2 of the 4 bytes"):
+        list(SizedBody([b"ab"], 4, hashing=False))
+    with pytest.raises(OperationFailed, match="more than the 3 bytes"):
+        list(SizedBody([b"ab", b"cd"], 3, hashing=False))
+
+
+@pytest.mark.parametrize("storage", ["local"], indirect=True)
+def test_local_disk_takes_a_stated_size_and_md5_as_hints_only(storage: LibcloudStorage, bucket: str) -> None:
+    uploaded = storage.upload_stream(bucket, "a.bin", [b"abc"], size=3, md5=hashlib.md5(b"abc").hexdigest())
+    assert (uploaded.size, uploaded.md5) == (3, hashlib.md5(b"abc").hexdigest())
+
+
+def test_past_the_streamed_limit_an_object_takes_the_part_upload(storage: LibcloudStorage, monkeypatch: pytest.MonkeyPatch, bucket: str) -> None:
+    monkeypatch.setattr("providers.libcloud.storage.STREAMED_PUT_LIMIT", 1000)
+    streamed = _counted(monkeypatch, SinglePut, "put_streamed")
+    content = b"z" * 1001
+
+    uploaded = storage.upload_stream(bucket, "over.bin", [content], size=len(content))
+
+    assert streamed.count == 0 and uploaded.md5 == hashlib.md5(content).hexdigest()
+    assert STREAMED_PUT_LIMIT >= 64 * MIB
+
+
+def test_azure_lists_thousands_of_blobs_in_one_request(azurite: Azurite, unique: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    storage = connect_storage(StorageSpec(driver="azure_blobs", options=azurite.driver_options, container_prefix="list-"))
+    bucket = f"many-{unique}"
+    storage.ensure_container(bucket)
+    for n in range(250):
+        storage.upload_stream(bucket, f"k{n:04d}", [b"v"], size=1)
+    requests = _counted(monkeypatch, storage.driver.connection, "request")
+
+    listed = list(storage.iter_objects(bucket))
+
+    assert [item.key for item in listed] == [f"k{n:04d}" for n in range(250)]
+    assert requests.count == 1 and AZURE_LIST_PAGE == 5000  # libcloud's own listing asks for 100 at a time
+    assert [item.key for item in storage.iter_objects(bucket, prefix="k00")] == [f"k{n:04d}" for n in range(100)]
+    monkeypatch.setattr("providers.libcloud.storage.AZURE_LIST_PAGE", 100)
+    assert [item.key for item in storage.iter_objects(bucket)] == [item.key for item in listed]  # three pages
+    assert requests.count == 2 + 3
+    storage.delete_container(bucket)
