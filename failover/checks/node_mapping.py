@@ -3,12 +3,19 @@
 The nodes are the snapshot's running or stopped ones (what ``provision-nodes`` recreates
 by default), mapped exactly as its plan maps them (:mod:`failover.mapping`): the
 profile's ``sizes`` and ``images`` overrides first, then the target's catalogue in the
-profile's location.
+profile's location. So are the database nodes the playbook's ``restore-databases`` steps
+would create (node mode): sized from the instance class, on the image it asks for
+(Ubuntu 22.04 unless the step says otherwise), with the step's own overrides.
 """
 
 from __future__ import annotations
 
 from failover.actions.provision_nodes import PROVISIONED_STATES
+from failover.actions.restore_databases import (
+    DB_IMAGE_NAME,
+    RestoreDatabasesParams,
+    database_node,
+)
 from failover.checks.base import (
     CHECKS,
     Check,
@@ -19,7 +26,11 @@ from failover.checks.base import (
     plural,
     warned,
 )
+from failover.errors import FailoverError
 from failover.mapping import map_nodes, node_label
+from failover.naming import dump_format
+from failover.playbook import load_playbook
+from failover.templates import resolve
 
 MAX_SHOWN = 5
 
@@ -32,30 +43,83 @@ class NodeMapping(Check):
 
     def run(self, ctx: CheckContext) -> Outcome:
         nodes = [node for node in ctx.manifest.of_kind("node") if node.state in PROVISIONED_STATES]
-        if not nodes:
-            return passed("no running or stopped node in the snapshot")
+        databases = database_nodes(ctx)
+        if not nodes and not databases:
+            return passed("no running or stopped node in the snapshot, and no database node to create")
         if ctx.profile.compute is None:
-            return ctx.no_capability("compute", f"the snapshot has {plural(len(nodes), 'node')} to recreate")
+            count = plural(len(nodes) + len(databases), "node")
+            return ctx.no_capability("compute", f"the snapshot has {count} to recreate")
         compute, profile = ctx.targets.compute, ctx.profile
         location = compute.location()  # the profile's location as the target knows it (by id or name)
         if location is not None:
             profile = profile.model_copy(update={"compute": profile.compute.model_copy(update={"location": location.id})})
-        mapping = map_nodes(nodes, compute.sizes(), compute.images(), profile, [location.id] if location else None)
+        sizes, images, locations = compute.sizes(), compute.images(), [location.id] if location else None
+        mapping = map_nodes(nodes, sizes, images, profile, locations)
+        pairs = list(zip(nodes, mapping.nodes))
+        errors, warnings = list(mapping.errors), list(mapping.warnings)
+        for node, params in databases:  # each with its step's overrides
+            overridden = profile.model_copy(update={
+                "sizes": {**profile.sizes, **({node.instance_type: params.size} if params.size else {})},
+                "images": {**profile.images, **({DB_IMAGE_NAME: params.image} if params.image else {})},
+            })
+            one = map_nodes([node], sizes, images, overridden, locations)
+            pairs.append((node, one.nodes[0]))
+            errors += [f"database {message}" for message in one.errors]
+            warnings += [f"database {message}" for message in one.warnings]
         mapped = {
             node_label(node): {
                 "size": choice.size.id if choice.size else None,
                 "image": choice.image.id if choice.image else None,
             }
-            for node, choice in zip(nodes, mapping.nodes)
+            for node, choice in pairs
         }
-        data = {"nodes": mapped, "errors": mapping.errors, "warnings": mapping.warnings, "location": mapping.location}
-        if mapping.errors:
-            unmappable = sum(1 for item in mapping.nodes if item.size is None or item.image is None)
-            shown = "; ".join(mapping.errors[:MAX_SHOWN])
-            more = f"; and {len(mapping.errors) - MAX_SHOWN} more" if len(mapping.errors) > MAX_SHOWN else ""
-            return failed(f"{unmappable} of {plural(len(nodes), 'node')} cannot be mapped: {shown}{more}", **data)
-        sizes = sorted({entry["size"] for entry in mapped.values()})
-        text = f"{plural(len(nodes), 'node')} mapped onto {plural(len(sizes), 'size')} ({', '.join(sizes)})"
-        if mapping.warnings:
-            return warned(f"{text}; {'; '.join(mapping.warnings[:MAX_SHOWN])}", **data)
+        total = plural(len(pairs), "node")
+        data = {"nodes": mapped, "databases": [node.name for node, _ in databases], "errors": errors,
+                "warnings": warnings, "location": mapping.location}
+        if errors:
+            unmappable = sum(1 for _, item in pairs if item.size is None or item.image is None)
+            shown = "; ".join(errors[:MAX_SHOWN])
+            more = f"; and {len(errors) - MAX_SHOWN} more" if len(errors) > MAX_SHOWN else ""
+            return failed(f"{unmappable} of {total} cannot be mapped: {shown}{more}", **data)
+        chosen = sorted({entry["size"] for entry in mapped.values()})
+        with_databases = f" (with {plural(len(databases), 'database node')})" if databases else ""
+        text = f"{total}{with_databases} mapped onto {plural(len(chosen), 'size')} ({', '.join(chosen)})"
+        if warnings:
+            return warned(f"{text}; {'; '.join(warnings[:MAX_SHOWN])}", **data)
         return passed(text, **data)
+
+
+class _AnyEnv(dict):
+    """Every ``${env:NAME}`` counts as set, to a placeholder: the check only needs to know
+    whether a DSN is given, never its value."""
+
+    def __contains__(self, name: object) -> bool:
+        return True
+
+    def __missing__(self, name: str) -> str:
+        return "set"
+
+
+def database_nodes(ctx: CheckContext) -> list[tuple[object, RestoreDatabasesParams]]:
+    """(the database as a node, its step's parameters) for every snapshot database a
+    ``restore-databases`` step of the playbook would restore on a new node. A playbook that
+    does not validate gives none (``playbook-valid`` names its problems)."""
+    try:
+        book = load_playbook(ctx.playbook, vars_override=ctx.vars)
+    except FailoverError:
+        return []
+    found: dict[str, tuple[object, RestoreDatabasesParams]] = {}
+    for step in book.steps:
+        if step.action != "restore-databases":
+            continue
+        try:
+            params = RestoreDatabasesParams.model_validate(resolve(step.with_, vars=book.vars, outputs={}, env=_AnyEnv()))
+        except (FailoverError, ValueError):
+            continue  # parameters known only at run time (a step's outputs): the run's plan maps them
+        if params.restore_mode != "node":
+            continue
+        for database in ctx.manifest.of_kind("database"):
+            chosen = not params.select.names or database.name in params.select.names
+            if chosen and dump_format(database.engine) is not None:
+                found.setdefault(database.id, (database_node(database), params))
+    return list(found.values())

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import json
 
-from checkkit import SECRETS, Kit, bucket, node, zone
+from checkkit import SECRETS, Kit, bucket, database, node, zone
 
 from failover.testing.servers import free_port
 
@@ -150,3 +150,28 @@ def test_nodes_without_a_compute_target_fail(kit: Kit) -> None:
     assert result.status == "fail"
     assert result.detail == ("the target profile has no compute (targets.fallback.compute), and the snapshot has "
                              "1 node to recreate")
+
+
+def test_the_database_nodes_the_playbook_would_create_are_mapped_too(kit: Kit) -> None:
+    # standard restores databases on new Ubuntu 22.04 nodes unless given a DSN; moto has no such image
+    kit.snapshot(node("web-1", "i-web1"), database("orders-db"))
+    result = kit.run("node-mapping")
+    assert result.status == "fail", result.detail
+    assert result.detail.startswith("1 of 2 nodes cannot be mapped: database orders-db: no target image of Ubuntu 22.04")
+    assert result.detail.endswith("add an images override for ubuntu-22.04-lts")
+    assert result.data["databases"] == ["orders-db"]
+    assert result.data["nodes"]["web-1 (i-web1)"]["image"] is not None
+
+    kit.write(profile=kit.profile(images={"ubuntu-22.04-lts": "ami-1e749f67"}))  # the override restore-databases honours
+    result = kit.run("node-mapping")
+    assert result.status == "pass", result.detail
+    assert result.detail.startswith("2 nodes (with 1 database node) mapped onto ")
+    assert {entry["image"] for entry in result.data["nodes"].values()} >= {"ami-1e749f67"}
+    assert len(result.data["nodes"]) == 2
+
+
+def test_databases_restored_into_a_dsn_need_no_node(kit: Kit) -> None:
+    kit.snapshot(node("web-1", "i-web1"), database("orders-db"))
+    result = kit.run("node-mapping", vars={"database_dsn_env": "ORDERS_TARGET_DSN"})  # set or not: no value is read
+    assert result.status == "pass", result.detail
+    assert result.data["databases"] == [] and list(result.data["nodes"]) == ["web-1 (i-web1)"]

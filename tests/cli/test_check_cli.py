@@ -184,7 +184,7 @@ def test_an_unmappable_node_is_not_ready(world: EmulatedWorld) -> None:
     document = unmappable.json()
     assert statuses(document)["node-mapping"] == "fail"
     text = detail(document, "node-mapping")
-    assert text.startswith("2 of 4 nodes cannot be mapped: ")
+    assert text.startswith("2 of 5 nodes cannot be mapped: ")  # 4 nodes and the database node of orders-db
     assert "web-1 (i-" in text and "web-2 (i-" in text and "worker-1" not in text
     assert "sizes override t3.medium: 'no-such-size' names no size the target offers" in text
 
