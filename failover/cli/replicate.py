@@ -101,6 +101,7 @@ class Options:
     force: bool
     buckets: list[str]
     workers: int
+    sections: tuple[str, ...] = ("buckets", "zones", "databases")
 
 
 @dataclass
@@ -114,6 +115,11 @@ class Replication:
     targets: Targets
     options: Options
     progress: TransferProgress
+
+    @property
+    def sections(self) -> list[Section]:
+        """The parts to replicate (``--only``), in their fixed order."""
+        return [section for section in SECTIONS if section.name in self.options.sections]
 
 
 @dataclass
@@ -153,6 +159,11 @@ def replicate(
     workers: Annotated[
         int, typer.Option("--workers", "-w", min=1, max=MAX_WORKERS, help="Objects copied at once.")
     ] = DEFAULT_WORKERS,
+    only: Annotated[
+        list[str] | None,
+        typer.Option("--only", metavar="PART", show_default=False,
+                     help="Replicate only this part: buckets, zones or databases (repeatable; default: all three)."),
+    ] = None,
     config_file: ConfigOption = None,
     json_out: JsonOption = False,
     debug: DebugOption = False,
@@ -166,13 +177,14 @@ def replicate(
     """
     if force and not delete:
         raise InputError([Problem(file="arguments", field="--force", message="only means something with --delete")])
-    options = Options(target=target, delete=delete, force=force, buckets=list(bucket or []), workers=workers)
+    options = Options(target=target, delete=delete, force=force, buckets=list(bucket or []), workers=workers,
+                      sections=selected_sections(only))
     config = load(config_file)
     targets = Targets(config, target)  # an unknown profile is an input error
     with open_state(config) as store, TransferProgress() as progress:
         snapshot, manifest = store.load_snapshot(config.service, "latest")  # none yet: run `failover inventory`
         replication = Replication(config, store, snapshot, manifest, targets, options, progress)
-        for section in SECTIONS:
+        for section in replication.sections:
             section.check(replication)
         document, reports = run_sections(replication)
     if json_out:
@@ -183,14 +195,25 @@ def replicate(
         raise OperationFailed("; ".join(failures))
 
 
+def selected_sections(only: list[str] | None) -> tuple[str, ...]:
+    """The ``--only`` parts, checked; all of them by default."""
+    names = [section.name for section in SECTIONS]
+    wanted = [part.strip().lower() for value in (only or []) for part in value.split(",") if part.strip()]
+    unknown = [part for part in wanted if part not in names]
+    if unknown:
+        raise InputError([Problem(file="arguments", field="--only",
+                                  message=f"no part {', '.join(map(repr, unknown))} (parts: {', '.join(names)})")])
+    return tuple(name for name in names if not wanted or name in wanted)
+
+
 def run_sections(replication: Replication) -> tuple[dict[str, Any], dict[str, SectionReport]]:
     """Every section, one after the other; the JSON document and each section's report."""
     started_at, started = now_iso(), time.monotonic()
-    reports = {section.name: section.run(replication) for section in SECTIONS}
+    reports = {section.name: section.run(replication) for section in replication.sections}
     document = {
         "service": replication.config.service, "target": replication.options.target,
         "snapshot": replication.snapshot.id, "started_at": started_at, "finished_at": now_iso(),
-        "elapsed_s": round(time.monotonic() - started, 3),
+        "elapsed_s": round(time.monotonic() - started, 3), "parts": [section.name for section in replication.sections],
         "ok": not any(report.failures for report in reports.values()),
         **{name: report.document for name, report in reports.items()},
     }
@@ -225,7 +248,8 @@ class Buckets:
         where = f"targets.{replication.options.target}.storage"
         if spec is None:
             raise ConfigError([Problem(file=str(replication.config.path), field=where,
-                                       message="replicate needs a storage target, and this profile has none")])
+                                       message="replicate copies the snapshot's buckets into the target's storage, and this profile has"
+                                               " none (--only zones --only databases replicates the rest)")])
         build_driver(replication.targets.storage)
 
     def selected(self, replication: Replication) -> list[Any]:
@@ -349,7 +373,8 @@ class Zones:
         if spec is None:
             names = ", ".join(zone.name for zone in zones)
             raise ConfigError([Problem(file=str(config.path), field=where,
-                                       message=f"replicate mirrors the snapshot's DNS zones ({names}), and this profile has no dns target")])
+                                       message=f"replicate mirrors the snapshot's DNS zones ({names}), and this profile has no dns target"
+                                               " (--only buckets --only databases replicates the rest)")])
         resolve_secrets(spec.options, file=str(config.path), field=f"{where}.options")  # unset: an input error, now
 
     def run(self, replication: Replication) -> SectionReport:
@@ -459,7 +484,8 @@ class Databases:
         config = replication.config
         if replication.targets.profile.storage is None:
             raise ConfigError([Problem(file=str(config.path), field=f"targets.{replication.options.target}.storage",
-                                       message="replicate stores database dumps in the target's storage, and this profile has none")])
+                                       message="replicate stores database dumps in the target's storage, and this profile has none"
+                                               " (--only buckets --only zones replicates the rest)")])
         for name, spec, db in selected:  # the DSN read now to check it, and read again when dumping
             check_dsn(database_dsn(spec, file=str(config.path), name=name), db.engine, file=str(config.path), name=name)
         build_driver(replication.targets.storage)

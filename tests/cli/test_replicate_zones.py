@@ -308,8 +308,27 @@ def test_a_profile_without_dns_is_invalid_input(clients, write_config, failover,
 
     assert result.code == 2 and result.stdout == ""
     assert f"{config}: targets.fallback.dns: replicate mirrors the snapshot's DNS zones (shop.example.)" in result.stderr
+    assert "--only buckets --only databases replicates the rest" in result.stderr
     with StateStore(tmp_path / ".failover") as store:
         assert store.zone_mirrors("social-app") == []
+
+    # the rest, as the message says: no zones part at all
+    document = replicated(failover, config, "--only", "buckets", "--only", "databases")
+    assert document["parts"] == ["buckets", "databases"] and "zones" not in document
+    with StateStore(tmp_path / ".failover") as store:
+        assert store.zone_mirrors("social-app") == []
+
+
+def test_only_replicates_the_parts_named(clients, config: Path, failover, powerdns: PowerDns) -> None:
+    seed_zone(clients, BASE_SETS)
+    snapshot(failover, config)
+
+    document = replicated(failover, config, "--only", "zones")
+    assert document["parts"] == ["zones"] and "buckets" not in document and "databases" not in document
+    assert zone_row(document)["written"] == len(BASE_SETS)
+
+    unknown = replicate(failover, config, "--only", "zones,dns")
+    assert unknown.code == 2 and "--only: no part 'dns' (parts: buckets, zones, databases)" in unknown.stderr
 
 
 def test_an_unset_dns_secret_is_invalid_input(
