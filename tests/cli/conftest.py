@@ -13,9 +13,13 @@ import boto3
 import pytest
 import yaml
 
+from failover.testing.emulators import Azurite, EmulatorMissing
 from failover.testing.servers import MotoServer
 
 FAILOVER = [sys.executable, "-m", "failover.cli.main"]
+HERE = str(Path(__file__).resolve().parent)
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)  # for replicatekit
 
 
 @dataclass
@@ -23,6 +27,16 @@ class Result:
     code: int
     stdout: str
     stderr: str
+
+
+@pytest.fixture(scope="module")
+def azurite() -> Iterator[Azurite]:
+    try:
+        emulator = Azurite().start()
+    except EmulatorMissing as exc:
+        pytest.fail(str(exc), pytrace=False)
+    yield emulator
+    emulator.stop()
 
 
 @pytest.fixture(scope="session")

@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from replicatekit import replicate, replicated, snapshot
 
 from failover.config import StorageSpec
-from failover.testing.emulators import Azurite, EmulatorMissing
+from failover.testing.emulators import Azurite
 from providers.base import storage_target
 from providers.libcloud.drivers import forget_adapters
 
@@ -27,16 +28,6 @@ OBJECTS = {
 }
 TARGETS = ["disk", "azure"]
 _names = itertools.count(1)
-
-
-@pytest.fixture(scope="module")
-def azurite() -> Iterator[Azurite]:
-    try:
-        emulator = Azurite().start()
-    except EmulatorMissing as exc:
-        pytest.fail(str(exc), pytrace=False)
-    yield emulator
-    emulator.stop()
 
 
 @pytest.fixture
@@ -80,24 +71,6 @@ def seed_bucket(clients, bucket: str, objects: dict[str, bytes]) -> None:
     s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": SERVICE_TAGS})
     for key, body in objects.items():
         s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/octet-stream")
-
-
-def snapshot(failover, config: Path) -> None:
-    taken = failover("inventory", "-c", str(config))
-    assert taken.code == 0, taken.stderr
-
-
-def replicate(failover, config: Path, *args: str, env: dict[str, str] | None = None):
-    return failover("replicate", "--target", "fallback", "-c", str(config), *args, env=env)
-
-
-def replicated(failover, config: Path, *args: str) -> dict[str, Any]:
-    """Run ``replicate --json``, expecting success; the bucket rows by name."""
-    result = replicate(failover, config, "--json", *args)
-    assert result.code == 0, result.stderr
-    document = json.loads(result.stdout)
-    assert document["ok"] is True
-    return document
 
 
 def stored(replica: Any, bucket: str) -> dict[str, str]:

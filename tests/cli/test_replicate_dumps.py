@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from replicatekit import replicate, snapshot
 
 from failover.config import StorageSpec
 from failover.naming import DUMPS_BUCKET, parse_dump_key
 from failover.state import StateStore
-from failover.testing.emulators import Azurite, EmulatorMissing
+from failover.testing.emulators import Azurite
 from failover.testing.postgres import LocalPostgres
 from providers.base import storage_target
 from providers.libcloud.drivers import forget_adapters
@@ -34,16 +35,6 @@ def postgres() -> Iterator[LocalPostgres]:
     server = LocalPostgres().start()
     yield server
     server.stop()
-
-
-@pytest.fixture(scope="module")
-def azurite() -> Iterator[Azurite]:
-    try:
-        emulator = Azurite().start()
-    except EmulatorMissing as exc:
-        pytest.fail(str(exc), pytrace=False)
-    yield emulator
-    emulator.stop()
 
 
 @pytest.fixture
@@ -94,15 +85,6 @@ def seed_rds(clients, identifier: str = DATABASE, engine: str = "postgres", vers
         DBInstanceIdentifier=identifier, Engine=engine, EngineVersion=version, DBInstanceClass="db.t3.micro",
         AllocatedStorage=20, MasterUsername="admin", MasterUserPassword="not-used-1", Tags=SERVICE_TAGS,
     )
-
-
-def snapshot(failover, config: Path) -> None:
-    taken = failover("inventory", "-c", str(config))
-    assert taken.code == 0, taken.stderr
-
-
-def replicate(failover, config: Path, *args: str, env: dict[str, str] | None = None):
-    return failover("replicate", "--target", "fallback", "-c", str(config), *args, env=env)
 
 
 def dumped(failover, config: Path) -> dict[str, Any]:

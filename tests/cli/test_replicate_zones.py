@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from replicatekit import replicate, replicated, snapshot
 
 from failover.state import StateStore
 from failover.testing.emulators import EmulatorMissing, PowerDns
@@ -124,23 +125,6 @@ def expected(sets: dict[tuple[str, str], tuple[int, list[str]]]) -> dict[tuple[s
 
 
 # -- running the CLI -------------------------------------------------------------------------
-
-
-def snapshot(failover, config: Path) -> None:
-    taken = failover("inventory", "-c", str(config))
-    assert taken.code == 0, taken.stderr
-
-
-def replicate(failover, config: Path, *args: str, env: dict[str, str] | None = None):
-    return failover("replicate", "--target", "fallback", "-c", str(config), *args, env=env)
-
-
-def replicated(failover, config: Path, *args: str) -> dict[str, Any]:
-    result = replicate(failover, config, "--json", *args)
-    assert result.code == 0, result.stderr
-    document = json.loads(result.stdout)
-    assert document["ok"] is True
-    return document
 
 
 def zone_row(document: dict[str, Any]) -> dict[str, Any]:
