@@ -125,7 +125,21 @@ class StorageSpec(DriverSpec):
 
 
 class DnsSpec(DriverSpec):
-    pass
+    # The target's authoritative nameservers, for the zones failover creates: the NS records
+    # the registrar's delegation will point at. PowerDNS needs them at creation; providers
+    # that assign their own (Cloudflare, DigitalOcean, ...) ignore them.
+    nameservers: list[str] = Field(default_factory=list)
+
+    @field_validator("nameservers")
+    @classmethod
+    def _nameservers(cls, value: list[str]) -> list[str]:
+        names = []
+        for name in value:
+            name = name.strip().lower()
+            if not re.fullmatch(r"(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{1,63}\.?", name):
+                raise ValueError(f"{name!r} is not a host name (like ns1.example.net.)")
+            names.append(name if name.endswith(".") else name + ".")
+        return names
 
 
 class TargetProfile(Strict):

@@ -77,9 +77,11 @@ def test_secrets_resolve_at_call_time_only(monkeypatch: pytest.MonkeyPatch) -> N
         ("service: [unclosed\n", "failover.yaml:2", "invalid YAML"),
         ("- just\n- a list\n", "failover.yaml:1", "expected a mapping"),
         ("a: &x [1]\nb: *x\n", "failover.yaml:2", "aliases are not allowed"),
+        (GOOD.replace("port: 8081}}", "port: 8081}, nameservers: [ns1.example.net, 'not a host']}"),
+         "failover.yaml:12: targets.fallback.dns.nameservers", "'not a host' is not a host name"),
     ],
     ids=["service-pattern", "no-regions", "bad-region", "unknown-key", "driver-name", "bad-secret-ref", "duration",
-         "provider", "duplicate-key", "invalid-yaml", "not-mapping", "alias"],
+         "provider", "duplicate-key", "invalid-yaml", "not-mapping", "alias", "nameserver"],
 )
 def test_bad_config_names_file_line_and_field(tmp_path: Path, text: str, where: str, message: str) -> None:
     path = write(tmp_path, text)

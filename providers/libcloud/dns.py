@@ -54,7 +54,7 @@ class LibcloudDns:
         with self.session.translating(f"create zone {wanted}"):
             driver, dialect = self.session.driver, self.dialect
             try:
-                driver.create_zone(dialect.zone_domain(wanted), ttl=ttl, extra=dialect.zone_extra())
+                driver.create_zone(dialect.zone_domain(wanted), ttl=ttl, extra=dialect.zone_extra(self.spec.nameservers))
             except Exception:
                 if self.find_zone(wanted) is not None:
                     raise OperationFailed(f"zone {wanted} exists already", where=self.session.where) from None
@@ -136,7 +136,7 @@ class LibcloudRecords:
     def zone_domain(self, domain: str) -> str:
         return domain.rstrip(".")
 
-    def zone_extra(self) -> dict[str, Any] | None:
+    def zone_extra(self, nameservers: list[str]) -> dict[str, Any] | None:
         return None
 
     def native_name(self, name: str, zone_domain: str) -> str:
@@ -177,8 +177,8 @@ class PowerDnsRecords(LibcloudRecords):
     def zone_domain(self, domain: str) -> str:
         return domain
 
-    def zone_extra(self) -> dict[str, Any]:
-        return {"nameservers": []}  # required by the API; NS records are set like any other
+    def zone_extra(self, nameservers: list[str]) -> dict[str, Any]:
+        return {"nameservers": list(nameservers)}  # required by the API (may be empty): the apex NS records
 
     def native_name(self, name: str, zone_domain: str) -> str:
         return name

@@ -146,3 +146,24 @@ def retried(call, attempts: int = 20) -> None:
             if attempt == attempts - 1:
                 raise
             time.sleep(0.05)
+
+
+def test_a_zone_gets_the_profiles_nameservers_as_its_apex_ns_records(
+    powerdns: PowerDns, unique: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TARGET_PDNS_KEY", powerdns.api_key)
+    spec = DnsSpec(driver="powerdns", options={**powerdns.driver_options, "key": "${env:TARGET_PDNS_KEY}"},
+                   nameservers=["NS1.fallback-dns.example", "ns2.fallback-dns.example."])
+    target = connect_dns(spec)
+    zone = target.create_zone(f"delegated-{unique}.example")
+    try:
+        assert answers(powerdns, zone.domain, "NS")[:2] == (
+            dns.rcode.NOERROR, {"ns1.fallback-dns.example.", "ns2.fallback-dns.example."})
+        apex_ns = [rs for rs in target.list_records(zone) if rs.name == zone.domain and rs.type == "NS"]
+        assert [sorted(rs.values) for rs in apex_ns] == [["ns1.fallback-dns.example.", "ns2.fallback-dns.example."]]
+    finally:
+        target.delete_zone(zone)
+
+
+def test_without_nameservers_a_zone_has_no_ns_records(target: LibcloudDns, zone: ZoneInfo, powerdns: PowerDns) -> None:
+    assert answers(powerdns, zone.domain, "NS")[1] == set()
