@@ -328,12 +328,16 @@ class Replicator:
             self.record("object", f"{container}/{item.key}", bucket=bucket, key=item.key)
         with opened:
             reading = _Reading(opened.chunks, meter, self.cancel)
-            # The size and MD5 the source states let the target take the object in one
-            # request streamed as it is read, its MD5 checked by the service.
-            stored = self.target.upload_stream(
-                bucket, item.key, reading, content_type=opened.info.content_type, meta=opened.info.meta,
-                size=opened.info.size, md5=opened.info.md5,
-            )
+            try:
+                # The size and MD5 the source states let the target take the object in one
+                # request streamed as it is read, its MD5 checked by the service.
+                stored = self.target.upload_stream(
+                    bucket, item.key, reading, content_type=opened.info.content_type, meta=opened.info.meta,
+                    size=opened.info.size, md5=opened.info.md5,
+                )
+            except BaseException:
+                meter.read(-reading.size)  # the bytes of an attempt that failed count again when retried
+                raise
         verify_copy(bucket, container, opened.info, reading.size, stored)
         meter.object_done()
         return ReplicaObject(

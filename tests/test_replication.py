@@ -332,6 +332,41 @@ def test_a_listing_broken_off_by_a_transient_failure_is_read_again_whole(
     assert (rerun["copied"], rerun["skipped"], flaky.listings) == (0, 3, 2)
 
 
+class FlakyUpload:
+    """A target whose first upload of each object fails after reading its bytes, as a
+    connection reset mid-request does."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.failed: set[str] = set()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def upload_stream(self, bucket: str, key: str, chunks: Any, *args: Any, **kwargs: Any) -> ObjectInfo:
+        if key not in self.failed:
+            self.failed.add(key)
+            for _ in chunks:
+                pass
+            raise TransientError("upload: temporary failure (connection reset)", where="storage target")
+        return self.inner.upload_stream(bucket, key, chunks, *args, **kwargs)
+
+
+@pytest.mark.parametrize("target_kind", ["local"], indirect=True)
+def test_progress_counts_an_object_copied_again_after_a_transient_failure_once(
+    s3: Any, unique: str, source: MotoServer, target: Any, store: StateStore, spec: StorageSpec
+) -> None:
+    bucket = f"{unique}-retried"
+    fill_bucket(s3, bucket, {f"k{n}": (b"x" * 1000, "text/plain", {}) for n in range(3)})
+    flaky, progress = FlakyUpload(target), []
+
+    result = make_replicator(source.url, flaky, store, spec, progress=progress.append).replicate([bucket]).to_dict()
+
+    assert result["copied"] == 3 and flaky.failed == {"k0", "k1", "k2"}
+    last = progress[-1]
+    assert (last.objects_done, last.bytes_done, last.bytes_total) == (3, 3000, 3000)
+
+
 # -- copying, against the emulated clouds --------------------------------------------------
 
 def test_first_replication_copies_every_object_verified_with_its_type_and_metadata(
