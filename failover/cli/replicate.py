@@ -62,6 +62,7 @@ from failover.cli.common import (
 from failover.config import Config, DatabaseSpec, resolve_secrets
 from failover.dnsnames import selected_zones
 from failover.dumps import DumpResult, check_dsn, database_dsn, dump_database, prune
+from failover.engine.lock import ServiceLock
 from failover.errors import (
     ConfigError,
     InputError,
@@ -78,7 +79,7 @@ from failover.replication import (
     Replicator,
     is_local_disk,
 )
-from failover.state import SnapshotInfo, StateStore
+from failover.state import SnapshotInfo, StateStore, new_id
 from failover.targets import Targets
 from failover.zonemirror import (
     MirrorRefused,
@@ -186,13 +187,30 @@ def replicate(
         replication = Replication(config, store, snapshot, manifest, targets, options, progress)
         for section in replication.sections:
             section.check(replication)
-        document, reports = run_sections(replication)
+        with service_lock(store, config.service):
+            document, reports = run_sections(replication)
     if json_out:
         print_json(document)
     print_summary(document, reports)
     failures = [failure for report in reports.values() for failure in report.failures]
     if failures:
         raise OperationFailed("; ".join(failures))
+
+
+@contextmanager
+def service_lock(store: StateStore, service: str) -> Iterator[None]:
+    """The service's lock while replicating: not while a run or a drill changes the target
+    (a drill compares the target before and after; a run's sync-buckets writes the same
+    containers). LockHeld (exit 3) names the holder."""
+    lock, holder = ServiceLock(store, service), new_id("replicate")
+    took_over = lock.acquire(holder)
+    if took_over is not None:
+        console.print(f"[yellow]took over the lock of {escape(service)} left by {escape(str(took_over))}, "
+                      "whose process is gone[/]")
+    try:
+        yield
+    finally:
+        lock.release(holder)
 
 
 def selected_sections(only: list[str] | None) -> tuple[str, ...]:

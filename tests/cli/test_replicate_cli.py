@@ -200,3 +200,28 @@ def test_an_unset_target_secret_is_invalid_input(
 
     assert result.code == 2
     assert "targets.fallback.storage.options.secret" in result.stderr and "AZURITE_KEY is not set" in result.stderr
+
+
+def test_a_run_or_drill_holding_the_lock_makes_replicate_wait_with_exit_3(
+    clients, config: Path, failover, replica, bucket: str
+) -> None:
+    from failover.engine.lock import ServiceLock
+    from failover.state import StateStore
+
+    seed_bucket(clients, bucket, {"a.txt": b"a"})
+    snapshot(failover, config)
+    with StateStore(config.parent / ".failover") as store:
+        lock = ServiceLock(store, "social-app")
+        lock.acquire("drill-under-way")  # held by this (live) process
+        try:
+            result = replicate(failover, config)
+        finally:
+            lock.release("drill-under-way")
+        assert result.code == 3, result.stderr
+        assert "social-app is locked by drill-under-way" in result.stderr
+        assert replica.container_exists(bucket) is False  # nothing created, nothing copied
+        assert lock.holder() is None
+
+    assert replicated(failover, config)["ok"] is True  # free again
+    with StateStore(config.parent / ".failover") as store:
+        assert ServiceLock(store, "social-app").holder() is None  # released after the pass
