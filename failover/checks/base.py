@@ -73,6 +73,14 @@ def worst(statuses: list[str]) -> str:
     return max(statuses, key=STATUSES.index, default=PASS)
 
 
+def summarize(rows: list[dict[str, Any]], **data: Any) -> Outcome:
+    """One outcome of per-item rows (each with ``status`` and ``detail``): the worst status,
+    and the details of the items that have it (all of them when every item passed)."""
+    status = worst([row["status"] for row in rows])
+    detail = "; ".join(row["detail"] for row in rows if row["status"] == status or status == PASS)
+    return Outcome(status, detail, data)
+
+
 @dataclass(frozen=True)
 class CheckResult:
     """A check's outcome as reported: by name, with the seconds it took."""

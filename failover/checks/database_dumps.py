@@ -20,7 +20,7 @@ from failover.checks.base import (
     failed,
     passed,
     plural,
-    worst,
+    summarize,
 )
 from failover.naming import DUMPS_BUCKET, dump_format, dump_prefix, newest_dump
 
@@ -44,9 +44,7 @@ class DatabaseDumps(Check):
             return failed(f"no container {container} on the target, so no dump of "
                           f"{', '.join(db.name for db in databases)}: run `failover replicate`", **data, databases=[])
         rows = [_database(ctx, storage, container, database) for database in databases]
-        status = worst([row["status"] for row in rows])
-        detail = "; ".join(row["detail"] for row in rows if row["status"] == status or status == "pass")
-        return (failed if status == "fail" else passed)(detail, **data, databases=rows)
+        return summarize(rows, **data, databases=rows)
 
 
 def _database(ctx: CheckContext, storage: Any, container: str, database: Any) -> dict[str, Any]:

@@ -27,8 +27,7 @@ from failover.checks.base import (
     passed,
     plural,
     some,
-    warned,
-    worst,
+    summarize,
 )
 from failover.dnsnames import ZoneRename, fqdn, read_zone, same_values, selected_zones
 
@@ -48,9 +47,7 @@ class DnsMirror(Check):
         if ctx.profile.dns is None:
             return ctx.no_capability("dns", f"the snapshot has {plural(len(zones), 'zone')} to serve from there")
         rows = [_zone(ctx, zone) for zone in zones]
-        status = worst([row["status"] for row in rows])
-        detail = "; ".join(row["detail"] for row in rows if row["status"] == status or status == "pass")
-        return {"pass": passed, "warn": warned, "fail": failed}[status](detail, zones=rows, rpo_s=ctx.readiness.rpo)
+        return summarize(rows, zones=rows, rpo_s=ctx.readiness.rpo)
 
 
 def _zone(ctx: CheckContext, zone: Any) -> dict[str, Any]:

@@ -17,11 +17,9 @@ from failover.checks.base import (
     CheckContext,
     Outcome,
     duration,
-    failed,
     passed,
     plural,
-    warned,
-    worst,
+    summarize,
 )
 from failover.replication import quote_keys, replica_status
 
@@ -39,10 +37,7 @@ class Replicas(Check):
         if ctx.profile.storage is None:
             return ctx.no_capability("storage", f"the snapshot has {plural(len(buckets), 'bucket')} to keep there")
         rows = [_bucket(ctx, bucket) for bucket in buckets]
-        status = worst([row["status"] for row in rows])
-        detail = "; ".join(row["detail"] for row in rows if row["status"] == status or status == "pass")
-        data = {"buckets": rows, "rpo_s": ctx.readiness.rpo}
-        return {"pass": passed, "warn": warned, "fail": failed}[status](detail, **data)
+        return summarize(rows, buckets=rows, rpo_s=ctx.readiness.rpo)
 
 
 def _bucket(ctx: CheckContext, bucket: Any) -> dict[str, Any]:
