@@ -52,7 +52,7 @@ from failover.testing.emulators import Azurite
 from failover.testing.servers import MotoServer
 from providers.aws.objects import S3Objects
 from providers.aws.session import AwsSession
-from providers.base import storage_target
+from failover.adapters import storage_target
 
 KB, MB = 1000, 1000 * 1000
 RATIO_GOAL = 1.0  # failover's first copy / rclone's: at most this

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -75,11 +75,20 @@ class Selector(Strict):
 
 
 class Source(Strict):
-    provider: Literal["aws"] = "aws"
+    provider: str = "aws"  # a name of failover.adapters' source registry
     regions: list[str] = Field(min_length=1)
     select: Selector
     endpoint_url: str | None = None
     profile: str | None = None
+
+    @field_validator("provider")
+    @classmethod
+    def _provider(cls, value: str) -> str:
+        from failover.adapters import source_provider_names
+
+        if value not in (known := source_provider_names()):
+            raise ValueError(f"unknown source provider {value!r}; known: {', '.join(known)}")
+        return value
 
     @field_validator("regions")
     @classmethod

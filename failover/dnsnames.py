@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from failover.errors import InputError, Problem
-from providers.base import DnsTarget, RecordSet, ZoneInfo
+from failover.ports import DnsTarget, RecordSet, ZoneInfo
 
 HOSTNAME_TYPES = frozenset({"CNAME", "NS", "PTR", "DNAME", "ALIAS"})
 TEXT_TYPES = frozenset({"TXT", "SPF"})

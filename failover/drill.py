@@ -27,13 +27,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from failover.config import Config
-from failover.dnsnames import check_prefix, fqdn
+from failover.dnsnames import check_prefix
 from failover.engine import DEFAULT_PARALLELISM, Engine, Observer, RunStatus, StepStatus
 from failover.engine.journal import RunRecord, StepRecord, now
 from failover.errors import (
@@ -44,10 +44,9 @@ from failover.errors import (
     Problem,
 )
 from failover.playbook import Playbook, Step
-from failover.retry import retry_requests
+from failover.ports import ComputeTarget, DnsTarget, FirewallRuleInfo, StorageTarget
 from failover.state import DrillRecord, StateStore, new_id
 from failover.targets import Targets
-from providers.base import ZoneInfo
 
 DEFAULT_PREFIX = "drill"
 MAX_LABEL = 63
@@ -433,9 +432,8 @@ def _text(path: Path | None) -> str | None:
 
 
 # -- the target, listed ------------------------------------------------------------------------
-# The adapters' protocols (providers/base.py) find resources by name; a drill must see
-# everything, so these listings go through each adapter's libcloud driver (``session``),
-# with the adapter's error translation and per-request retries.
+# A drill must see everything, not only what it named: the adapters' listing methods
+# (``list_nodes``, ``list_firewalls``, ``list_containers``, ``list_zones`` of the ports).
 
 
 def capture(targets: Targets) -> dict[str, Any]:
@@ -455,72 +453,37 @@ def capture(targets: Targets) -> dict[str, Any]:
     return state
 
 
-def _listed(adapter: Any, what: str, call: Callable[[Any], Any]) -> Any:
-    session = getattr(adapter, "session", None)
-    if session is None:
-        raise OperationFailed(f"cannot list the target's {what}: its adapter ({type(adapter).__name__}) "
-                              "has no driver to list with")
-
-    def attempt() -> Any:
-        with session.translating(f"list {what}"):
-            return call(session.driver)
-
-    return retry_requests(attempt)
+def list_nodes(compute: ComputeTarget) -> dict[str, dict[str, Any]]:
+    return {node.id: {"name": node.name, "state": node.state}
+            for node in compute.list_nodes() if node.state != "terminated"}
 
 
-def list_nodes(compute: Any) -> dict[str, dict[str, Any]]:
-    nodes = {}
-    for node in _listed(compute, "nodes", lambda driver: list(driver.list_nodes())):
-        state = str(getattr(node.state, "value", node.state) or "unknown").lower()
-        if state != "terminated":
-            nodes[str(node.id)] = {"name": str(node.name or ""), "state": state}
-    return nodes
-
-
-def list_firewalls(compute: Any) -> dict[str, dict[str, Any]] | None:
+def list_firewalls(compute: ComputeTarget) -> dict[str, dict[str, Any]] | None:
     if not compute.supports_firewalls:
         return None
-
-    def groups(driver: Any) -> list[Any]:
-        listing = getattr(driver, "ex_get_security_groups", None)
-        return list(listing()) if listing is not None else []
-
     return {
-        str(group.id): {"name": str(group.name), "rules": sorted(
-            [_rule_text("ingress", rule) for rule in getattr(group, "ingress_rules", None) or []]
-            + [_rule_text("egress", rule) for rule in getattr(group, "egress_rules", None) or []]
-        )}
-        for group in _listed(compute, "firewalls", groups)
+        firewall.id: {"name": firewall.name, "rules": sorted(_rule_text(rule) for rule in firewall.rules)}
+        for firewall in compute.list_firewalls()
     }
 
 
-def _rule_text(direction: str, rule: Any) -> str:
-    return json.dumps({"direction": direction, **_canonical(rule)}, sort_keys=True, default=str)
+def _rule_text(rule: FirewallRuleInfo) -> str:
+    fields = asdict(rule)
+    fields["sources"] = sorted(fields["sources"])
+    return json.dumps(fields, sort_keys=True, default=str)
 
 
-def _canonical(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _canonical(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return sorted((_canonical(v) for v in value), key=lambda v: json.dumps(v, sort_keys=True, default=str))
-    return value
-
-
-def list_containers(storage: Any, prefix: str) -> dict[str, dict[str, list[Any]]]:
-    names = _listed(storage, "containers", lambda driver: [str(c.name) for c in driver.list_containers()])
+def list_containers(storage: StorageTarget, prefix: str) -> dict[str, dict[str, list[Any]]]:
     containers = {}
-    for name in sorted(n for n in names if n.startswith(prefix)):
+    for name in sorted(n for n in storage.list_containers() if n.startswith(prefix)):
         bucket = name[len(prefix):]
         containers[name] = {item.key: [item.size, item.hash] for item in storage.iter_objects(bucket)}
     return containers
 
 
-def list_zones(dns: Any) -> dict[str, list[list[Any]]]:
-    zones = _listed(dns, "zones", lambda driver: [
-        ZoneInfo(id=str(zone.id), domain=fqdn(zone.domain), ttl=zone.ttl) for zone in driver.list_zones()
-    ])
+def list_zones(dns: DnsTarget) -> dict[str, list[list[Any]]]:
     listed = {}
-    for zone in zones:
+    for zone in dns.list_zones():
         sets = [[rs.name, rs.type, rs.ttl, *sorted(_value(rs.type, v) for v in rs.values)]
                 for rs in dns.list_records(zone)]
         listed[zone.domain] = sorted(sets, key=lambda s: json.dumps(s, default=str))

@@ -60,7 +60,7 @@ from failover.naming import (
     parse_dump_key,
 )
 from failover.state import DumpRecord, StateStore, new_id
-from providers.base import ObjectInfo, StorageTarget
+from failover.ports import ObjectInfo, StorageTarget
 
 CHUNK_SIZE = 1024 * 1024
 GZIP_LEVEL = 6

@@ -7,7 +7,8 @@ from pathlib import Path
 from failover.config import Config
 from failover.manifest import Manifest
 from failover.state import SnapshotInfo, StateStore
-from providers.base import Progress, no_progress, source_inventory
+from failover.adapters import source_inventory
+from failover.ports import Progress, no_progress
 
 
 def take_snapshot(config: Config, store: StateStore, progress: Progress = no_progress) -> tuple[SnapshotInfo, Manifest]:

@@ -32,7 +32,7 @@ from typing import TypeVar
 
 from failover.config import TargetProfile
 from failover.manifest import Node
-from providers.base import ImageInfo, SizeInfo
+from failover.ports import ImageInfo, SizeInfo
 
 # -- results -----------------------------------------------------------------------------
 

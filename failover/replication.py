@@ -39,7 +39,7 @@ from failover.errors import Interrupted, OperationFailed
 from failover.manifest import now_iso
 from failover.retry import in_context, retry_requests
 from failover.state import ReplicaObject, ReplicationRecord, StateStore, new_id
-from providers.base import ObjectInfo, SourceStorage, StorageTarget
+from failover.ports import ObjectInfo, SourceStorage, StorageTarget
 
 DEFAULT_WORKERS = 16
 MASS_DELETION_SHARE = 0.10

@@ -8,7 +8,8 @@ from typing import Any
 
 from failover.config import Config
 from failover.errors import ConfigError, Problem
-from providers.base import ComputeTarget, DnsTarget, StorageTarget, compute_target, dns_target, storage_target
+from failover.adapters import compute_target, dns_target, storage_target
+from failover.ports import ComputeTarget, DnsTarget, StorageTarget
 
 _FACTORIES = {"compute": compute_target, "storage": storage_target, "dns": dns_target}
 

@@ -16,20 +16,19 @@ A pass over one zone:
    to hold, in a canonical form (:func:`canonical_sets`), and their SHA-256
    (:func:`digest`). ``read_at``, when the source was read, is the mirror's age.
 
-Reading the source goes through a small per-provider reader (:func:`source_zones`),
-imported only when used, so this module never imports boto3.
+Reading the source goes through the source provider's ``SourceZones`` reader
+(``failover.adapters.source_zones``), so this module never imports boto3.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
-from failover.actions.copy_dns_zones import ZoneCopy, zone_copy
+from failover.zonecopy import ZoneCopy, zone_copy
 from failover.dnsnames import (
     TargetZone,
     ZoneRename,
@@ -41,7 +40,7 @@ from failover.errors import OperationFailed
 from failover.manifest import DnsZone, now_iso
 from failover.replication import MASS_DELETION_SHARE
 from failover.state import StateStore, ZoneMirrorRecord, new_id
-from providers.base import DnsTarget, RecordSet
+from failover.ports import DnsTarget, RecordSet
 
 DEFAULT_SKIP_TYPES = ("SOA", "NS")  # at the apex: the target's own
 
@@ -84,58 +83,6 @@ def label(name: str, type: str) -> str:
 
 
 # -- reading the source ----------------------------------------------------------------------
-
-
-class SourceZones(Protocol):
-    """The source's DNS, read-only: a snapshot zone's record sets as they are now."""
-
-    def read(self, zone: DnsZone) -> DnsZone:
-        """``zone`` with its records read now; ZoneGone when the source no longer has it;
-        ProviderError when the source cannot be reached or refuses the credentials."""
-
-
-class ZoneGone(OperationFailed):
-    """A snapshot zone the source no longer has."""
-
-
-class Route53Zones:
-    """Route53 through the inventory's ``AwsSession`` (retries, error translation), records
-    read by the inventory's own converter, so they come out as in the manifest."""
-
-    def __init__(self, session: Any) -> None:
-        self.session = session
-
-    @classmethod
-    def from_config(cls, config: Any) -> Route53Zones:
-        from providers.aws.session import AwsSession
-
-        return cls(AwsSession(endpoint_url=config.source.endpoint_url, profile=config.source.profile, pool_size=4))
-
-    def read(self, zone: DnsZone) -> DnsZone:
-        from providers.aws.inventory import HOME_REGION
-        from providers.aws.route53 import _record
-
-        try:
-            pages = self.session.pages("route53", HOME_REGION, "list_resource_record_sets", HostedZoneId=zone.id)
-            records = [_record(record_set) for page in pages for record_set in page["ResourceRecordSets"]]
-        except OperationFailed as exc:
-            if self.session.error_code(exc) == "NoSuchHostedZone":
-                raise ZoneGone(f"zone {fqdn(zone.name)} (hosted zone {zone.id}) is no longer on the source;"
-                               " run failover inventory") from None
-            raise
-        return zone.model_copy(update={"records": records})
-
-
-# source provider -> "module:Class" with ``from_config(config)``; imported only when used.
-SOURCE_ZONES: dict[str, str] = {
-    "aws": "failover.zonemirror:Route53Zones",
-}
-
-
-def source_zones(config: Any) -> SourceZones:
-    """The source's DNS reader for a loaded ``Config``."""
-    module, _, name = SOURCE_ZONES[config.source.provider].partition(":")
-    return getattr(importlib.import_module(module), name).from_config(config)
 
 
 # -- one zone's pass -------------------------------------------------------------------------

@@ -1,1 +1,1 @@
-"""Adapters: the AWS source (boto3) and libcloud targets, behind the protocols of ``providers.base``."""
+"""Adapters: the AWS source (boto3) and libcloud targets, behind the protocols of ``failover.ports``."""

@@ -30,7 +30,8 @@ from failover.dumps import (
 from failover.errors import ConfigError, InputError
 from failover.naming import DUMPS_BUCKET, dump_key
 from failover.state import DumpRecord, StateStore
-from providers.base import ObjectInfo, storage_target
+from failover.adapters import storage_target
+from failover.ports import ObjectInfo
 from providers.libcloud.drivers import forget_adapters
 
 SERVICE, TARGET = "social-app", "fallback"

@@ -10,7 +10,7 @@ import pytest
 from failover.config import TargetProfile
 from failover.manifest import Node
 from failover.mapping import Unmappable, choose_image, choose_size, map_nodes, normalize_architecture, os_release
-from providers.base import ImageInfo, SizeInfo
+from failover.ports import ImageInfo, SizeInfo
 
 JAMMY = "ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-amd64-server-20230516"
 AL2023 = "al2023-ami-2023.1.20230629.0-kernel-6.1-x86_64"

@@ -33,7 +33,8 @@ from failover.testing.proxy import LatencyProxy
 from failover.testing.servers import MotoServer
 from providers.aws.objects import S3Objects
 from providers.aws.session import AwsSession
-from providers.base import ObjectInfo, SourceObject, storage_target
+from failover.adapters import storage_target
+from failover.ports import ObjectInfo, SourceObject
 
 MiB = 1024 * 1024
 CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing", "region_name": "us-east-1"}

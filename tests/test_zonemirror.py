@@ -24,7 +24,8 @@ from failover.zonemirror import (
     mirror_zone,
     sets_json,
 )
-from providers.base import DnsTarget, RecordSet, ZoneInfo, dns_target
+from failover.adapters import dns_target
+from failover.ports import DnsTarget, RecordSet, ZoneInfo
 from providers.libcloud.drivers import forget_adapters
 
 SERVICE, TARGET = "social-app", "fallback"

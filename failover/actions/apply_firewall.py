@@ -32,7 +32,7 @@ from typing import Any
 from pydantic import Field
 
 from failover.actions.base import ACTIONS, Action, ActionContext, Change, Params
-from failover.actions.provision_nodes import (
+from failover.nodes import (
     RUN_LABEL,
     SOURCE_LABEL,
     VIA_API,
@@ -46,7 +46,7 @@ from failover.actions.provision_nodes import (
 from failover.errors import OperationFailed
 from failover.manifest import Firewall, FirewallRule, Manifest, Node
 from failover.naming import firewall_names, node_names
-from providers.base import ComputeTarget, FirewallInfo, FirewallRuleInfo
+from failover.ports import ComputeTarget, FirewallInfo, FirewallRuleInfo
 
 NO_PORT = -1  # EC2's "every port" (and every ICMP type), written None on the target
 

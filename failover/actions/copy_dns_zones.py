@@ -18,34 +18,27 @@ prefix: the real zones are never written.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import Field, field_validator
 
 from failover.actions.base import ACTIONS, Action, ActionContext, Change, Params
 from failover.dnsnames import (
-    DEFAULT_TTL,
     TargetZone,
     ZoneRename,
     check_prefix,
-    fqdn,
-    is_alias,
-    presentation,
     read_zone,
     read_zones,
     remember_before_change,
     replaced_sets,
     restore_replaced_sets,
-    same_values,
     selected_zones,
-    unique,
 )
 from failover.errors import Interrupted
-from providers.base import DnsTarget, RecordSet
+from failover.zonecopy import WantedSet, ZoneCopy, zone_copy
+from failover.ports import DnsTarget, RecordSet
 
 CREATED_ZONE = "dns_zone"  # journal kind
-ALIAS_TTL = 60  # an alias has no TTL of its own; AWS load balancers answer with 60 s
 
 
 class CopyDnsZonesParams(Params):
@@ -73,80 +66,6 @@ class CopyDnsZonesParams(Params):
     @classmethod
     def _upper(cls, value: list[str]) -> list[str]:
         return [kind.strip().upper() for kind in value]
-
-
-@dataclass(frozen=True)
-class WantedSet:
-    name: str
-    type: str
-    ttl: int
-    values: tuple[str, ...]
-
-    @property
-    def label(self) -> str:
-        return f"{self.name} {self.type}"
-
-    def matches(self, current: RecordSet | None) -> bool:
-        return current is not None and current.ttl == self.ttl and same_values(self.type, current.values, self.values)
-
-
-@dataclass
-class ZoneCopy:
-    """What one snapshot zone becomes on the target."""
-
-    source: str
-    domain: str
-    sets: dict[tuple[str, str], WantedSet] = field(default_factory=dict)
-    skipped: list[dict[str, Any]] = field(default_factory=list)
-    apex_skips: frozenset[str] = frozenset()
-
-    def add(self, name: str, type: str, ttl: int, values: list[str]) -> None:
-        known = self.sets.get((name, type))
-        if known is not None:  # several snapshot records of one set (weighted, latency-routed): one set here
-            ttl, values = min(ttl, known.ttl), [*known.values, *values]
-        self.sets[(name, type)] = WantedSet(name, type, ttl, tuple(unique(values, type)))
-
-    def skip(self, record: Any, reason: str) -> None:
-        entry = {"name": record.name, "type": record.type.upper(), "values": list(record.values)}
-        self.skipped.append({**entry, "reason": reason})
-
-    def is_own(self, current: RecordSet) -> bool:
-        """The target's own apex records (its SOA and NS), never reported as extra."""
-        return current.name == self.domain and current.type in self.apex_skips
-
-
-def zone_copy(zone: Any, rename: ZoneRename, skip_types: list[str]) -> ZoneCopy:
-    apex = fqdn(zone.name)
-    copy = ZoneCopy(source=apex, domain=rename.zone(apex), apex_skips=frozenset(skip_types))
-    aliases = []
-    for record in zone.records:
-        type = record.type.upper()
-        if fqdn(record.name) == apex and type in skip_types:
-            continue
-        if is_alias(record):
-            aliases.append(record)
-            continue
-        values = [rename.value(type, presentation(type, value), apex) for value in record.values]
-        ttl = record.ttl if record.ttl is not None else DEFAULT_TTL
-        copy.add(rename.name(record.name, apex), type, ttl, values)
-    for record in aliases:
-        _copy_alias(copy, record, rename, apex)
-    return copy
-
-
-def _copy_alias(copy: ZoneCopy, record: Any, rename: ZoneRename, apex: str) -> None:
-    name = rename.name(record.name, apex)
-    target = rename.value("CNAME", presentation("CNAME", record.values[0]), apex)
-    existing = copy.sets.get((name, "CNAME"))
-    if fqdn(record.name) == apex:
-        copy.skip(record, "an alias at the zone apex has no portable equivalent "
-                          "(cutover-dns rewrites one to a moved load balancer)")
-    elif any(key[0] == name and key[1] != "CNAME" for key in copy.sets):
-        copy.skip(record, "an alias beside other records of its name cannot become a CNAME")
-    elif existing is not None and not same_values("CNAME", existing.values, [target]):
-        copy.skip(record, f"another alias of this name points elsewhere ({existing.values[0]})")
-    else:
-        copy.add(name, "CNAME", ALIAS_TTL, [target])
 
 
 @ACTIONS.register("copy-dns-zones")

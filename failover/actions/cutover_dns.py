@@ -47,7 +47,7 @@ from failover.dnsnames import (
     unique,
 )
 from failover.errors import Interrupted, OperationFailed
-from providers.base import DnsTarget, RecordSet
+from failover.ports import DnsTarget, RecordSet
 
 # Hosts under these domains are AWS's: a record pointing there stops answering with the account.
 AWS_DOMAINS = (

@@ -55,7 +55,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from failover.actions.base import ACTIONS, Action, ActionContext, Change, Params
-from failover.actions.provision_nodes import (
+from failover.nodes import (
     SOURCE_LABEL,
     VIA_NONE,
     NodePlan,
@@ -82,7 +82,7 @@ from failover.naming import (
     node_names,
     slug,
 )
-from providers.base import NodeInfo, StorageTarget
+from failover.ports import NodeInfo, StorageTarget
 
 # The OS of database nodes, as an image name the mapping reads (an ``images`` override may name it).
 DB_IMAGE_NAME = "ubuntu-22.04-lts"

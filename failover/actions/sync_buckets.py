@@ -31,7 +31,8 @@ from failover.replication import (
     replica_status,
 )
 from failover.state import StateStore
-from providers.base import SourceStorage, source_storage
+from failover.adapters import source_storage
+from failover.ports import SourceStorage
 
 
 class SyncBucketsParams(Params):

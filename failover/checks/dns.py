@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from failover.actions.copy_dns_zones import zone_copy
+from failover.zonecopy import zone_copy
 from failover.checks.base import (
     CHECKS,
     Check,

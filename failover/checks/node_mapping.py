@@ -10,7 +10,7 @@ would create (node mode): sized from the instance class, on the image it asks fo
 
 from __future__ import annotations
 
-from failover.actions.provision_nodes import PROVISIONED_STATES
+from failover.nodes import PROVISIONED_STATES
 from failover.actions.restore_databases import (
     DB_IMAGE_NAME,
     RestoreDatabasesParams,

@@ -63,6 +63,7 @@ from failover.config import Config, DatabaseSpec, resolve_secrets
 from failover.dnsnames import selected_zones
 from failover.dumps import DumpResult, check_dsn, database_dsn, dump_database, prune
 from failover.engine.lock import ServiceLock
+from failover.adapters import source_storage, source_zones
 from failover.errors import (
     ConfigError,
     InputError,
@@ -70,6 +71,7 @@ from failover.errors import (
     Problem,
     TransientError,
 )
+from failover.ports import SourceZones
 from failover.manifest import Database, DnsZone, Manifest, now_iso
 from failover.naming import DUMPS_BUCKET, dump_format
 from failover.replication import (
@@ -83,12 +85,9 @@ from failover.state import SnapshotInfo, StateStore, new_id
 from failover.targets import Targets
 from failover.zonemirror import (
     MirrorRefused,
-    SourceZones,
     ZonePass,
     mirror_zone,
-    source_zones,
 )
-from providers.base import source_storage
 
 app = typer.Typer()
 

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from failover.errors import ProviderError
 from failover.manifest import Manifest, SourceInfo, Unsupported, now_iso
 from providers.aws.session import AwsSession
-from providers.base import Progress, no_progress
+from failover.ports import Progress, no_progress
 
 T = TypeVar("T")
 R = TypeVar("R")

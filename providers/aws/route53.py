@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from failover.errors import OperationFailed
 from failover.manifest import DnsZone, Record
+from failover.ports import ZoneGone
 from providers.aws.inventory import GLOBAL, HOME_REGION, Context, Found, batches, tag_dict
 
 TAGS_PER_REQUEST = 10  # the most list_tags_for_resources accepts
@@ -47,11 +49,11 @@ def _dns_zone(ctx: Context, zone: dict[str, Any], tags: dict[str, str]) -> DnsZo
         region=GLOBAL,
         tags=tags,
         private=zone.get("Config", {}).get("PrivateZone", False),
-        records=[_record(record_set) for page in pages for record_set in page["ResourceRecordSets"]],
+        records=[record(record_set) for page in pages for record_set in page["ResourceRecordSets"]],
     )
 
 
-def _record(record_set: dict[str, Any]) -> Record:
+def record(record_set: dict[str, Any]) -> Record:
     alias = record_set.get("AliasTarget")
     if alias:
         ttl, values = None, [alias["DNSName"]]  # an alias has no TTL of its own: the target's applies
@@ -66,3 +68,29 @@ def _fully_qualified(name: str) -> str:
     decoded = OCTAL_ESCAPE.sub(lambda match: bytes([int(match.group(1), 8)]), name.encode("utf-8"))
     text = decoded.decode("utf-8", errors="backslashreplace")
     return text if text.endswith(".") else text + "."
+
+
+class Route53Zones:
+    """The source's DNS for ``replicate``: Route53 through the inventory's ``AwsSession``
+    (retries, error translation), records read by the inventory's own converter, so they come
+    out as in the manifest."""
+
+    def __init__(self, session: Any) -> None:
+        self.session = session
+
+    @classmethod
+    def from_config(cls, config: Any) -> Route53Zones:
+        from providers.aws.session import AwsSession
+
+        return cls(AwsSession(endpoint_url=config.source.endpoint_url, profile=config.source.profile, pool_size=4))
+
+    def read(self, zone: DnsZone) -> DnsZone:
+        try:
+            pages = self.session.pages("route53", HOME_REGION, "list_resource_record_sets", HostedZoneId=zone.id)
+            records = [record(record_set) for page in pages for record_set in page["ResourceRecordSets"]]
+        except OperationFailed as exc:
+            if self.session.error_code(exc) == "NoSuchHostedZone":
+                raise ZoneGone(f"zone {_fully_qualified(zone.name)} (hosted zone {zone.id}) is no longer on the source;"
+                               " run failover inventory") from None
+            raise
+        return zone.model_copy(update={"records": records})

@@ -1,6 +1,6 @@
 """Targets over any Apache Libcloud driver: one adapter per capability.
 
-``providers.base.TARGETS`` names the factories below; a profile's ``driver`` is a
+``failover.adapters.TARGET_CAPABILITIES`` names the factories below; a profile's ``driver`` is a
 libcloud provider name or ``package.module:DriverClass`` (see ``drivers.py``).
 
 | capability | factory | adapter |

@@ -1,5 +1,5 @@
 """libcloud's sizes and images as the neutral ``SizeInfo`` and ``ImageInfo`` of
-``providers/base.py``, the vendors' differences smoothed out.
+``failover/ports.py``, the vendors' differences smoothed out.
 
 What the vendors' recorded catalogues (and driver code) show:
 - RAM is in MB everywhere (``NodeSize.ram``), taken as MiB.
@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from providers.base import ImageInfo, SizeInfo
+from failover.ports import ImageInfo, SizeInfo
 
 if TYPE_CHECKING:
     from libcloud.compute.base import NodeImage, NodeSize

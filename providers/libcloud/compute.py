@@ -13,14 +13,7 @@ from libcloud.compute.base import NodeImage
 
 from failover.config import DEFAULT_FILE, ComputeSpec
 from failover.errors import ConfigError, Interrupted, OperationFailed, Problem
-from providers.base import (
-    FirewallInfo,
-    FirewallRuleInfo,
-    ImageInfo,
-    LocationInfo,
-    NodeInfo,
-    SizeInfo,
-)
+from failover.ports import FirewallInfo, FirewallRuleInfo, ImageInfo, LocationInfo, NodeInfo, SizeInfo
 from providers.libcloud.catalog import to_image_info, to_size_info
 from providers.libcloud.drivers import ADAPTERS, DriverSession, retried
 from providers.libcloud.firewalls import firewalls_for
@@ -115,6 +108,11 @@ class LibcloudCompute:
     # -- nodes ---------------------------------------------------------------------------
 
     @retried
+    def list_nodes(self) -> list[NodeInfo]:
+        with self.session.translating("list nodes"):
+            return [node_info(node) for node in self.session.driver.list_nodes()]
+
+    @retried
     def find_node(self, name: str) -> NodeInfo | None:
         with self.session.translating(f"find node {name}"):
             nodes = self.session.driver.list_nodes()
@@ -171,6 +169,11 @@ class LibcloudCompute:
     @property
     def supports_firewalls(self) -> bool:
         return self._firewalls().supported
+
+    @retried
+    def list_firewalls(self) -> list[FirewallInfo]:
+        with self.session.translating("list firewalls"):
+            return self._firewalls().list(self.session.driver)
 
     @retried
     def find_firewall(self, name: str) -> FirewallInfo | None:

@@ -17,7 +17,7 @@ from libcloud.dns.types import ZoneDoesNotExistError
 
 from failover.config import DEFAULT_FILE, DnsSpec
 from failover.errors import OperationFailed
-from providers.base import RecordSet, ZoneInfo
+from failover.ports import RecordSet, ZoneInfo
 from providers.libcloud.drivers import ADAPTERS, DriverSession, retried
 
 # Types whose first word libcloud drivers keep apart, in ``extra["priority"]``.
@@ -41,6 +41,11 @@ class LibcloudDns:
         return dialect_for(self.session.driver)
 
     # -- zones ---------------------------------------------------------------------------
+
+    @retried
+    def list_zones(self) -> list[ZoneInfo]:
+        with self.session.translating("list zones"):
+            return [zone_info(zone) for zone in self.session.driver.list_zones()]
 
     @retried
     def find_zone(self, domain: str) -> ZoneInfo | None:

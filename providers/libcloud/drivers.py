@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from failover.config import DEFAULT_FILE, ENV_REF, DriverSpec, resolve_secrets
 from failover.errors import ConfigError, Problem
 from failover.retry import retry_requests
-from providers.base import load_class
+from failover.adapters import load_object
 from providers.libcloud.errors import redact, translated
 
 T = TypeVar("T")
@@ -41,7 +41,7 @@ def driver_class(capability: str, name: str, *, file: str = DEFAULT_FILE, field:
     """The driver class a profile names; ConfigError when there is none by that name."""
     try:
         if ":" in name:
-            return load_class(name)
+            return load_object(name)
         get_driver = importlib.import_module(LIBCLOUD_PROVIDERS[capability]).get_driver
         return get_driver(name)
     except (ImportError, AttributeError) as exc:

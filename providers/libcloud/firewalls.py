@@ -13,7 +13,7 @@ from typing import Any
 from libcloud.compute.drivers.ec2 import BaseEC2NodeDriver
 
 from failover.errors import OperationFailed
-from providers.base import FirewallInfo, FirewallRuleInfo
+from failover.ports import FirewallInfo, FirewallRuleInfo
 
 ALL_PROTOCOLS = "-1"
 # EC2's spelling of "every port" (and of "every ICMP type").
@@ -34,11 +34,17 @@ class NoFirewalls:
 
     find = create = attach = delete = _unsupported
 
+    def list(self, driver: Any) -> list[FirewallInfo]:
+        return []
+
 
 class Ec2SecurityGroups:
     """Security groups of an EC2-family driver (in the account's default VPC)."""
 
     supported = True
+
+    def list(self, driver: Any) -> list[FirewallInfo]:
+        return [_firewall_info(group) for group in driver.ex_get_security_groups()]
 
     def find(self, driver: Any, name: str) -> FirewallInfo | None:
         groups = driver.ex_get_security_groups(filters={"group-name": name})

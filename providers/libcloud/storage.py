@@ -51,7 +51,7 @@ from libcloud.storage.types import (
 
 from failover.config import DEFAULT_FILE, StorageSpec
 from failover.errors import OperationFailed
-from providers.base import ObjectInfo
+from failover.ports import ObjectInfo
 from providers.libcloud.drivers import ADAPTERS, DriverSession, is_instance_of, retried
 
 CHUNK_SIZE = 1024 * 1024
@@ -108,6 +108,11 @@ class LibcloudStorage:
         return f"{self.spec.container_prefix}{bucket}"
 
     # -- containers ----------------------------------------------------------------------
+
+    @retried
+    def list_containers(self) -> list[str]:
+        with self.session.translating("list containers"):
+            return [str(container.name) for container in self.driver.list_containers()]
 
     @retried
     def container_exists(self, bucket: str) -> bool:

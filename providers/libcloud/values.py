@@ -1,4 +1,4 @@
-"""libcloud's locations and nodes -> the neutral value objects of providers.base.
+"""libcloud's locations and nodes -> the neutral value objects of failover.ports.
 (Sizes and images: ``catalog.py``.)
 
 Vendors keep a node's tags in different places and shapes (EC2 a dict under ``tags``,
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from providers.base import LocationInfo, NodeInfo
+from failover.ports import LocationInfo, NodeInfo
 
 # Where drivers keep a node's tags or labels in ``Node.extra``, most specific first.
 _LABEL_KEYS = ("labels", "tags", "metadata")

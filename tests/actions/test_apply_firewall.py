@@ -35,7 +35,7 @@ from failover.actions.apply_firewall import ApplyFirewall, ApplyFirewallParams
 from failover.actions.provision_nodes import ProvisionNodes, ProvisionNodesParams
 from failover.errors import OperationFailed
 from failover.targets import Targets
-from providers.base import FirewallRuleInfo
+from failover.ports import FirewallRuleInfo
 
 WEB = firewall(
     "social-web", "sg-0web",

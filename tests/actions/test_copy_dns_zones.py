@@ -38,7 +38,7 @@ from failover.errors import InputError
 from failover.playbook import validate_document
 from failover.state import StateStore
 from failover.yamlio import Document
-from providers.base import RecordSet
+from failover.ports import RecordSet
 
 CopyDnsZones = ACTIONS.get("copy-dns-zones")
 Params = CopyDnsZones.Params

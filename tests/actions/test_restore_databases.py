@@ -51,7 +51,7 @@ from failover.mapping import choose_image, choose_size
 from failover.naming import DUMPS_BUCKET, dump_key, parse_dump_key
 from failover.targets import Targets
 from failover.testing.postgres import LocalPostgres
-from providers.base import ImageInfo, SizeInfo
+from failover.ports import ImageInfo, SizeInfo
 
 PASSWORD = "s3cret-Pw'd"
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from checkkit import SERVICE, TARGET, Kit, ago, bucket, database, zone
 
-from failover.actions.copy_dns_zones import zone_copy
+from failover.zonecopy import zone_copy
 from failover.dnsnames import ZoneRename, read_zone
 from failover.naming import DUMPS_BUCKET, dump_key
 from failover.state import DumpRecord, ZoneMirrorRecord

@@ -16,7 +16,7 @@ from replicatekit import replicate, replicated, snapshot
 
 from failover.config import StorageSpec
 from failover.testing.emulators import Azurite
-from providers.base import storage_target
+from failover.adapters import storage_target
 from providers.libcloud.drivers import forget_adapters
 
 SERVICE_TAGS = [{"Key": "service", "Value": "social-app"}]

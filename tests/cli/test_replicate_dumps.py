@@ -21,7 +21,7 @@ from failover.naming import DUMPS_BUCKET, parse_dump_key
 from failover.state import StateStore
 from failover.testing.emulators import Azurite
 from failover.testing.postgres import LocalPostgres
-from providers.base import storage_target
+from failover.adapters import storage_target
 from providers.libcloud.drivers import forget_adapters
 
 SERVICE_TAGS = [{"Key": "service", "Value": "social-app"}]

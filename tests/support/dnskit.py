@@ -20,7 +20,7 @@ from failover.config import Config, load_config
 from failover.manifest import Address, DnsZone, LoadBalancer, Manifest, Node, Record, SourceInfo
 from failover.targets import Targets
 from failover.testing.emulators import PowerDns
-from providers.base import RecordSet
+from failover.ports import RecordSet
 
 KEY_VARIABLE = "FAILOVER_TEST_PDNS_KEY"
 LB_HOST = "web-lb-123.us-east-1.elb.amazonaws.com"
@@ -220,7 +220,7 @@ class DnsLab:
 
 def _all_zones(dns_target: Any) -> list[Any]:
     """Every zone on the server (the DnsTarget protocol only finds zones by name)."""
-    return [dns_target.find_zone(zone.domain) for zone in dns_target.session.driver.list_zones()]
+    return [dns_target.find_zone(zone.domain) for zone in dns_target.list_zones()]
 
 
 @contextmanager

@@ -18,7 +18,8 @@ from failover.config import TargetProfile
 from failover.manifest import Node
 from failover.mapping import MappingResult, map_nodes
 from failover.testing.libcloud_fixtures import ensure_libcloud_test_secrets, recorded_responses
-from providers.base import ImageInfo, SizeInfo, load_class
+from failover.adapters import load_object
+from failover.ports import ImageInfo, SizeInfo
 from providers.libcloud.catalog import HOURS_BILLED_PER_MONTH, to_image_info, to_size_info
 
 # provider name -> (the driver class get_driver returns, its recorded responses, key)
@@ -58,7 +59,7 @@ def read_catalogue(provider: str) -> Catalogue:
     from libcloud.compute.providers import get_driver
 
     driver_path, mock_path, key = VENDORS[provider]
-    with recorded_responses(load_class(driver_path), load_class(mock_path)):
+    with recorded_responses(load_object(driver_path), load_object(mock_path)):
         driver = get_driver(provider)(key)  # as failover names a driver: by provider name
         return Catalogue(
             sizes=[to_size_info(size) for size in driver.list_sizes()],
@@ -280,7 +281,7 @@ def test_recorded_responses_put_the_connection_back() -> None:
     from libcloud.http import LibcloudConnection
 
     ensure_libcloud_test_secrets()
-    mock = load_class(VENDORS["vultr"][1])
+    mock = load_object(VENDORS["vultr"][1])
     connection_cls = VultrNodeDriverV2.connectionCls
     with recorded_responses(VultrNodeDriverV2, mock):
         assert connection_cls.conn_class is mock

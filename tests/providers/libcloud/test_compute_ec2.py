@@ -14,7 +14,7 @@ import pytest
 from failover.config import ComputeSpec
 from failover.errors import ConfigError, Interrupted, OperationFailed
 from failover.testing.servers import MotoServer
-from providers.base import FirewallRuleInfo
+from failover.ports import FirewallRuleInfo
 from providers.libcloud import connect_compute
 from providers.libcloud.compute import LibcloudCompute
 

@@ -14,7 +14,7 @@ import pytest
 from failover.config import DnsSpec
 from failover.errors import OperationFailed, TransientError
 from failover.testing.emulators import PowerDns
-from providers.base import RecordSet, ZoneInfo
+from failover.ports import RecordSet, ZoneInfo
 from providers.libcloud import connect_dns
 from providers.libcloud.dns import LibcloudDns
 

@@ -1,5 +1,5 @@
-"""The libcloud adapters implement every member of the protocols in providers/base.py, and
-the core finds them through ``providers.base`` without importing libcloud itself."""
+"""The libcloud adapters implement every member of the protocols in failover/ports.py, and
+the core finds them through ``failover.adapters`` without importing libcloud itself."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from providers import base
+from failover import ports as base
 from providers.libcloud.compute import LibcloudCompute
 from providers.libcloud.dns import LibcloudDns
 from providers.libcloud.storage import LibcloudStorage
@@ -30,7 +30,7 @@ def test_adapter_has_every_protocol_member(protocol: type, adapter: type) -> Non
 
 def test_targets_resolve_lazily_to_the_libcloud_factories() -> None:
     code = (
-        "import sys; import providers.base as b; "
+        "import sys; import failover.adapters as b; "
         "assert 'libcloud' not in sys.modules; "
         "from failover.config import DnsSpec; "
         "t = b.dns_target(DnsSpec(driver='powerdns', options={'key': 'k'})); "

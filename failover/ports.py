@@ -1,19 +1,20 @@
-"""The small protocols every adapter implements, and the registry that finds them lazily.
+"""The ports: the small protocols every adapter implements, and the value objects they return.
 
-The core (``failover/``) talks to providers only through these; it never imports boto3
-or libcloud itself.
+The core (``failover/``) talks to providers only through these; it never imports boto3 or
+libcloud. Adapters live in ``providers/`` and depend on the core, never the other way
+round; ``failover.adapters`` is the one place that names them (lazily).
 """
 
 from __future__ import annotations
 
-import importlib
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from failover.manifest import Manifest
+from failover.errors import OperationFailed
+from failover.manifest import DnsZone, Manifest
 
 # A progress callback: (event, label, detail). Events: "total" (detail: how many),
 # "start", "done" (detail: how many items).
@@ -30,20 +31,6 @@ class SourceInventory(Protocol):
     def inventory(self, progress: Progress = no_progress) -> Manifest: ...
 
 
-# name -> "module:Class"; imported only when used.
-SOURCES: dict[str, str] = {
-    "aws": "providers.aws.inventory:AwsInventory",
-}
-
-
-def load_class(path: str) -> Any:
-    module, _, name = path.partition(":")
-    return getattr(importlib.import_module(module), name)
-
-
-def source_inventory(config: Any) -> SourceInventory:
-    """The source adapter for a loaded ``Config``."""
-    return load_class(SOURCES[config.source.provider]).from_config(config)
 
 
 # -- targets -----------------------------------------------------------------------------
@@ -134,6 +121,9 @@ class ComputeTarget(Protocol):
     def images(self) -> list[ImageInfo]:
         """Node images, in the profile's location when it sets one (cached)."""
 
+    def list_nodes(self) -> list[NodeInfo]:
+        """Every node the account holds, terminated ones included (drills compare these)."""
+
     def find_node(self, name: str) -> NodeInfo | None:
         """The node of that name that is not terminated, if any."""
 
@@ -147,6 +137,9 @@ class ComputeTarget(Protocol):
 
     def destroy_node(self, node_id: str) -> bool:
         """Destroy a node; False when it was already gone (idempotent)."""
+
+    def list_firewalls(self) -> list[FirewallInfo]:
+        """Every firewall with its rules (an empty list where the driver has no firewall API)."""
 
     def find_firewall(self, name: str) -> FirewallInfo | None:
         """The firewall of that name, if any."""
@@ -187,6 +180,9 @@ class StorageTarget(Protocol):
 
     def container_name(self, bucket: str) -> str:
         """The target container holding ``bucket``."""
+
+    def list_containers(self) -> list[str]:
+        """The names of every container the account holds, whatever their prefix."""
 
     def container_exists(self, bucket: str) -> bool:
         """Whether the bucket's container exists."""
@@ -244,6 +240,9 @@ class RecordSet:
 class DnsTarget(Protocol):
     """DNS zones and record sets on the target."""
 
+    def list_zones(self) -> list[ZoneInfo]:
+        """Every zone the account holds."""
+
     def find_zone(self, domain: str) -> ZoneInfo | None:
         """The zone of that domain (with or without the trailing dot), if any."""
 
@@ -263,28 +262,6 @@ class DnsTarget(Protocol):
         """Delete the zone and its records; False when it was already gone (idempotent)."""
 
 
-# capability -> "module:factory(spec)"; libcloud is imported only when a target is used.
-TARGETS: dict[str, str] = {
-    "compute": "providers.libcloud:connect_compute",
-    "storage": "providers.libcloud:connect_storage",
-    "dns": "providers.libcloud:connect_dns",
-}
-
-
-def compute_target(spec: Any, **where: Any) -> ComputeTarget:
-    """The compute adapter of a profile's ``ComputeSpec``; ``where`` (``file``, ``field``)
-    names the spec's place in the config for error messages."""
-    return load_class(TARGETS["compute"])(spec, **where)
-
-
-def storage_target(spec: Any, **where: Any) -> StorageTarget:
-    """The storage adapter of a profile's ``StorageSpec`` (``where`` as for compute)."""
-    return load_class(TARGETS["storage"])(spec, **where)
-
-
-def dns_target(spec: Any, **where: Any) -> DnsTarget:
-    """The DNS adapter of a profile's ``DnsSpec`` (``where`` as for compute)."""
-    return load_class(TARGETS["dns"])(spec, **where)
 
 
 # -- source object storage ------------------------------------------------------------
@@ -323,14 +300,34 @@ class SourceStorage(Protocol):
         """An object's content as a stream, with its content type and metadata; None when it is gone."""
 
 
-# provider -> "module:Class" with ``from_config(config, bucket_regions=..., workers=...)``.
-SOURCE_STORAGE: dict[str, str] = {
-    "aws": "providers.aws.objects:S3Objects",
-}
+# -- source DNS -------------------------------------------------------------------------------
 
 
-def source_storage(config: Any, bucket_regions: dict[str, str], workers: int) -> SourceStorage:
-    """The source's object storage for a loaded ``Config``; ``bucket_regions`` maps each bucket
-    to the region it lives in (from the snapshot); ``workers`` is how many threads will read."""
-    factory = load_class(SOURCE_STORAGE[config.source.provider]).from_config
-    return factory(config, bucket_regions=bucket_regions, workers=workers)
+class ZoneGone(OperationFailed):
+    """A snapshot zone the source no longer has."""
+
+
+class SourceZones(Protocol):
+    """The source's DNS, read-only: a snapshot zone's record sets as they are now."""
+
+    def read(self, zone: DnsZone) -> DnsZone:
+        """``zone`` with its records read now; ZoneGone when the source no longer has it;
+        ProviderError when the source cannot be reached or refuses the credentials."""
+
+
+# -- a source provider, whole -----------------------------------------------------------------
+
+
+class SourceProvider(Protocol):
+    """What a source provider offers, each capability built from a loaded ``Config``.
+    Registered by name in ``failover.adapters``; the config's ``source.provider`` picks one."""
+
+    def inventory(self, config: Any) -> SourceInventory:
+        """The reader that snapshots the service into a manifest."""
+
+    def storage(self, config: Any, bucket_regions: dict[str, str], workers: int) -> SourceStorage:
+        """The source's object storage; ``bucket_regions`` maps each bucket to its region (from the
+        snapshot); ``workers`` is how many threads will read."""
+
+    def zones(self, config: Any) -> SourceZones:
+        """The source's DNS reader."""
