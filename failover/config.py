@@ -13,14 +13,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from failover.clock import parse_duration
 from failover.errors import ConfigError, InputError, Problem
 from failover.yamlio import Document, load_file
 
 ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
 ANY_REF = re.compile(r"\$\{([^}]*)\}")
 DRIVER_NAME = re.compile(r"^(?:[a-z][a-z0-9_]*|[A-Za-z_][\w.]*:[A-Za-z_]\w*)$")
-DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
 
 DEFAULT_FILE = "failover.yaml"
 
@@ -29,18 +28,6 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def parse_duration(value: Any) -> float:
-    """``90``, ``"90s"``, ``"30m"``, ``"24h"``, ``"2d"`` -> seconds."""
-    if isinstance(value, bool):
-        raise ValueError("a duration like 30m, 24h or a number of seconds")
-    if isinstance(value, (int, float)):
-        if value < 0:
-            raise ValueError("must not be negative")
-        return float(value)
-    match = DURATION.match(str(value))
-    if not match:
-        raise ValueError(f"{value!r} is not a duration (like 90s, 30m, 24h, 2d)")
-    return float(match.group(1)) * _UNITS[match.group(2)]
 
 
 def _check_refs(value: Any) -> Any:
@@ -87,7 +74,7 @@ class Source(Strict):
         from failover.adapters import source_provider_names
 
         if value not in (known := source_provider_names()):
-            raise ValueError(f"unknown source provider {value!r}; known: {', '.join(known)}")
+            raise ValueError(f"unknown source provider {value!r}; known: {', '.join(map(repr, known))}")
         return value
 
     @field_validator("regions")

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from failover.clock import now_iso as now_iso  # re-exported: manifests are stamped with it
 from failover.errors import ManifestError, Problem
 
 SCHEMA_VERSION = 1
@@ -211,8 +211,6 @@ class Manifest(_Model):
         return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
 
 
-def now_iso() -> str:
-    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 def _resource_key(r: dict[str, Any]) -> tuple:

@@ -14,6 +14,7 @@ import os
 from html import escape
 from pathlib import Path
 
+from failover.clock import duration
 from failover.drill import DrillResult, StepTiming, describe_difference
 
 REPORTS_DIR = "reports"
@@ -53,17 +54,6 @@ def _write(path: Path, text: str) -> None:
 # -- facts both reports show ---------------------------------------------------------------
 
 
-def duration(seconds: float | None) -> str:
-    """``4.2s``, ``3m 5s``, ``1h 2m``; an em dash when unknown."""
-    if seconds is None:
-        return "—"
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, secs = divmod(round(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m {secs}s" if secs else f"{minutes}m"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h {minutes}m" if minutes else f"{hours}h"
 
 
 def _rto_text(result: DrillResult) -> str:

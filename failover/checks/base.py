@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
+from failover.clock import parse_time
 from failover.config import ENV_REF, Config, Readiness, missing_secrets
 from failover.manifest import Manifest
 from failover.registry import Registry
@@ -188,23 +189,8 @@ def ordered_checks() -> list[type[Check]]:
 # -- small helpers the checks share ----------------------------------------------------------
 
 
-def parse_time(text: str) -> datetime:
-    """An ISO-8601 time as the state store writes it (``...Z``); naive means UTC."""
-    moment = datetime.fromisoformat(text)
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
-def duration(seconds: float | None) -> str:
-    """``42s``, ``12m``, ``3.5h``, ``2.1d``; ``?`` for None."""
-    if seconds is None:
-        return "?"
-    if seconds < 120:
-        return f"{seconds:.0f}s"
-    if seconds < 2 * 3600:
-        return f"{seconds / 60:.0f}m"
-    if seconds < 2 * 86400:
-        return f"{seconds / 3600:.1f}h"
-    return f"{seconds / 86400:.1f}d"
 
 
 def some(items: list[str], limit: int = 5) -> str:

@@ -16,12 +16,12 @@ from failover.checks.base import (
     Check,
     CheckContext,
     Outcome,
-    duration,
     failed,
     passed,
     plural,
     summarize,
 )
+from failover.clock import approx_duration
 from failover.naming import DUMPS_BUCKET, dump_format, dump_prefix, newest_dump
 
 
@@ -73,8 +73,8 @@ def _database(ctx: CheckContext, storage: Any, container: str, database: Any) ->
             problems.append(f"its MD5 {item.md5} is not the recorded {record.md5}")
     rpo = ctx.readiness.rpo
     if age > rpo:
-        problems.append(f"{duration(age)} old, older than readiness.rpo ({duration(rpo)})")
-    text = f"{database.name}: {dump.key} ({item.size} bytes, {duration(age)} old)"
+        problems.append(f"{approx_duration(age)} old, older than readiness.rpo ({approx_duration(rpo)})")
+    text = f"{database.name}: {dump.key} ({item.size} bytes, {approx_duration(age)} old)"
     if problems:
         return {**row, "status": "fail", "detail": f"{text}: {'; '.join(problems)}"}
     return {**row, "status": "pass", "detail": text}

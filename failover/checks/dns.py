@@ -16,20 +16,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from failover.zonecopy import zone_copy
 from failover.checks.base import (
     CHECKS,
     Check,
     CheckContext,
     Outcome,
-    duration,
     failed,
     passed,
     plural,
     some,
     summarize,
 )
+from failover.clock import approx_duration
 from failover.dnsnames import ZoneRename, fqdn, read_zone, same_values, selected_zones
+from failover.zonecopy import zone_copy
 
 APEX_TYPES = ["SOA", "NS"]  # written by the target itself; copy-dns-zones skips them
 
@@ -89,9 +89,9 @@ def _zone(ctx: CheckContext, zone: Any) -> dict[str, Any]:
         notes.append("no mirror recorded by `failover replicate`")
     elif age > rpo:
         status = "warn"
-        notes.append(f"last mirrored {duration(age)} ago, longer than readiness.rpo ({duration(rpo)})")
+        notes.append(f"last mirrored {approx_duration(age)} ago, longer than readiness.rpo ({approx_duration(rpo)})")
     else:
-        notes.append(f"last mirrored {duration(age)} ago")
+        notes.append(f"last mirrored {approx_duration(age)} ago")
     text = f"zone {copy.domain}: {plural(len(copy.sets), 'record set')} as in the snapshot"
     return {**row, "status": status, "detail": f"{text}; {'; '.join(notes)}"}
 
@@ -130,7 +130,7 @@ class SourceTtls(Check):
             long.sort(key=lambda item: (-item["ttl"], item["name"], item["type"]))
             named = [f"{item['name']} {item['type']} ({item['ttl']}s)" for item in long]
             return failed(f"{plural(len(long), 'record set')} with a TTL over readiness.max_ttl ({limit}s): "
-                          f"{some(named)}; resolvers would keep the old addresses up to {duration(long[0]['ttl'])} "
+                          f"{some(named)}; resolvers would keep the old addresses up to {approx_duration(long[0]['ttl'])} "
                           "after the cutover", **data)
         return passed(f"{plural(checked, 'record set')} in {plural(len(zones), 'zone')}, the highest TTL {highest}s "
                       f"(max {limit}s)", **data)

@@ -13,11 +13,11 @@ from failover.checks.base import (
     Check,
     CheckContext,
     Outcome,
-    duration,
     failed,
     passed,
     warned,
 )
+from failover.clock import approx_duration
 
 
 @CHECKS.register("last-drill")
@@ -37,17 +37,17 @@ class LastDrill(Check):
         age = ctx.age_s(drill.ended_at or drill.started_at)
         data = {"drill": drill.id, "status": drill.status, "ended_at": drill.ended_at, "age_s": round(age, 1),
                 "rto_measured_s": drill.rto_s, "clean": drill.clean, "run_id": drill.run_id, **limits}
-        name = f"drill {drill.id} ({duration(age)} ago)"
+        name = f"drill {drill.id} ({approx_duration(age)} ago)"
         if drill.status != "succeeded":
             why = f": {drill.error}" if drill.error else ""
             return failed(f"{name} {drill.status.replace('_', ' ')}{why}", **data)
         if drill.clean is False:
             return failed(f"{name} left resources on the target (not clean)", **data)
         if drill.rto_s is not None and drill.rto_s > readiness.rto:
-            return failed(f"{name} took {duration(drill.rto_s)} to recover, over readiness.rto "
-                          f"({duration(readiness.rto)})", **data)
-        took = f"recovered in {duration(drill.rto_s)}" if drill.rto_s is not None else "recovery time not measured"
+            return failed(f"{name} took {approx_duration(drill.rto_s)} to recover, over readiness.rto "
+                          f"({approx_duration(readiness.rto)})", **data)
+        took = f"recovered in {approx_duration(drill.rto_s)}" if drill.rto_s is not None else "recovery time not measured"
         if age > readiness.max_drill_age:
             return warned(f"{name} succeeded ({took}), but is older than readiness.max_drill_age "
-                          f"({duration(readiness.max_drill_age)}): run `failover drill`", **data)
-        return passed(f"{name} succeeded, {took} (rto {duration(readiness.rto)})", **data)
+                          f"({approx_duration(readiness.max_drill_age)}): run `failover drill`", **data)
+        return passed(f"{name} succeeded, {took} (rto {approx_duration(readiness.rto)})", **data)

@@ -10,7 +10,6 @@ would create (node mode): sized from the instance class, on the image it asks fo
 
 from __future__ import annotations
 
-from failover.nodes import PROVISIONED_STATES
 from failover.actions.restore_databases import (
     DB_IMAGE_NAME,
     RestoreDatabasesParams,
@@ -29,6 +28,7 @@ from failover.checks.base import (
 from failover.errors import FailoverError
 from failover.mapping import map_nodes, node_label
 from failover.naming import dump_format
+from failover.nodes import PROVISIONED_STATES
 from failover.playbook import load_playbook
 from failover.templates import resolve
 

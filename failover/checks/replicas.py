@@ -16,11 +16,11 @@ from failover.checks.base import (
     Check,
     CheckContext,
     Outcome,
-    duration,
     passed,
     plural,
     summarize,
 )
+from failover.clock import approx_duration
 from failover.replication import quote_keys, replica_status
 
 
@@ -62,11 +62,11 @@ def _bucket(ctx: CheckContext, bucket: Any) -> dict[str, Any]:
         problems.append(f"incomplete: {status.objects} of the snapshot's {bucket.objects} objects")
     rpo = ctx.readiness.rpo
     if status.age_s is not None and status.age_s > rpo:
-        problems.append(f"{duration(status.age_s)} old, older than readiness.rpo ({duration(rpo)})")
+        problems.append(f"{approx_duration(status.age_s)} old, older than readiness.rpo ({approx_duration(rpo)})")
     counts = f"{status.objects}/{bucket.objects} objects"
     if problems:
         return {**row, "status": "fail", "detail": f"{name}: {'; '.join(problems)}"}
     if status.age_s is None:
         return {**row, "status": "warn",
                 "detail": f"{name}: {counts}, age unknown (no replication recorded): run `failover replicate`"}
-    return {**row, "status": "pass", "detail": f"{name}: {counts}, {duration(status.age_s)} old"}
+    return {**row, "status": "pass", "detail": f"{name}: {counts}, {approx_duration(status.age_s)} old"}

@@ -7,10 +7,10 @@ from failover.checks.base import (
     Check,
     CheckContext,
     Outcome,
-    duration,
     failed,
     passed,
 )
+from failover.clock import approx_duration
 
 
 @CHECKS.register("snapshot-age")
@@ -29,8 +29,8 @@ class SnapshotAge(Check):
         newest = ctx.store.snapshots(ctx.service)[-1]
         if newest.id != ctx.snapshot.id:
             data["newest"] = newest.id
-        text = f"snapshot {ctx.snapshot.id} taken {duration(age)} ago"
+        text = f"snapshot {ctx.snapshot.id} taken {approx_duration(age)} ago"
         if age > limit:
-            return failed(f"{text}, older than readiness.max_snapshot_age ({duration(limit)}): "
+            return failed(f"{text}, older than readiness.max_snapshot_age ({approx_duration(limit)}): "
                           "run `failover inventory`", **data)
-        return passed(f"{text} (max {duration(limit)})", **data)
+        return passed(f"{text} (max {approx_duration(limit)})", **data)

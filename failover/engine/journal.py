@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from enum import StrEnum
 from typing import Any
 
+from failover.clock import now
 from failover.errors import NotFound, Problem
 from failover.state import StateStore
 
@@ -44,8 +44,6 @@ DONE = frozenset({StepStatus.SUCCEEDED, StepStatus.SKIPPED})
 KEEP = object()
 
 
-def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)
