@@ -22,16 +22,14 @@ report in ``<state>/reports/`` (``failover.report``).
 from __future__ import annotations
 
 import json
-import signal
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from failover import signals
 from failover.config import Config
 from failover.dnsnames import check_prefix
 from failover.engine import DEFAULT_PARALLELISM, Engine, Observer, RunStatus, StepStatus
@@ -172,7 +170,7 @@ class Drill:
         snapshot_id = engine.check(self.playbook, target=self.target, snapshot=self.snapshot)
         targets = Targets(self.config, self.target)
         self.signals = _DrillSignals(self.observer)
-        with _signals(self.signals.handle), engine.holding_lock(self.id) as took_over:
+        with signals.handling(self.signals.handle), engine.holding_lock(self.id) as took_over:
             self.started_at = now()
             if took_over is not None:
                 self.observer.warning(f"took over the lock of {self.config.service} left by {took_over}, "
@@ -304,7 +302,7 @@ class _DrillSignals:
     def tear_down(self, run_id: str) -> None:
         self.run_id = run_id
 
-    def handle(self, signum: int, frame: Any) -> None:
+    def handle(self, signum: int) -> None:
         # Runs between two bytecodes of the main thread.
         if self.run_id is None:
             raise Interrupted("drill interrupted before its run started; nothing was created")
@@ -375,18 +373,6 @@ class _RunWatcher(Observer):
         self.inner.warning(message)
 
 
-@contextmanager
-def _signals(handler: Callable[[int, Any], None]) -> Iterator[None]:
-    """``handler`` for SIGINT and SIGTERM while the block runs (in the main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
 
 
 # -- timings ---------------------------------------------------------------------------------

@@ -80,7 +80,7 @@ class CopyDnsZones(Action):
     def plan(self, ctx: ActionContext, params: CopyDnsZonesParams) -> list[Change]:
         copies = _wanted(ctx, params)
         changes: list[Change] = []
-        for copy, target in zip(copies, read_zones(ctx.targets.dns, [copy.domain for copy in copies])):
+        for copy, target in zip(copies, read_zones(ctx.targets.dns, [copy.domain for copy in copies]), strict=True):
             if target.zone is None:
                 changes.append(Change("create", "dns_zone", copy.domain, _copied_from(copy)))
             for wanted in copy.sets.values():
@@ -95,7 +95,7 @@ class CopyDnsZones(Action):
         dns: DnsTarget = ctx.targets.dns
         copies = _wanted(ctx, params)
         targets = read_zones(dns, [copy.domain for copy in copies])
-        return {"zones": [_copy_zone(ctx, dns, copy, target) for copy, target in zip(copies, targets)]}
+        return {"zones": [_copy_zone(ctx, dns, copy, target) for copy, target in zip(copies, targets, strict=True)]}
 
     def undo(self, ctx: ActionContext, params: CopyDnsZonesParams) -> None:
         dns: DnsTarget = ctx.targets.dns

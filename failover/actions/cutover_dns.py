@@ -244,7 +244,7 @@ class CutoverDns(Action):
     def plan(self, ctx: ActionContext, params: CutoverDnsParams) -> list[Change]:
         cutovers = _cutovers(ctx, params, planning=True)
         changes: list[Change] = []
-        for cutover, target in zip(cutovers, read_zones(ctx.targets.dns, [c.domain for c in cutovers])):
+        for cutover, target in zip(cutovers, read_zones(ctx.targets.dns, [c.domain for c in cutovers]), strict=True):
             note = "" if target.zone is not None else " (the zone is not on the target yet)"
             for rewrite in _pending(cutover, target.sets, params.ttl):
                 changes.append(_change(rewrite, target.sets.get(rewrite.key), params.ttl, note))
@@ -256,11 +256,11 @@ class CutoverDns(Action):
         dns: DnsTarget = ctx.targets.dns
         cutovers = _cutovers(ctx, params, planning=False)
         targets = read_zones(dns, [cutover.domain for cutover in cutovers])
-        missing = [cutover.domain for cutover, target in zip(cutovers, targets) if target.zone is None]
+        missing = [cutover.domain for cutover, target in zip(cutovers, targets, strict=True) if target.zone is None]
         if missing:
             names = ", ".join(missing)
             raise OperationFailed(f"cutover-dns: zones not on the target: {names}: copy them first (copy-dns-zones)")
-        for cutover, target in zip(cutovers, targets):
+        for cutover, target in zip(cutovers, targets, strict=True):
             _cut_over_zone(ctx, dns, cutover, target, params.ttl)
         return {
             "changed": [change for cutover in cutovers for change in _changed(ctx, cutover, params.ttl)],

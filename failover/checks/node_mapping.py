@@ -55,7 +55,7 @@ class NodeMapping(Check):
             profile = profile.model_copy(update={"compute": profile.compute.model_copy(update={"location": location.id})})
         sizes, images, locations = compute.sizes(), compute.images(), [location.id] if location else None
         mapping = map_nodes(nodes, sizes, images, profile, locations)
-        pairs = list(zip(nodes, mapping.nodes))
+        pairs = list(zip(nodes, mapping.nodes, strict=True))
         errors, warnings = list(mapping.errors), list(mapping.warnings)
         for node, params in databases:  # each with its step's overrides
             overridden = profile.model_copy(update={

@@ -44,7 +44,7 @@ class TargetCredentials(Check):
         # At once: a provider that never answers must not hold up the others' verdicts.
         with ThreadPoolExecutor(max_workers=len(configured), thread_name_prefix="failover-probe") as pool:
             futures = [pool.submit(in_context(_probe), ctx, capability) for capability in configured]
-        probes = {capability: future.result() for capability, future in zip(configured, futures)}
+        probes = {capability: future.result() for capability, future in zip(configured, futures, strict=True)}
         bad = [f"{capability}: {why}" for capability, (ok, why) in probes.items() if not ok]
         data = {capability: {"ok": ok, "detail": why, "driver": getattr(ctx.profile, capability).driver}
                 for capability, (ok, why) in probes.items()}

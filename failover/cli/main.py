@@ -6,14 +6,23 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import threading
 import traceback
 
 import typer
 
-from failover.cli import check, demo, drill, inventory, playbooks, replicate, runs, snapshots
+from failover import signals
+from failover.cli import (
+    check,
+    demo,
+    drill,
+    inventory,
+    playbooks,
+    replicate,
+    runs,
+    snapshots,
+)
 from failover.cli import run as run_commands
-from failover.errors import ExitCode, FailoverError, Interrupted
+from failover.errors import ExitCode, FailoverError
 
 app = typer.Typer(
     name="failover",
@@ -39,11 +48,10 @@ def main(argv: list[str] | None = None) -> None:
 def run(argv: list[str]) -> int:
     debug = _debug(argv)
     command = typer.main.get_command(app)
-    in_main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, _interrupted) if in_main_thread else None
     try:
         # standalone: usage errors print their usage line and exit 2 (invalid input)
-        command.main(args=argv, prog_name="failover", standalone_mode=True)
+        with signals.handling(signals=(signal.SIGINT,)):
+            command.main(args=argv, prog_name="failover", standalone_mode=True)
         return ExitCode.OK
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (ExitCode.OK if exc.code is None else ExitCode.FAILED)
@@ -60,13 +68,6 @@ def run(argv: list[str]) -> int:
             traceback.print_exc()
         _err(f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)")
         return ExitCode.FAILED
-    finally:
-        if in_main_thread:
-            signal.signal(signal.SIGINT, previous)
-
-
-def _interrupted(signum: int, frame: object) -> None:
-    raise Interrupted("interrupted")
 
 
 def _err(line: str) -> None:

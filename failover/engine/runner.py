@@ -16,12 +16,12 @@ teardown (``handle_signals``), which must not stop at the first Ctrl-C.
 
 from __future__ import annotations
 
-import signal
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from failover import signals
 from failover.actions.base import ACTIONS
 from failover.config import Config
 from failover.dnsnames import check_prefix
@@ -265,14 +265,10 @@ class Engine:
             yield
             return
         self._stop_requested = False
-        previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-        try:
+        with signals.handling(self._on_signal):
             yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
 
-    def _on_signal(self, signum: int, frame: Any) -> None:
+    def _on_signal(self, signum: int) -> None:
         # Runs between two bytecodes of the main thread: only signal-safe calls here.
         if self._stop_requested or self._scheduler is None:
             raise KeyboardInterrupt

@@ -112,7 +112,7 @@ def _look_up_details(ctx: Context, region: str, listings: Listings) -> Details:
         images=images,
         volume_sizes=volume_sizes,
         subnets=subnets,
-        user_data={i["InstanceId"]: text for i, text in zip(instances, user_data)},
+        user_data={i["InstanceId"]: text for i, text in zip(instances, user_data, strict=True)},
     )
 
 

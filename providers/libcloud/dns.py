@@ -153,7 +153,7 @@ class LibcloudRecords:
         missing = [v for v in values if v not in {presentation(r) for r in unchanged}]
         native = self.native_name(name, zone.domain)
         # Update in place first, so the name never goes without an answer midway.
-        for record, value in zip(stale, missing):
+        for record, value in zip(stale, missing, strict=False):
             data, extra = _split_priority(type, value)
             driver.update_record(record, native, type, data, {**extra, "ttl": ttl})
         for value in missing[len(stale):]:
