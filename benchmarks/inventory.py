@@ -120,7 +120,7 @@ def spread(total: int, parts: int) -> list[int]:
 def seed(client: Clients, scale: Scale) -> dict[str, int]:
     """Create the account's contents; returns what the inventory should find."""
     expected = dict.fromkeys(KINDS, 0)
-    for region, count in zip(scale.region_names, spread(scale.instances, scale.regions)):
+    for region, count in zip(scale.region_names, spread(scale.instances, scale.regions), strict=True):
         for kind, n in seed_ec2(client, region, count).items():
             expected[kind] += n
     expected["bucket"] = seed_s3(client, scale)

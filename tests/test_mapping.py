@@ -213,7 +213,7 @@ def test_never_another_major_version() -> None:
     with pytest.raises(Unmappable) as caught:
         choose_image(node(), images, {})
     assert str(caught.value) == (
-        f"no target image of Ubuntu 22.04 for x86_64 (its Ubuntu images: 20.04, 22.10, 24.04); "
+        "no target image of Ubuntu 22.04 for x86_64 (its Ubuntu images: 20.04, 22.10, 24.04); "
         "add an images override for ami-0jammy"
     )
 

@@ -28,7 +28,6 @@ from failover.replication import (
     replica_status,
 )
 from failover.state import ReplicaObject, StateStore
-from failover.testing.emulators import Azurite
 from failover.testing.proxy import LatencyProxy
 from failover.testing.servers import MotoServer
 from providers.aws.objects import S3Objects
@@ -61,20 +60,13 @@ def _aws_credentials(aws_env: None) -> None:
 
 
 @pytest.fixture(scope="module")
-def source() -> Iterator[MotoServer]:
-    with MotoServer() as server:
-        yield server
+def source(moto_server: MotoServer) -> MotoServer:
+    return moto_server
 
 
 @pytest.fixture(scope="module")
 def s3(source: MotoServer) -> Any:
     return boto3.client("s3", endpoint_url=source.url, **CREDENTIALS)
-
-
-@pytest.fixture(scope="module")
-def azurite() -> Iterator[Azurite]:
-    with Azurite() as emulator:
-        yield emulator
 
 
 @pytest.fixture(scope="module")

@@ -4,17 +4,11 @@ of the cloud-init firewall on a target without one."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-SUPPORT = Path(__file__).resolve().parents[1] / "support"
-if str(SUPPORT) not in sys.path:
-    sys.path.insert(0, str(SUPPORT))
-
-from targetkit import (  # noqa: F401 - fixtures
+from targetkit import (
     ALLOW_ALL_EGRESS,
     RUN_ID,
     compute_spec,
@@ -26,8 +20,6 @@ from targetkit import (  # noqa: F401 - fixtures
     node,
     rule,
     tags_of,
-    target,
-    target_moto,
     write_config,
 )
 

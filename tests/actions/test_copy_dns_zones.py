@@ -3,16 +3,10 @@ a real vendor's record listing (Cloudflare, libcloud's recorded responses)."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-SUPPORT = Path(__file__).resolve().parents[1] / "support"
-if str(SUPPORT) not in sys.path:
-    sys.path.insert(0, str(SUPPORT))
-
 from dnskit import (
     DKIM,
     LB_HOST,

@@ -4,16 +4,10 @@ writes nothing. Plus the plan against a vendor's recorded answers (Cloudflare)."
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-SUPPORT = Path(__file__).resolve().parents[1] / "support"
-if str(SUPPORT) not in sys.path:
-    sys.path.insert(0, str(SUPPORT))
-
 from dnskit import (
     LB_HOST,
     NEW,

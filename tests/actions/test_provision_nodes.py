@@ -6,18 +6,12 @@ from __future__ import annotations
 
 import base64
 import json
-import sys
 import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-SUPPORT = Path(__file__).resolve().parents[1] / "support"
-if str(SUPPORT) not in sys.path:
-    sys.path.insert(0, str(SUPPORT))
-
-from targetkit import (  # noqa: F401 - fixtures
+from targetkit import (
     ALLOW_ALL_EGRESS,
     RUN_ID,
     compute_spec,
@@ -27,10 +21,7 @@ from targetkit import (  # noqa: F401 - fixtures
     manifest,
     node,
     rule,
-    sample_manifest,
     tags_of,
-    target,
-    target_moto,
     user_data_of,
     write_config,
 )

@@ -8,8 +8,6 @@ import gzip
 import json
 import os
 import subprocess
-import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -17,12 +15,7 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
-
-SUPPORT = Path(__file__).resolve().parents[1] / "support"
-if str(SUPPORT) not in sys.path:
-    sys.path.insert(0, str(SUPPORT))
-
-from targetkit import (  # noqa: F401 - fixtures
+from targetkit import (
     RUN_ID,
     compute_spec,
     context,
@@ -30,8 +23,6 @@ from targetkit import (  # noqa: F401 - fixtures
     live_instances,
     manifest,
     tags_of,
-    target,
-    target_moto,
     user_data_of,
     write_config,
 )
@@ -50,10 +41,10 @@ from failover.errors import ConfigError, InputError, OperationFailed
 from failover.mapping import choose_image, choose_size
 from failover.naming import DUMPS_BUCKET, dump_key, parse_dump_key
 from failover.targets import Targets
-from failover.testing.postgres import LocalPostgres
+from failover.testing.postgres import DEFAULT_PASSWORD, LocalPostgres
 from failover.ports import ImageInfo, SizeInfo
 
-PASSWORD = "s3cret-Pw'd"
+PASSWORD = DEFAULT_PASSWORD  # the postgres fixture's (tests/conftest.py): s3cret-Pw'd
 
 
 def now() -> datetime:
@@ -61,14 +52,7 @@ def now() -> datetime:
 ORDERS = manifest(database("orders-db"))
 
 
-# -- a throwaway PostgreSQL server (failover.testing.postgres) -------------------------------
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[LocalPostgres]:
-    server = LocalPostgres(password=PASSWORD).start()
-    yield server
-    server.stop()
+# -- dumps from the throwaway PostgreSQL server (the postgres fixture of tests/conftest.py) ----
 
 
 @pytest.fixture

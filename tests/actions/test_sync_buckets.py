@@ -40,12 +40,6 @@ def _aws_credentials(aws_env: None) -> None:
     """Fake credentials for every test (the source adapter reads the environment's)."""
 
 
-@pytest.fixture(scope="module")
-def azurite() -> Iterator[Azurite]:
-    with Azurite() as emulator:
-        yield emulator
-
-
 @pytest.fixture
 def source() -> Iterator[MotoServer]:
     """A source account of this test's own: some tests cut it off."""

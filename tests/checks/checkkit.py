@@ -1,7 +1,7 @@
 """Helpers of the readiness check tests: real target peers (a ``moto_server`` process for
 compute and as the source of replicated buckets, Azurite for storage, PowerDNS for DNS),
-started once for the whole package, and per test a ``failover.yaml`` of its own, a state
-store in ``tmp_path``, hand-made snapshots and a way to run one check.
+started once per test module (tests/checks/conftest.py), and per test a ``failover.yaml``
+of its own, a state store in ``tmp_path``, hand-made snapshots and a way to run one check.
 
 Every test gets its own container prefix, bucket and zone names: the emulators outlive a test.
 """
@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,11 +18,6 @@ from typing import Any
 import boto3
 import pytest
 import yaml
-
-SUPPORT = Path(__file__).resolve().parents[1] / "support"
-if str(SUPPORT) not in sys.path:
-    sys.path.insert(0, str(SUPPORT))
-
 from targetkit import database, node  # noqa: F401 - re-exported for the tests
 
 from failover.checks.base import CHECKS, CheckContext, CheckResult
@@ -33,9 +26,8 @@ from failover.config import Config, load_config
 from failover.manifest import Bucket, DnsZone, Manifest, Record, SourceInfo
 from failover.state import StateStore
 from failover.targets import Targets
-from failover.testing.emulators import Azurite, EmulatorMissing, PowerDns
+from failover.testing.emulators import Azurite, PowerDns
 from failover.testing.servers import MotoServer
-from providers.libcloud.drivers import forget_adapters
 
 SERVICE = "social-app"
 TARGET = "fallback"
@@ -50,16 +42,6 @@ class Peers:
     moto: MotoServer  # the target's compute (EC2), and the source's S3 for replication
     azurite: Azurite
     pdns: PowerDns
-
-
-def start_peers() -> Iterator[Peers]:
-    try:
-        with MotoServer() as moto, Azurite() as azurite, PowerDns() as pdns:
-            yield Peers(moto, azurite, pdns)
-    except EmulatorMissing as exc:
-        pytest.fail(str(exc), pytrace=False)
-    finally:
-        forget_adapters()
 
 
 def iso(moment: datetime) -> str:
@@ -96,11 +78,7 @@ class Kit:
         self.prefix = f"{self.unique}-"
         for capability, value in self.secret_values().items():
             monkeypatch.setenv(SECRETS[capability], value)
-        for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                           "AWS_DEFAULT_REGION": "us-east-1"}.items():
-            monkeypatch.setenv(key, value)
-        for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "FAILOVER_CONFIG"):
-            monkeypatch.delenv(key, raising=False)
+        monkeypatch.delenv("FAILOVER_CONFIG", raising=False)  # fake AWS credentials: the kit fixture's aws_env
         self._store: StateStore | None = None
         self.config = self.write()
 

@@ -1,11 +1,11 @@
-"""CLI tests run the real ``failover`` executable against a ``moto_server`` process."""
+"""CLI tests run the real ``failover`` executable against a ``moto_server`` process (the
+plugin's ``moto_account``; the other emulators are the fixtures of tests/conftest.py)."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,14 +13,10 @@ import boto3
 import pytest
 import yaml
 
-from failover.testing.emulators import Azurite, EmulatorMissing
+from failover.testing.plugin import MotoAccount
 from failover.testing.servers import MotoServer
 
 FAILOVER = [sys.executable, "-m", "failover.cli.main"]
-HERE = str(Path(__file__).resolve().parent)
-if HERE not in sys.path:
-    sys.path.insert(0, HERE)  # for replicatekit
-
 
 @dataclass
 class Result:
@@ -29,35 +25,11 @@ class Result:
     stderr: str
 
 
-@pytest.fixture(scope="module")
-def azurite() -> Iterator[Azurite]:
-    try:
-        emulator = Azurite().start()
-    except EmulatorMissing as exc:
-        pytest.fail(str(exc), pytrace=False)
-    yield emulator
-    emulator.stop()
-
-
-@pytest.fixture(scope="session")
-def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
-    server = MotoServer(log=tmp_path_factory.mktemp("moto") / "moto.log").start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture
-def account(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[MotoServer]:
+def account(moto_account: MotoAccount, monkeypatch: pytest.MonkeyPatch) -> MotoServer:
     """A fresh, empty AWS account behind ``AWS_ENDPOINT_URL`` for each test."""
-    moto_server.reset()
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL": moto_server.url,
-    }.items():
-        monkeypatch.setenv(key, value)
-    for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "FAILOVER_CONFIG"):
-        monkeypatch.delenv(key, raising=False)
-    yield moto_server
+    monkeypatch.delenv("FAILOVER_CONFIG", raising=False)
+    return moto_account.server
 
 
 @pytest.fixture

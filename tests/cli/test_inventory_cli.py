@@ -26,7 +26,7 @@ def test_inventory_snapshots_and_diff(clients, write_config, failover, tmp_path:
     assert second.code == 0, second.stderr
     assert second.stdout == ""  # people read stderr
     assert "Snapshot snap-" in second.stderr
-    strip = lambda text: "\n".join(l for l in text.splitlines() if '"taken_at"' not in l)  # noqa: E731
+    strip = lambda text: "\n".join(line for line in text.splitlines() if '"taken_at"' not in line)  # noqa: E731
     assert strip((tmp_path / "first.json").read_text()) == strip((tmp_path / "second.json").read_text())
 
     ec2 = clients("ec2")

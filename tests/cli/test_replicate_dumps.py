@@ -30,13 +30,6 @@ WRONG = "Wr0ng-pw-xyzzy"
 DUMP_KEY = re.compile(r"^orders-db/\d{8}T\d{6}Z\.dump$")
 
 
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[LocalPostgres]:
-    server = LocalPostgres().start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture
 def orders(postgres: LocalPostgres, monkeypatch: pytest.MonkeyPatch) -> str:
     """The source database "orders", seeded, its DSN in ORDERS_DB_DSN as the config refers to it."""

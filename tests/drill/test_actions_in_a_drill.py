@@ -6,7 +6,6 @@ prefix, never touches a real resource, and undoes only what it created."""
 from __future__ import annotations
 
 import json
-import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,13 +15,8 @@ from typing import Any
 import boto3
 import pytest
 import yaml
-
-SUPPORT = Path(__file__).resolve().parents[1] / "support"
-if str(SUPPORT) not in sys.path:
-    sys.path.insert(0, str(SUPPORT))
-
 from dnskit import NEW, DnsLab, dns_lab, provision_outputs
-from targetkit import (  # noqa: F401 - fixtures
+from targetkit import (
     ALLOW_ALL_EGRESS,
     compute_spec,
     context,
@@ -33,8 +27,6 @@ from targetkit import (  # noqa: F401 - fixtures
     node,
     rule,
     tags_of,
-    target,
-    target_moto,
     write_config,
 )
 

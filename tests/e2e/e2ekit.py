@@ -8,7 +8,6 @@ import re
 from collections import Counter
 from typing import Any
 
-
 from failover import naming
 from failover.testing.plugin import started_world  # noqa: F401 - the e2e modules import it from here
 from failover.testing.world import CliResult, EmulatedWorld

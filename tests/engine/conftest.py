@@ -3,16 +3,10 @@ store in ``tmp_path``, and an engine with short backoffs."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-SUPPORT = Path(__file__).resolve().parents[1] / "support"
-if str(SUPPORT) not in sys.path:
-    sys.path.insert(0, str(SUPPORT))
-
 import recording_action  # registers the "record" action
 from enginekit import Records, write_config
 

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from failover.retry import Backoff, call_with_retries
 from failover.errors import Interrupted, OperationFailed, TransientError
+from failover.retry import Backoff, call_with_retries
 
 
 def flaky(failures: int, error: Exception):

@@ -2,19 +2,18 @@
 libcloud's EC2 driver against a ``moto_server`` process, storage on local disk, contexts
 and hand-made manifests.
 
-Import with ``tests/support`` on ``sys.path`` (the driver classes below are named in
-target profiles as ``targetkit:Class``, so the adapters can import them).
+``tests/support`` is on the pytest ``pythonpath`` (the driver classes below are named in
+target profiles as ``targetkit:Class``, so the adapters can import them). The target account
+fixtures (``target``, ``target_moto``) and ``sample_manifest`` are in tests/conftest.py.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
-import pytest
 import yaml
 
 from failover.actions.base import ActionContext
@@ -31,7 +30,6 @@ from failover.manifest import (
 from failover.targets import Targets
 from failover.testing.ec2_shim import MotoEC2NodeDriver
 from failover.testing.servers import MotoServer
-from providers.libcloud.drivers import forget_adapters
 
 logging.getLogger("werkzeug").setLevel(logging.ERROR)
 
@@ -52,24 +50,6 @@ class NoFirewallApiDriver:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._driver, name)
-
-
-# -- the target account ----------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def target_moto() -> Iterator[MotoServer]:
-    """A moto_server process: the target provider's account (reset before each test).
-    The adapters, and their catalogues of sizes and images, live as long as it."""
-    with MotoServer() as server:
-        yield server
-    forget_adapters()
-
-
-@pytest.fixture
-def target(target_moto: MotoServer) -> MotoServer:
-    target_moto.reset()
-    return target_moto
 
 
 def ec2(server: MotoServer) -> Any:
@@ -169,24 +149,3 @@ def database(name: str, *, engine: str = "postgres", version: str = "15.4", inst
         id=name, name=name, region="us-east-1", tags={"Name": name}, engine=engine, engine_version=version,
         instance_class=instance_class, storage_gib=20, endpoint=Endpoint(address=f"{name}.example.rds", port=5432),
     )
-
-
-@pytest.fixture(scope="session")
-def sample_manifest() -> Manifest:
-    """The demo's sample service (failover/demo.py) on a mock AWS account, inventoried."""
-    from moto import mock_aws
-
-    from failover.demo import REGIONS, TAGS, seed_sample_service
-    from providers.aws.inventory import AwsInventory
-    from providers.aws.session import AwsSession
-
-    with pytest.MonkeyPatch.context() as patch:
-        for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
-            patch.setenv(key, value)
-        for key in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN"):
-            patch.delenv(key, raising=False)
-        with mock_aws():
-            session = boto3.session.Session()
-            seed_sample_service(lambda service, region="us-east-1": session.client(service, region_name=region))
-            inventory = AwsInventory(service=SERVICE, regions=REGIONS, selector=TAGS, session=AwsSession(max_backoff=0.05))
-            return inventory.inventory()

@@ -165,13 +165,11 @@ def test_stop_closes_kept_alive_connections_and_threads(upstream: str) -> None:
 
 
 @pytest.mark.slow
-def test_boto3_through_the_proxy_to_moto_server(aws_env: None, tmp_path) -> None:
+def test_boto3_through_the_proxy_to_moto_server(aws_env: None, tmp_path, moto_server) -> None:
     """S3 (REST, binary bodies, odd keys), Route53 (REST XML) and EC2 (query POST) round-trip."""
     import boto3
 
-    from failover.testing.servers import MotoServer
-
-    with MotoServer() as moto, LatencyProxy(moto.url, latency_s=0.001) as proxy:
+    with LatencyProxy(moto_server.url, latency_s=0.001) as proxy:
         session = boto3.session.Session()
         s3 = session.client("s3", region_name="us-east-1", endpoint_url=proxy.url)
         s3.create_bucket(Bucket="bench")
@@ -202,12 +200,11 @@ def test_boto3_through_the_proxy_to_moto_server(aws_env: None, tmp_path) -> None
 
 
 @pytest.mark.slow
-def test_injected_503s_are_retried_by_the_inventory_session(aws_env: None) -> None:
+def test_injected_503s_are_retried_by_the_inventory_session(aws_env: None, moto_server) -> None:
     """The 503 the proxy answers is what botocore and AwsSession take for a throttled cloud."""
-    from failover.testing.servers import MotoServer
     from providers.aws.session import AwsSession, is_transient
 
-    with MotoServer() as moto, LatencyProxy(moto.url, latency_s=0, fail_ratio=0.3, seed=1) as proxy:
+    with LatencyProxy(moto_server.url, latency_s=0, fail_ratio=0.3, seed=1) as proxy:
         session = AwsSession(endpoint_url=proxy.url, max_backoff=0.01, max_attempts=10)
         for _ in range(20):
             assert session.call("sts", "us-east-1", "get_caller_identity")["Account"]
@@ -216,7 +213,7 @@ def test_injected_503s_are_retried_by_the_inventory_session(aws_env: None) -> No
         import boto3
         from botocore.config import Config
 
-        always = LatencyProxy(moto.url, latency_s=0, fail_ratio=1.0).start()
+        always = LatencyProxy(moto_server.url, latency_s=0, fail_ratio=1.0).start()
         try:
             sts = boto3.client("sts", region_name="us-east-1", endpoint_url=always.url,
                                config=Config(retries={"total_max_attempts": 1}))

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-
 
 SERVICE = {"Key": "service", "Value": "svc"}
 
@@ -33,7 +32,7 @@ def self_signed_ec_certificate(domain: str, not_after: datetime) -> tuple[bytes,
         .issuer_name(name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(datetime(2024, 1, 1, tzinfo=timezone.utc))
+        .not_valid_before(datetime(2024, 1, 1, tzinfo=UTC))
         .not_valid_after(not_after)
         .add_extension(x509.SubjectAlternativeName([x509.DNSName(domain), x509.DNSName(f"www.{domain}")]), False)
         .sign(key, hashes.SHA256())
@@ -58,13 +57,13 @@ def test_pending_certificate_with_deduplicated_domains(aws, inventory):
             "tags": {"service": "svc"},
             "domains": ["api.example.com", "example.com", "www.example.com"],
             "status": "PENDING_VALIDATION",
-            "not_after": expected_not_after.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "not_after": expected_not_after.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
     ]
 
 
 def test_imported_elliptic_curve_certificate_with_exact_expiry(aws, inventory):
-    body, key = self_signed_ec_certificate("shop.example", datetime(2031, 2, 3, 4, 5, 6, tzinfo=timezone.utc))
+    body, key = self_signed_ec_certificate("shop.example", datetime(2031, 2, 3, 4, 5, 6, tzinfo=UTC))
     arn = aws("acm").import_certificate(
         Certificate=body, PrivateKey=key, Tags=[SERVICE, {"Key": "Name", "Value": "shop tls"}]
     )["CertificateArn"]

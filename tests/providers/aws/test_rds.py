@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-
 from providers.aws import rds
 from providers.aws.inventory import Context
 from providers.aws.session import AwsSession

@@ -8,7 +8,6 @@ import zipfile
 
 import pytest
 
-
 SERVICE = {"service": "svc"}
 STAGING = {"service": "svc-staging"}
 ACCOUNT = "123456789012"  # moto's default account

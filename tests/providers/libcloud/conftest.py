@@ -1,6 +1,6 @@
 """The libcloud adapters against real peers: moto_server (EC2 through the test shim, S3),
-Azurite, PowerDNS and local disk. An emulator that is not installed fails the test with
-the command that installs it; nothing is skipped."""
+Azurite, PowerDNS (the emulator fixtures of tests/conftest.py) and local disk. An emulator
+that is not installed fails the test with the command that installs it; nothing is skipped."""
 
 from __future__ import annotations
 
@@ -10,20 +10,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from failover.testing.emulators import Azurite, EmulatorMissing, EmulatorProcess, PowerDns
 from failover.testing.servers import MotoServer
 from providers.libcloud.drivers import forget_adapters
 
 logging.getLogger("werkzeug").setLevel(logging.ERROR)
 
 EC2_SHIM = "failover.testing.ec2_shim:MotoEC2NodeDriver"
-
-
-def started(emulator: EmulatorProcess | MotoServer):
-    try:
-        return emulator.start()
-    except EmulatorMissing as exc:
-        pytest.fail(str(exc), pytrace=False)
 
 
 @pytest.fixture(autouse=True)
@@ -34,25 +26,9 @@ def fresh_adapters() -> Iterator[None]:
     forget_adapters()
 
 
-@pytest.fixture(scope="session")
-def moto() -> Iterator[MotoServer]:
-    server = started(MotoServer())
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def azurite() -> Iterator[Azurite]:
-    emulator = started(Azurite())
-    yield emulator
-    emulator.stop()
-
-
-@pytest.fixture(scope="session")
-def powerdns() -> Iterator[PowerDns]:
-    emulator = started(PowerDns())
-    yield emulator
-    emulator.stop()
+@pytest.fixture
+def moto(moto_server: MotoServer) -> MotoServer:
+    return moto_server
 
 
 @pytest.fixture

@@ -119,7 +119,7 @@ def test_parallel_steps_share_the_profile_adapter_each_thread_with_its_own_drive
     def step(index: int) -> None:
         try:
             for round_ in range(5):
-                retried(lambda: again.set_record(zone, f"n{index}", "A", 60, [f"192.0.2.{index * 10 + round_}"]))
+                retried(lambda round_=round_: again.set_record(zone, f"n{index}", "A", 60, [f"192.0.2.{index * 10 + round_}"]))
             drivers.append(again.session.driver)
         except Exception as exc:  # noqa: BLE001 - reported below
             failures.append(exc)

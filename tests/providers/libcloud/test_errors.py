@@ -17,7 +17,14 @@ import requests
 from libcloud.common.exceptions import BaseHTTPError, RateLimitReachedError
 
 from failover.config import ComputeSpec, DnsSpec, StorageSpec
-from failover.errors import ConfigError, CredentialsRefused, ExitCode, OperationFailed, ProviderUnreachable, TransientError
+from failover.errors import (
+    ConfigError,
+    CredentialsRefused,
+    ExitCode,
+    OperationFailed,
+    ProviderUnreachable,
+    TransientError,
+)
 from failover.testing.emulators import Azurite, PowerDns
 from failover.testing.servers import free_port
 from providers.libcloud import connect_compute, connect_dns, connect_storage
