@@ -1,4 +1,4 @@
-"""``failover.dumps`` in-process, into local-disk storage: MySQL dumps through a stand-in
+"""``failover.replicate.dumps`` in-process, into local-disk storage: MySQL dumps through a stand-in
 ``mysqldump`` put first on PATH (no MySQL server here; the PostgreSQL path runs for real
 in tests/cli/test_replicate_dumps.py), gzip streaming, the same-second rule, pruning."""
 
@@ -19,7 +19,7 @@ import pytest
 
 from failover.config import DatabaseSpec, StorageSpec
 from failover.dsn import parse_dsn
-from failover.dumps import (
+from failover.replicate.dumps import (
     DumpFailed,
     check_dsn,
     database_dsn,

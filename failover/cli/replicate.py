@@ -4,13 +4,13 @@ The command runs sections one after the other (``SECTIONS``), each copying one k
 data and reporting it as a part of the JSON document and a table on stderr:
 
 - ``buckets``: the latest snapshot's buckets into their containers on the target storage,
-  incrementally, verified by MD5 (``failover.replication``); ``--bucket`` picks some;
+  incrementally, verified by MD5 (``failover.replicate.buckets``); ``--bucket`` picks some;
 - ``zones``: the snapshot's public DNS zones (those ``copy-dns-zones`` copies by default),
   their record sets read from the source now, mirrored onto the target DNS writing only
-  the sets that differ, apex SOA and NS left to the target (``failover.zonemirror``);
+  the sets that differ, apex SOA and NS left to the target (``failover.replicate.zones``);
 - ``databases``: a dump of each database of the config's ``databases`` (``pg_dump -Fc``,
   or ``mysqldump`` gzipped) streamed into the target's dumps container, verified, the
-  newest ``keep`` kept (``failover.dumps``).
+  newest ``keep`` kept (``failover.replicate.dumps``).
 
 Every section checks its inputs before any section runs: an unknown bucket, a config
 database not in the snapshot or of an engine without dumps, a profile without the
@@ -61,7 +61,7 @@ from failover.cli.common import (
 )
 from failover.config import Config, DatabaseSpec, resolve_secrets
 from failover.dnsnames import selected_zones
-from failover.dumps import DumpResult, check_dsn, database_dsn, dump_database, prune
+from failover.replicate.dumps import DumpResult, check_dsn, database_dsn, dump_database, prune
 from failover.engine.lock import ServiceLock
 from failover.adapters import source_storage, source_zones
 from failover.errors import (
@@ -74,7 +74,7 @@ from failover.errors import (
 from failover.ports import SourceZones
 from failover.manifest import Database, DnsZone, Manifest, now_iso
 from failover.naming import DUMPS_BUCKET, dump_format
-from failover.replication import (
+from failover.replicate.buckets import (
     DEFAULT_WORKERS,
     BucketResult,
     CopyProgress,
@@ -83,7 +83,7 @@ from failover.replication import (
 )
 from failover.state import SnapshotInfo, StateStore, new_id
 from failover.targets import Targets
-from failover.zonemirror import (
+from failover.replicate.zones import (
     MirrorRefused,
     ZonePass,
     mirror_zone,
