@@ -46,7 +46,7 @@ from typing import Any
 import boto3
 
 from failover.config import StorageSpec
-from failover.replication import Replicator, listed
+from failover.replicate.buckets import Replicator, listed
 from failover.state import StateStore
 from failover.testing.emulators import Azurite
 from failover.testing.servers import MotoServer

@@ -25,7 +25,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -116,7 +116,7 @@ def seed_sample_service(clients: Any) -> dict[str, Any]:
     for i in range(12):
         s3.put_object(Bucket="social-app-media", Key=f"avatars/user-{i}.png", Body=b"\x89PNG" + bytes(100 * i),
                       ContentType="image/png")
-    s3.put_object(Bucket="social-app-media", Key="posts/café menu.txt", Body="bonjour".encode(), ContentType="text/plain")
+    s3.put_object(Bucket="social-app-media", Key="posts/café menu.txt", Body=b"bonjour", ContentType="text/plain")
 
     route53 = clients("route53", "us-east-1")
     zone_id = route53.create_hosted_zone(Name="social.example.", CallerReference="demo")["HostedZone"]["Id"]
@@ -357,15 +357,30 @@ def warm_up(server: Any) -> threading.Thread:
 # -- what replication keeps on the target ahead of time ------------------------------------------
 
 
-def place_dump(storage: Any, database: str, engine: str, taken_at: datetime | None = None) -> str:
-    """A database dump where ``failover replicate`` keeps them (``naming``): the demo's
-    databases are moto's, which hold no data to dump, so a stand-in archive."""
-    from failover.naming import DUMPS_BUCKET, dump_key
+def replicate_ahead(config_file: Path, progress: Any = None) -> Any:
+    """``failover replicate --target fallback``'s pass, through the library
+    (:func:`failover.replicate.replicate`); its ``ReplicateResult``. ``progress``: a
+    ``ReplicateProgress``."""
+    from failover.config import load_config
+    from failover.replicate import replicate
 
-    key = dump_key(database, engine, taken_at or datetime.now(UTC))
-    storage.ensure_container(DUMPS_BUCKET)
-    storage.upload_stream(DUMPS_BUCKET, key, [FAKE_DUMP], content_type="application/octet-stream")
-    return f"{storage.container_name(DUMPS_BUCKET)}/{key}"
+    return replicate(load_config(config_file), TARGET, progress=progress)
+
+
+def place_dump(config_file: Path, database: str, engine: str) -> str:
+    """A database dump where ``failover replicate`` keeps them, stored, verified and recorded
+    as it stores one (:func:`failover.replicate.dumps.store_dump`): the demo's databases are
+    moto's, which hold no data to dump, so a stand-in archive. Its container and key."""
+    from failover.config import load_config
+    from failover.replicate.dumps import store_dump
+    from failover.state import StateStore
+    from failover.targets import Targets
+
+    config = load_config(config_file)
+    with StateStore(config.state_dir) as store:
+        dump = store_dump(Targets(config, TARGET).storage, store, service=config.service, target_name=TARGET,
+                          database=database, engine=engine, chunks=[FAKE_DUMP])
+    return f"{dump.container}/{dump.key}"
 
 
 # -- checking the outcome ---------------------------------------------------------------------

@@ -95,7 +95,7 @@ MIGRATIONS: list[str] = [
         since            TEXT NOT NULL
     );
     """,
-    # Replication (failover.replication): the last copy of each object, so an unchanged one
+    # Replication (failover.replicate.buckets): the last copy of each object, so an unchanged one
     # is neither read nor sent again, and one row per bucket and pass, for the data's age (RPO).
     """
     CREATE TABLE replica_objects (

@@ -1,4 +1,4 @@
-"""``failover.dumps`` in-process, into local-disk storage: MySQL dumps through a stand-in
+"""``failover.replicate.dumps`` in-process, into local-disk storage: MySQL dumps through a stand-in
 ``mysqldump`` put first on PATH (no MySQL server here; the PostgreSQL path runs for real
 in tests/cli/test_replicate_dumps.py), gzip streaming, the same-second rule, pruning."""
 
@@ -19,13 +19,14 @@ import pytest
 
 from failover.config import DatabaseSpec, StorageSpec
 from failover.dsn import parse_dsn
-from failover.dumps import (
+from failover.replicate.dumps import (
     DumpFailed,
     check_dsn,
     database_dsn,
     dump_database,
     postgres_dump_command,
     prune,
+    store_dump,
 )
 from failover.errors import ConfigError, InputError
 from failover.naming import DUMPS_BUCKET, dump_key
@@ -199,6 +200,23 @@ def test_a_second_dump_in_the_same_second_waits_for_the_next_one(
     assert keys(storage) == [first.key, second.key]
     assert stored(storage, second.key) == stored(storage, first.key)  # not overwritten (same SQL, same gzip)
     assert len(store.dumps(SERVICE, TARGET, "shop-db")) == 2
+
+
+def test_a_dump_made_elsewhere_is_stored_verified_and_recorded_as_a_dump_of_now(
+    storage: RecordingStorage, store: StateStore
+) -> None:
+    body = [b"PGDMP", b" a stand-in archive"]
+    result = store_dump(storage, store, service=SERVICE, target_name=TARGET, database="orders-db", engine="postgres",
+                        chunks=iter(body), clock=Clock(T0))
+
+    assert (result.key, result.container) == ("orders-db/20240115T103000Z.dump", "replica-failover-dumps")
+    assert stored(storage, result.key) == b"".join(body)
+    assert (result.bytes, result.md5) == (len(b"".join(body)), hashlib.md5(b"".join(body)).hexdigest())
+    [record] = store.dumps(SERVICE, TARGET, "orders-db")
+    assert (record.key, record.bytes, record.md5, record.started_at) == (result.key, result.bytes, result.md5,
+                                                                         "2024-01-15T10:30:00Z")
+    with pytest.raises(ValueError, match="no dump format"):
+        store_dump(storage, store, service=SERVICE, target_name=TARGET, database="x", engine="oracle", chunks=[b"x"])
 
 
 # -- keeping the newest N ---------------------------------------------------------------------

@@ -19,7 +19,7 @@ import pytest
 
 from failover.config import StorageSpec
 from failover.errors import OperationFailed, TransientError
-from failover.replication import (
+from failover.replicate.buckets import (
     CopyProgress,
     Replicator,
     check_deletions,

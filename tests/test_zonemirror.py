@@ -1,4 +1,4 @@
-"""``failover.zonemirror`` in-process, against a real PowerDNS: canonical record sets and
+"""``failover.replicate.zones`` in-process, against a real PowerDNS: canonical record sets and
 their digest, a zone's pass (only differing sets written, counted at the DnsTarget), the
 mass-deletion rule."""
 
@@ -16,7 +16,7 @@ from failover.config import DnsSpec
 from failover.manifest import DnsZone, Record
 from failover.state import StateStore
 from failover.testing.emulators import EmulatorMissing, PowerDns
-from failover.zonemirror import (
+from failover.replicate.zones import (
     MirrorRefused,
     canonical_sets,
     check_deletions,

@@ -21,7 +21,7 @@ from pydantic import Field
 
 from failover.actions.base import ACTIONS, Action, ActionContext, Change, Params
 from failover.errors import FailoverError, OperationFailed
-from failover.replication import (
+from failover.replicate.buckets import (
     DEFAULT_WORKERS,
     BucketResult,
     ReplicaStatus,

@@ -1,7 +1,7 @@
 """``replicas``: each snapshot bucket has a whole, recent replica on the target.
 
 Read from one listing of each container, against the records of the copies
-``replicate`` made (:func:`failover.replication.replica_status`): the container exists,
+``replicate`` made (:func:`failover.replicate.buckets.replica_status`): the container exists,
 no recorded copy is missing or changed, it holds at least as many objects as the
 snapshot counted, and the replica (the source's listing it was made from) is no older
 than ``readiness.rpo``.
@@ -21,7 +21,7 @@ from failover.checks.base import (
     summarize,
 )
 from failover.clock import approx_duration
-from failover.replication import quote_keys, replica_status
+from failover.replicate.buckets import quote_keys, replica_status
 
 
 @CHECKS.register("replicas")

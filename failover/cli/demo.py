@@ -5,9 +5,11 @@ A mock AWS account runs the sample service; ``failover inventory`` snapshots it 
 database dump where replication keeps them); ``failover drill`` proves the playbook in
 names of its own and tears it down. Then the account is terminated: its server stops.
 ``failover check`` says the service can leave all the same, and ``failover run standard``
-moves it to the other clouds, from the snapshot and the replicas. The commands run in this process, through the CLI's own code, as a user
-would type them; the demo then prints the run's timeline from its journal and checks the
-outcome: the new nodes, DNS answering with their addresses, every object's bytes.
+moves it to the other clouds, from the snapshot and the replicas. The commands run in this
+process, through the CLI's own code, as a user would type them; replicate's pass is the
+library's (``failover.replicate``), shown as the command shows it. The demo then prints the
+run's timeline from its journal and checks the outcome: the new nodes, DNS answering with
+their addresses, every object's bytes.
 
 Every process and file of the demo goes away at the end, on an error or Ctrl-C too
 (``--keep DIR`` keeps the files).
@@ -25,7 +27,7 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich import box
@@ -35,6 +37,7 @@ from rich.table import Table
 
 from failover import demo as world
 from failover.cli.common import DebugOption, JsonOption, console, print_json
+from failover.cli.replicate import TransferProgress, print_summary
 from failover.errors import ExitCode, InputError, Interrupted, OperationFailed, Problem
 
 app = typer.Typer()
@@ -51,7 +54,7 @@ STATUS_STYLES = {"succeeded": "green", "failed": "red", "interrupted": "yellow",
 @app.command()
 def demo(
     keep: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option("--keep", metavar="DIR", show_default=False,
                      help="Keep the demo's files (config, state, target storage and DNS) in DIR, a new directory."),
     ] = None,
@@ -81,13 +84,13 @@ def _check_packages() -> None:
         raise OperationFailed(f"the demo needs {', '.join(missing)}: pip install 'failover[demo]'")
 
 
-def _check_keep(keep: Optional[Path]) -> None:
+def _check_keep(keep: Path | None) -> None:
     if keep is not None and keep.exists() and (not keep.is_dir() or any(keep.iterdir())):
         raise InputError([Problem(file="arguments", field="--keep", message=f"{keep} exists and is not an empty directory")])
 
 
 @contextlib.contextmanager
-def _workdir(keep: Optional[Path]) -> Iterator[Path]:
+def _workdir(keep: Path | None) -> Iterator[Path]:
     if keep is not None:
         keep.mkdir(parents=True, exist_ok=True)
         yield keep.resolve()
@@ -122,8 +125,8 @@ class Story:
             snapshot = commands.run("inventory")
             console.print(f"   snapshot {snapshot['snapshot']['id']}: {_counts(snapshot['snapshot']['counts'])}")
         with self.chapter("replicate", REPLICATE):
-            replication = commands.run("replicate", "--target", world.TARGET)
-            dump = world.place_dump(_targets(config_file).storage, "orders-db", "postgres")
+            replication = replicate(config_file)
+            dump = world.place_dump(config_file, "orders-db", "postgres")
             console.print(f"   and the newest dump of orders-db, stored as {escape(dump)}")
         with self.chapter("drill", DRILL):
             drill = commands.run("drill", world.PLAYBOOK, "--target", world.TARGET, "--var", f"health_url={clouds.app.url}")
@@ -140,7 +143,7 @@ class Story:
         with self.chapter("check"):
             report = self.outcome(clouds, config_file, run, watch, expected_objects)
 
-        report.update(snapshot=snapshot["snapshot"], replication=_replication_summary(replication, dump),
+        report.update(snapshot=snapshot["snapshot"], replication=_replication_summary(replication.to_dict(), dump),
                       drill=_drill_summary(drill), check=_check_summary(ready))
         report["ok"] = succeeded and report["ok"] and drill["clean"] and ready["ready"]
         report["elapsed_s"] = round(time.monotonic() - self._started, 3)
@@ -220,6 +223,18 @@ class Commands:
             raise OperationFailed(f"`failover {args[0]}` failed (exit {code}): its error is above")
         document = json.loads(text)
         return document if check else (code == ExitCode.OK, document)
+
+
+def replicate(config_file: Path) -> Any:
+    """``failover replicate --target fallback`` as the command shows it (its progress and
+    tables on stderr), the pass made by the library (``world.replicate_ahead``)."""
+    console.print(f"   [dim]$ failover replicate --target {world.TARGET}[/]")
+    with TransferProgress() as progress:
+        result = world.replicate_ahead(config_file, progress)
+    print_summary(result)
+    if not result.ok:
+        raise OperationFailed(f"`failover replicate` failed: {'; '.join(result.failures)}")
+    return result
 
 
 def _yes(value: bool) -> str:

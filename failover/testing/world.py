@@ -11,7 +11,8 @@ service's application, all local processes on 127.0.0.1.
   target (compute, storage, the DNS API) answering that share of requests with a 503;
 - the application: an HTTP server whose ``/healthz`` answers 200 (moto's nodes serve
   nothing, so runs are given ``--var health_url=...``, see :attr:`EmulatedWorld.run_vars`);
-- a database dump in target storage, where replication puts one (``naming.DUMPS_BUCKET``);
+- a database dump in target storage, where replication puts one (``naming.DUMPS_BUCKET``),
+  stored and recorded in the state store by :func:`failover.replicate.dumps.store_dump`;
 - with ``postgres=True``, real databases instead of that dump: two throwaway PostgreSQL
   servers (:class:`failover.testing.postgres.LocalPostgres`). The source server's database
   ``orders``, seeded with rows, stands in for the RDS instance ``orders-db``: the config's
@@ -56,7 +57,6 @@ import threading
 import urllib.request
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Self
@@ -518,11 +518,29 @@ class EmulatedWorld:
 
     # -- seeding the target -------------------------------------------------------------------------
     def _seed_dump(self) -> None:
-        """A dump of the sample database where replication stores dumps, taken now."""
-        driver = self.storage_driver()
-        container = driver.create_container(self.container_name(naming.DUMPS_BUCKET))
-        self.dump_key = naming.dump_key(*DATABASE, datetime.now(UTC))
-        driver.upload_object_via_stream(iter([DUMP_BODY]), container, self.dump_key)
+        """A dump of the sample database taken now, stored, verified and recorded as replication
+        stores one (:func:`failover.replicate.dumps.store_dump`): the sample's RDS instance is
+        moto's, with no data to dump, so a stand-in archive."""
+        from failover.adapters import storage_target
+        from failover.config import StorageSpec
+        from failover.replicate.dumps import store_dump
+        from failover.state import StateStore
+
+        storage = storage_target(StorageSpec(**self._direct_storage_spec(), container_prefix=CONTAINER_PREFIX))
+        with StateStore(self.state_dir) as store:
+            dump = store_dump(storage, store, service=SERVICE, target_name=TARGET, database=DATABASE[0],
+                              engine=DATABASE[1], chunks=[DUMP_BODY])
+        self.dump_key = dump.key
+
+    def _direct_storage_spec(self) -> dict[str, Any]:
+        """The target storage's driver and options, as :meth:`storage_driver` reaches it (never
+        through a proxy), its secret written out."""
+        if self.storage == "local":
+            return {"driver": "local", "options": {"key": str(self.local_path)}}
+        if self.storage == "azurite":
+            return {"driver": "azure_blobs", "options": dict(self.azurite.driver_options)}
+        return {"driver": "minio", "options": {"key": "testing", "secret": "testing", "secure": False,
+                                               "host": "127.0.0.1", "port": self.compute.port}}
 
 
 def failover_command() -> list[str]:

@@ -170,7 +170,7 @@ class Kit:
 
     def replicate(self, bucket_name: str) -> Any:
         """``replicate``'s engine, from the source's S3 into this test's target storage."""
-        from failover.replication import Replicator
+        from failover.replicate.buckets import Replicator
         from providers.aws.objects import S3Objects
         from providers.aws.session import AwsSession
 

@@ -38,7 +38,7 @@ from failover.dnsnames import (
 )
 from failover.errors import OperationFailed
 from failover.manifest import DnsZone, now_iso
-from failover.replication import MASS_DELETION_SHARE
+from failover.replicate.buckets import MASS_DELETION_SHARE
 from failover.state import StateStore, ZoneMirrorRecord, new_id
 from failover.ports import DnsTarget, RecordSet
 

@@ -249,6 +249,48 @@ def dump_database(
             raise
         finally:
             process.stdout.close()
+    return _recorded(store, service, target_name, database, engine, container, key, taken_at, sent, started)
+
+
+def store_dump(
+    storage: StorageTarget,
+    store: StateStore,
+    *,
+    service: str,
+    target_name: str,
+    database: str,
+    engine: str,
+    chunks: Iterable[bytes],
+    clock: Clock = utc_now,
+    sleep: Callable[[float], None] = time.sleep,
+) -> DumpResult:
+    """Store a dump made elsewhere (``chunks``, already in the engine's dump format) as
+    :func:`dump_database` stores one: under the key of now in the dumps container,
+    verified, recorded. DumpFailed (the partial object deleted) when the stored object is
+    not what was sent."""
+    fmt = dump_format(engine)
+    if fmt is None:
+        raise ValueError(f"no dump format for engine {engine!r}")
+    started = time.monotonic()
+    container = storage.ensure_container(DUMPS_BUCKET)
+    taken_at, key = _free_key(storage, database, engine, clock, sleep)
+    sent = _Metered(chunks, None)
+    try:
+        uploaded = storage.upload_stream(DUMPS_BUCKET, key, sent, content_type=CONTENT_TYPES[fmt.family])
+        if next(sent, None) is not None:  # an upload must take the stream to its end
+            raise DumpFailed(f"the upload of {key} stopped before the end of the dump")
+        _verify(storage, container, key, uploaded, sent)
+    except BaseException:
+        _discard(storage, key)
+        raise
+    return _recorded(store, service, target_name, database, engine, container, key, taken_at, sent, started)
+
+
+def _recorded(
+    store: StateStore, service: str, target_name: str, database: str, engine: str, container: str, key: str,
+    taken_at: datetime, sent: _Metered, started: float,
+) -> DumpResult:
+    """Record a verified dump in the state store; its result."""
     finished_at = now_iso()
     store.save_dump(DumpRecord(
         id=new_id("dump"), service=service, target=target_name, database=database, engine=engine,
