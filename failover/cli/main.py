@@ -13,16 +13,19 @@ import typer
 
 from failover.cli import check, demo, drill, inventory, playbooks, replicate, runs, snapshots
 from failover.cli import run as run_commands
+from failover.cli.completion import attach as attach_completion
+from failover.cli.version import version_callback
 from failover.errors import ExitCode, FailoverError, Interrupted
 
 app = typer.Typer(
     name="failover",
     help="Get a service off a cloud provider that terminated its account, and back online elsewhere.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
+app.callback(invoke_without_command=True)(version_callback)
 for module in (inventory, snapshots, playbooks, run_commands, runs, replicate, check, drill, demo):
     app.add_typer(module.app)
 
@@ -38,7 +41,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def run(argv: list[str]) -> int:
     debug = _debug(argv)
-    command = typer.main.get_command(app)
+    command = attach_completion(typer.main.get_command(app))
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGINT, _interrupted) if in_main_thread else None
     try:
