@@ -33,6 +33,12 @@ ConfigOption = Annotated[
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 DebugOption = Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")]
+MetricsOption = Annotated[
+    Path | None,
+    typer.Option("--metrics", metavar="FILE", show_default=False,
+                 help="Also write Prometheus text-format metrics to FILE, atomically (for node_exporter's "
+                      "textfile collector)."),
+]
 
 
 def load(config_file: Optional[Path]) -> Config:

@@ -53,6 +53,7 @@ from failover.cli.common import (
     ConfigOption,
     DebugOption,
     JsonOption,
+    MetricsOption,
     console,
     load,
     open_state,
@@ -71,6 +72,7 @@ from failover.errors import (
     TransientError,
 )
 from failover.manifest import Database, DnsZone, Manifest, now_iso
+from failover.metrics import check_path, write_replicate_metrics
 from failover.naming import DUMPS_BUCKET, dump_format
 from failover.replication import (
     DEFAULT_WORKERS,
@@ -165,6 +167,7 @@ def replicate(
         typer.Option("--only", metavar="PART", show_default=False,
                      help="Replicate only this part: buckets, zones or databases (repeatable; default: all three)."),
     ] = None,
+    metrics: MetricsOption = None,
     config_file: ConfigOption = None,
     json_out: JsonOption = False,
     debug: DebugOption = False,
@@ -180,6 +183,7 @@ def replicate(
         raise InputError([Problem(file="arguments", field="--force", message="only means something with --delete")])
     options = Options(target=target, delete=delete, force=force, buckets=list(bucket or []), workers=workers,
                       sections=selected_sections(only))
+    check_path(metrics)
     config = load(config_file)
     targets = Targets(config, target)  # an unknown profile is an input error
     with open_state(config) as store, TransferProgress() as progress:
@@ -189,6 +193,7 @@ def replicate(
             section.check(replication)
         with service_lock(store, config.service):
             document, reports = run_sections(replication)
+        write_replicate_metrics(metrics, config, store, target, document, 0 if document["ok"] else 1)
     if json_out:
         print_json(document)
     print_summary(document, reports)
