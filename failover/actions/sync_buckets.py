@@ -30,7 +30,7 @@ from failover.replication import (
     quote_keys,
     replica_status,
 )
-from failover.state import StateStore
+from failover.state import StateStore, open_store
 from providers.base import SourceStorage, source_storage
 
 
@@ -75,7 +75,7 @@ class SyncBuckets(Action):
 
     def apply(self, ctx: ActionContext, params: SyncBucketsParams) -> dict[str, Any]:
         buckets = _buckets(ctx, params)
-        with StateStore(ctx.config.state_dir) as store:
+        with open_store(ctx.config) as store:
             if ctx.drill_prefix:
                 ctx.info("a drill: checking the replicas on the target, writing nothing")
                 return _use_replicas(ctx, params, store, buckets)
@@ -92,7 +92,7 @@ class SyncBuckets(Action):
         for item in ctx.created:
             if item["kind"] == "object" and item["bucket"] not in created_buckets:
                 added.setdefault(item["bucket"], []).append(item["key"])
-        with StateStore(ctx.config.state_dir) as store:
+        with open_store(ctx.config) as store:
             for bucket, keys in added.items():
                 for key in keys:
                     storage.delete_object(bucket, key)

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from failover.config import Config, load_config
-from failover.state import StateStore
+from failover.state import StateStore, open_store
 
 # People read stderr; stdout is for data.
 console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -46,7 +46,7 @@ def load(config_file: Optional[Path]) -> Config:
 
 
 def open_state(config: Config) -> StateStore:
-    return StateStore(config.state_dir)
+    return open_store(config)
 
 
 def print_json(document: Any) -> None:

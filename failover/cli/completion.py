@@ -46,13 +46,13 @@ def complete_playbooks(ctx: Any, param: Any, incomplete: str) -> list[str]:
 
 
 def complete_runs(ctx: Any, param: Any, incomplete: str) -> list[str]:
-    from failover.state import DB_NAME, StateStore
+    from failover.state import DB_NAME, open_store
 
     try:
         config = _config(ctx)
-        if not (config.state_dir / DB_NAME).is_file():
+        if config.state_dsn is None and not (config.state_dir / DB_NAME).is_file():
             return []  # never create a state directory to complete a word
-        with StateStore(config.state_dir) as store:
+        with open_store(config) as store:
             rows = store.query("SELECT id FROM runs WHERE service = ? ORDER BY started_at DESC, id DESC",
                                (config.service,))
     except (FailoverError, OSError):

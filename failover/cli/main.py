@@ -11,7 +11,7 @@ import traceback
 
 import typer
 
-from failover.cli import check, demo, drill, init, inventory, playbooks, replicate, runs, snapshots
+from failover.cli import check, demo, drill, init, inventory, playbooks, replicate, runs, snapshots, state
 from failover.cli import run as run_commands
 from failover.cli.completion import attach as attach_completion
 from failover.cli.version import version_callback
@@ -26,7 +26,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 app.callback(invoke_without_command=True)(version_callback)
-for module in (init, inventory, snapshots, playbooks, run_commands, runs, replicate, check, drill, demo):
+for module in (init, inventory, snapshots, playbooks, run_commands, runs, replicate, check, drill, demo, state):
     app.add_typer(module.app)
 
 
