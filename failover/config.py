@@ -22,6 +22,7 @@ ANY_REF = re.compile(r"\$\{([^}]*)\}")
 DRIVER_NAME = re.compile(r"^(?:[a-z][a-z0-9_]*|[A-Za-z_][\w.]*:[A-Za-z_]\w*)$")
 
 DEFAULT_FILE = "failover.yaml"
+STATE_DSN = re.compile(r"^\s*(?:postgres(?:ql)?://|\$\{env:[A-Za-z_][A-Za-z0-9_]*\}\s*$)")
 
 
 class Strict(BaseModel):
@@ -171,6 +172,8 @@ class Readiness(Strict):
 
 class Config(Strict):
     service: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
+    # A directory (the embedded SQLite store), or a PostgreSQL DSN for a team's shared state:
+    # postgresql://user:${env:PGPASSWORD}@host/db, or "${env:NAME}" holding one.
     state: str = ".failover"
     source: Source
     targets: dict[str, TargetProfile] = Field(default_factory=dict)
@@ -180,9 +183,29 @@ class Config(Strict):
     # Where it was loaded from; not part of the file.
     path: Path = Field(default=Path(DEFAULT_FILE), exclude=True)
 
+    @field_validator("state")
+    @classmethod
+    def _state(cls, value: str) -> str:
+        if STATE_DSN.match(value):
+            if ENV_REF.fullmatch(value.strip()) is None:
+                password = re.match(r"^[a-z]+://[^/@:]*:([^@]*)@", value)
+                if password and not ENV_REF.fullmatch(password.group(1)):
+                    raise ValueError("write the DSN's password as ${env:NAME}, never in the file")
+            return _check_refs(value)
+        if ANY_REF.search(value):
+            raise ValueError("only a postgresql:// DSN may hold ${env:NAME} references")
+        return value
+
+    @property
+    def state_dsn(self) -> str | None:
+        """The PostgreSQL DSN of a shared state (references unresolved), or None for a directory."""
+        return self.state if STATE_DSN.match(self.state) else None
+
     @property
     def state_dir(self) -> Path:
-        return (self.path.parent / self.state).resolve()
+        """The state directory; with a PostgreSQL state, the local directory of drill reports."""
+        local = ".failover" if self.state_dsn else self.state
+        return (self.path.parent / local).resolve()
 
     def target(self, name: str) -> TargetProfile:
         try:

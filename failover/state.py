@@ -1,8 +1,13 @@
-"""The state store: one SQLite database in the state directory.
+"""The state store: one SQLite database in the state directory, or a PostgreSQL database.
 
 Snapshots, runs, steps and their journal, the lock, replication records. The directory
 is created 0700 and every file in it 0600. The schema carries a version
 (``PRAGMA user_version``) and is brought forward by the ordered ``MIGRATIONS``.
+
+``StateStore(path)`` is the embedded SQLite store; ``StateStore("postgresql://...")`` the
+same store on PostgreSQL for a team (``failover.state_pg``: the same migrations, translated),
+whose service lock is an advisory lock (``advisory_locks``). :func:`open_store` opens the
+one a config names.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from typing import Any
 
 from failover.errors import FailoverError, NotFound, Problem
 from failover.manifest import Manifest, parse_manifest
+from failover.state_pg import PostgresBackend, is_dsn
 
 DB_NAME = "state.db"
 
@@ -305,11 +311,30 @@ def new_id(prefix: str) -> str:
 
 
 class StateStore:
-    def __init__(self, directory: Path) -> None:
-        self.directory = Path(directory)
-        self.path = self.directory / DB_NAME
+    def __init__(self, location: Path | str) -> None:
         self._lock = threading.RLock()
+        self.backend: PostgresBackend | None = None
+        if is_dsn(location):
+            self.backend = PostgresBackend(str(location), MIGRATIONS)
+            self.where = self.backend.where
+            return
+        self.directory = Path(location)
+        self.path = self.directory / DB_NAME
+        self.where = str(self.path)
         self._conn = self._open()
+
+    @property
+    def advisory_locks(self) -> bool:
+        """Whether the service's lock is the backend's advisory lock (PostgreSQL) rather than
+        the ``locks`` row alone (SQLite, where a holder's liveness is checked by pid)."""
+        return self.backend is not None
+
+    def try_advisory_lock(self, name: str) -> bool:
+        return self.backend.try_advisory_lock(name) if self.backend is not None else True
+
+    def advisory_unlock(self, name: str) -> None:
+        if self.backend is not None:
+            self.backend.advisory_unlock(name)
 
     # -- opening ---------------------------------------------------------------------
     def _open(self) -> sqlite3.Connection:
@@ -355,7 +380,7 @@ class StateStore:
 
     def close(self) -> None:
         with self._lock:
-            self._conn.close()
+            (self.backend or self._conn).close()
 
     def __enter__(self) -> "StateStore":
         return self
@@ -367,6 +392,10 @@ class StateStore:
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """One committed write transaction; safe to use from several threads."""
+        if self.backend is not None:
+            with self._lock, self.backend.transaction() as handle:
+                yield handle  # type: ignore[misc]
+            return
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
@@ -378,10 +407,14 @@ class StateStore:
 
     def query(self, sql: str, params: tuple | dict = ()) -> list[sqlite3.Row]:
         with self._lock:
+            if self.backend is not None:
+                return self.backend.query(sql, params)  # type: ignore[return-value]
             return self._conn.execute(sql, params).fetchall()
 
     @property
     def schema_version(self) -> int:
+        if self.backend is not None:
+            return self.backend.schema_version
         return self.query("PRAGMA user_version")[0][0]
 
     # -- snapshots ---------------------------------------------------------------------
@@ -550,6 +583,33 @@ class StateStore:
         if target is not None:
             sql, params = sql + " AND target = ?", params + [target]
         return [dict(row) for row in self.query(f"{sql} ORDER BY {order}", tuple(params))]
+
+
+def open_store(config: Any) -> StateStore:
+    """The store a config's ``state:`` names: a directory (SQLite), or a PostgreSQL DSN whose
+    ``${env:NAME}`` references are read now (URL-quoted) and never kept."""
+    dsn = config.state_dsn
+    if dsn is None:
+        return StateStore(config.state_dir)
+    return StateStore(resolve_dsn(dsn, file=str(config.path)))
+
+
+def resolve_dsn(dsn: str, *, file: str) -> str:
+    from urllib.parse import quote
+
+    from failover.config import ENV_REF, ConfigError
+
+    def value(name: str) -> str:
+        if name not in os.environ:
+            raise ConfigError([Problem(file=file, field="state", message=f"environment variable {name} is not set")])
+        return os.environ[name]
+
+    whole = ENV_REF.fullmatch(dsn.strip())
+    resolved = value(whole.group(1)) if whole else ENV_REF.sub(lambda m: quote(value(m.group(1)), safe=""), dsn)
+    if not is_dsn(resolved):
+        raise ConfigError([Problem(file=file, field="state",
+                                   message="the variable does not hold a postgresql:// DSN")])
+    return resolved
 
 
 def _drill(row: dict[str, Any]) -> DrillRecord:

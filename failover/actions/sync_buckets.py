@@ -20,7 +20,9 @@ from typing import Any
 from pydantic import Field
 
 from failover.actions.base import ACTIONS, Action, ActionContext, Change, Params
+from failover.adapters import source_storage
 from failover.errors import FailoverError, OperationFailed
+from failover.ports import SourceStorage
 from failover.replicate.buckets import (
     DEFAULT_WORKERS,
     BucketResult,
@@ -30,9 +32,7 @@ from failover.replicate.buckets import (
     quote_keys,
     replica_status,
 )
-from failover.state import StateStore
-from failover.adapters import source_storage
-from failover.ports import SourceStorage
+from failover.state import StateStore, open_store
 
 
 class SyncBucketsParams(Params):
@@ -76,7 +76,7 @@ class SyncBuckets(Action):
 
     def apply(self, ctx: ActionContext, params: SyncBucketsParams) -> dict[str, Any]:
         buckets = _buckets(ctx, params)
-        with StateStore(ctx.config.state_dir) as store:
+        with open_store(ctx.config) as store:
             if ctx.drill_prefix:
                 ctx.info("a drill: checking the replicas on the target, writing nothing")
                 return _use_replicas(ctx, params, store, buckets)
@@ -93,7 +93,7 @@ class SyncBuckets(Action):
         for item in ctx.created:
             if item["kind"] == "object" and item["bucket"] not in created_buckets:
                 added.setdefault(item["bucket"], []).append(item["key"])
-        with StateStore(ctx.config.state_dir) as store:
+        with open_store(ctx.config) as store:
             for bucket, keys in added.items():
                 for key in keys:
                     storage.delete_object(bucket, key)

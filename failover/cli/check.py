@@ -33,12 +33,14 @@ from failover.cli.common import (
     ConfigOption,
     DebugOption,
     JsonOption,
+    MetricsOption,
     load,
     open_state,
     print_json,
     table_console,
 )
 from failover.errors import ExitCode, InputError, NotFound, Problem
+from failover.metrics import check_path, write_check_metrics
 from failover.playbook import parse_var_args
 from failover.targets import Targets
 
@@ -68,6 +70,7 @@ def check(
         float, typer.Option("--timeout", min=1, metavar="SECONDS",
                             help="A check with no answer by then fails (a cron job never hangs on a silent target).")
     ] = DEFAULT_TIMEOUT_S,
+    metrics: MetricsOption = None,
     config_file: ConfigOption = None,
     json_out: JsonOption = False,
     debug: DebugOption = False,
@@ -81,6 +84,7 @@ def check(
     if junit_xml is not None and not junit_xml.parent.is_dir():
         raise InputError([Problem(file="arguments", field="--junit-xml",
                                   message=f"directory {junit_xml.parent} does not exist")])
+    check_path(metrics)
     with open_state(config) as store:
         info = manifest = None
         try:
@@ -91,6 +95,7 @@ def check(
         ctx = CheckContext(config=config, target_name=target, targets=targets, store=store, playbook=playbook,
                            vars=overrides, snapshot=info, manifest=manifest)
         report = run_checks(ctx, checks, timeout_s=timeout)
+        write_check_metrics(metrics, config, store, report, ExitCode.OK if report.ready else ExitCode.FAILED)
     if junit_xml is not None:
         write_junit(report, junit_xml)
     if json_out:

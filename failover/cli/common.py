@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from failover.config import Config, load_config
-from failover.state import StateStore
+from failover.state import StateStore, open_store
 
 # People read stderr; stdout is for data.
 console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -33,6 +33,12 @@ ConfigOption = Annotated[
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 DebugOption = Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")]
+MetricsOption = Annotated[
+    Path | None,
+    typer.Option("--metrics", metavar="FILE", show_default=False,
+                 help="Also write Prometheus text-format metrics to FILE, atomically (for node_exporter's "
+                      "textfile collector)."),
+]
 
 
 def load(config_file: Optional[Path]) -> Config:
@@ -40,7 +46,7 @@ def load(config_file: Optional[Path]) -> Config:
 
 
 def open_state(config: Config) -> StateStore:
-    return StateStore(config.state_dir)
+    return open_store(config)
 
 
 def print_json(document: Any) -> None:

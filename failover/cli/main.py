@@ -11,28 +11,22 @@ import traceback
 import typer
 
 from failover import signals
-from failover.cli import (
-    check,
-    demo,
-    drill,
-    inventory,
-    playbooks,
-    replicate,
-    runs,
-    snapshots,
-)
+from failover.cli import check, demo, drill, init, inventory, playbooks, replicate, runs, snapshots, state
 from failover.cli import run as run_commands
+from failover.cli.completion import attach as attach_completion
+from failover.cli.version import version_callback
 from failover.errors import ExitCode, FailoverError
 
 app = typer.Typer(
     name="failover",
     help="Get a service off a cloud provider that terminated its account, and back online elsewhere.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-for module in (inventory, snapshots, playbooks, run_commands, runs, replicate, check, drill, demo):
+app.callback(invoke_without_command=True)(version_callback)
+for module in (init, inventory, snapshots, playbooks, run_commands, runs, replicate, check, drill, demo, state):
     app.add_typer(module.app)
 
 
@@ -47,7 +41,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def run(argv: list[str]) -> int:
     debug = _debug(argv)
-    command = typer.main.get_command(app)
+    command = attach_completion(typer.main.get_command(app))
     try:
         # standalone: usage errors print their usage line and exit 2 (invalid input)
         with signals.handling(signals=(signal.SIGINT,)):

@@ -32,8 +32,19 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from failover.cli.common import ConfigOption, DebugOption, JsonOption, console, load, print_json, table_console
+from failover.cli.common import (
+    ConfigOption,
+    DebugOption,
+    JsonOption,
+    MetricsOption,
+    console,
+    load,
+    open_state,
+    print_json,
+    table_console,
+)
 from failover.errors import OperationFailed
+from failover.metrics import check_path, write_replicate_metrics
 from failover.replicate import MAX_WORKERS, ReplicateOptions, ReplicateProgress, ReplicateResult, replicate_pass
 from failover.replicate.buckets import DEFAULT_WORKERS, CopyProgress
 
@@ -63,6 +74,7 @@ def replicate(
         typer.Option("--only", metavar="PART", show_default=False,
                      help="Replicate only this part: buckets, zones or databases (repeatable; default: all three)."),
     ] = None,
+    metrics: MetricsOption = None,
     config_file: ConfigOption = None,
     json_out: JsonOption = False,
     debug: DebugOption = False,
@@ -75,11 +87,16 @@ def replicate(
     target's dumps container, verified, the newest `keep` kept. Never a mass deletion.
     """
     options = ReplicateOptions.parse(target, only=only, buckets=bucket, delete=delete, force=force, workers=workers)
+    check_path(metrics)
     config = load(config_file)
     with TransferProgress() as progress:
         result = replicate_pass(config, options, progress=progress)
+    document = result.to_dict()
+    if metrics is not None:
+        with open_state(config) as store:
+            write_replicate_metrics(metrics, config, store, target, document, 0 if result.ok else 1)
     if json_out:
-        print_json(result.to_dict())
+        print_json(document)
     print_summary(result)
     if result.failures:
         raise OperationFailed("; ".join(result.failures))

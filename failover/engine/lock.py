@@ -3,7 +3,9 @@
 Taken and checked in one write transaction, so two processes cannot both win. A lock
 whose holder is gone (same host, and its pid no longer exists, or now belongs to another
 process) is taken over, and the caller is told so: never silently. A holder on another
-host cannot be checked and is always respected.
+host cannot be checked and is always respected. On a PostgreSQL state the lock is also a
+session-level advisory lock: a live holder on any host keeps it, a dead one's session
+released it, so its row is simply replaced.
 """
 
 from __future__ import annotations
@@ -53,15 +55,24 @@ class ServiceLock:
         Raises LockHeld (exit 3) naming a live holder.
         """
         me = Holder(run_id, socket.gethostname(), os.getpid(), process_start_time(os.getpid()), now())
-        with self.store.transaction() as db:
-            row = db.execute("SELECT * FROM locks WHERE service = ?", (self.service,)).fetchone()
-            previous = _holder(row) if row else None
-            if previous is not None and previous.is_alive():
-                raise LockHeld(f"{self.service} is locked by {previous}; wait for it to end")
-            db.execute(
-                "INSERT OR REPLACE INTO locks (service, run_id, host, pid, process_started, since) VALUES (?, ?, ?, ?, ?, ?)",
-                (self.service, me.run_id, me.host, me.pid, me.process_started, me.since),
-            )
+        advisory = self.store.advisory_locks  # PostgreSQL: the lock is the holder's session
+        if advisory and not self.store.try_advisory_lock(self.service):
+            raise LockHeld(f"{self.service} is locked by {self.holder() or 'another session'}; wait for it to end")
+        try:
+            with self.store.transaction() as db:
+                row = db.execute("SELECT * FROM locks WHERE service = ?", (self.service,)).fetchone()
+                previous = _holder(row) if row else None
+                # under an advisory lock, a row left behind is a dead holder's: its session is gone
+                if previous is not None and not advisory and previous.is_alive():
+                    raise LockHeld(f"{self.service} is locked by {previous}; wait for it to end")
+                db.execute(
+                    "INSERT OR REPLACE INTO locks (service, run_id, host, pid, process_started, since)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (self.service, me.run_id, me.host, me.pid, me.process_started, me.since),
+                )
+        except BaseException:
+            self.store.advisory_unlock(self.service)
+            raise
         return previous
 
     def release(self, run_id: str) -> None:
@@ -70,6 +81,7 @@ class ServiceLock:
                 "DELETE FROM locks WHERE service = ? AND run_id = ? AND host = ? AND pid = ?",
                 (self.service, run_id, socket.gethostname(), os.getpid()),
             )
+        self.store.advisory_unlock(self.service)
 
     def holder(self) -> Holder | None:
         rows = self.store.query("SELECT * FROM locks WHERE service = ?", (self.service,))

@@ -45,7 +45,7 @@ from failover.ports import SourceZones
 from failover.replicate.buckets import DEFAULT_WORKERS, BucketResult, CopyProgress, Replicator, is_local_disk
 from failover.replicate.dumps import DumpResult, check_dsn, database_dsn, dump_database, prune
 from failover.replicate.zones import MirrorRefused, ZonePass, mirror_zone
-from failover.state import SnapshotInfo, StateStore, new_id
+from failover.state import SnapshotInfo, StateStore, new_id, open_store
 from failover.targets import Targets
 
 PARTS = ("buckets", "zones", "databases")
@@ -178,7 +178,7 @@ def replicate_pass(
 ) -> ReplicateResult:
     """:func:`replicate` with its options parsed already."""
     targets = Targets(config, options.target)  # an unknown profile is an input error, before the state is opened
-    with nullcontext(store) if store is not None else StateStore(config.state_dir) as opened:
+    with nullcontext(store) if store is not None else open_store(config) as opened:
         snapshot, manifest = opened.load_snapshot(config.service, "latest")  # none yet: run `failover inventory`
         replication = Replication(config, opened, snapshot, manifest, targets, options, progress or ReplicateProgress())
         for part in replication.parts:
