@@ -273,7 +273,7 @@ def ensure_nodes(
         return node, adopted
 
     results = in_parallel(plans, ensure, label=lambda plan: plan.name)
-    return {plan.source_id: result for plan, result in zip(plans, results)}
+    return {plan.source_id: result for plan, result in zip(plans, results, strict=True)}
 
 
 def find_or_create(ctx: ActionContext, compute: ComputeTarget, plan: NodePlan) -> tuple[NodeInfo, bool]:
@@ -305,7 +305,7 @@ def in_parallel(items: Sequence[Item], work: Callable[[Item], Result], *, label:
         return []
     with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(items)), thread_name_prefix="failover-node") as pool:
         futures = [pool.submit(in_context(work), item) for item in items]
-    failures = [(label(item), future.exception()) for item, future in zip(items, futures) if future.exception()]
+    failures = [(label(item), future.exception()) for item, future in zip(items, futures, strict=True) if future.exception()]
     if failures:
         raise combined_error(failures)
     return [future.result() for future in futures]

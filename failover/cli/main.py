@@ -13,6 +13,7 @@ import typer
 
 from failover.cli import check, demo, drill, inventory, playbooks, replicate, runs, snapshots
 from failover.cli import run as run_commands
+from failover.cli.common import visible
 from failover.errors import ExitCode, FailoverError, Interrupted
 
 app = typer.Typer(
@@ -70,7 +71,7 @@ def _interrupted(signum: int, frame: object) -> None:
 
 
 def _err(line: str) -> None:
-    sys.stderr.write(f"failover: error: {line}\n")
+    sys.stderr.write(f"failover: error: {visible(line)}\n")
     sys.stderr.flush()
 
 
