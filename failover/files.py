@@ -1,5 +1,9 @@
-"""Files failover writes (manifests, JUnit and drill reports) and the directories it keeps
-them in, written so that nobody else can read them or redirect them.
+"""Files failover reads from its user (config, playbooks, manifests) and files it writes
+(manifests, JUnit and drill reports), and the directories it keeps them in.
+
+- An input is a regular file of bounded size, read without blocking: a FIFO, a device
+  (``/dev/zero``) or a directory is refused at once with exit 2, never read until memory
+  runs out or waited on forever.
 
 - A file is written whole or not at all: a temporary file made with ``mkstemp``
   (``O_CREAT|O_EXCL``, so a planted file or symbolic link of that name is never opened) in
@@ -22,6 +26,43 @@ from failover.errors import FailoverError, InputError, Problem
 
 FILE_MODE = 0o600
 DIRECTORY_MODE = 0o700
+
+
+def read_input(path: Path, *, max_bytes: int, what: str = "file") -> str:
+    """The UTF-8 text of ``path``, a regular file of at most ``max_bytes``; InputError (exit 2)
+    naming the file otherwise."""
+    name = str(path)
+
+    def refused(message: str) -> InputError:
+        return InputError([Problem(file=name, message=message)])
+
+    try:
+        # O_NONBLOCK: opening a FIFO does not wait for a writer (it is refused just below).
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    except FileNotFoundError:
+        raise refused(f"{what} not found") from None
+    except OSError as exc:
+        raise refused(f"cannot read {what}: {exc.strerror}") from None
+    with os.fdopen(fd, "rb") as file:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise refused(f"the {what} is not a regular file")
+        if info.st_size > max_bytes:
+            raise refused(f"larger than {_size(max_bytes)}; refused")
+        try:
+            data = file.read(max_bytes + 1)
+        except OSError as exc:
+            raise refused(f"cannot read {what}: {exc.strerror}") from None
+    if len(data) > max_bytes:  # it grew while being read
+        raise refused(f"larger than {_size(max_bytes)}; refused")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise refused("not UTF-8 text") from None
+
+
+def _size(count: int) -> str:
+    return f"{count // (1024 * 1024)} MiB" if count >= 1024 * 1024 else f"{count // 1024} KiB"
 
 
 def write_atomic(path: Path, data: bytes | str, *, what: str = "file") -> None:
