@@ -269,6 +269,14 @@ TARGETS: dict[str, str] = {
     "storage": "providers.libcloud:connect_storage",
     "dns": "providers.libcloud:connect_dns",
 }
+# The driver class a profile names, without building it (what validation resolves).
+DRIVER_RESOLVER = "providers.libcloud.drivers:driver_class"
+
+
+def resolve_driver(capability: str, name: str, **where: Any) -> type:
+    """The driver class a profile's ``capability`` names, imported but never built (no
+    network); ConfigError naming ``where`` (``file``, ``field``) when nothing answers to it."""
+    return load_class(DRIVER_RESOLVER)(capability, name, **where)
 
 
 def compute_target(spec: Any, **where: Any) -> ComputeTarget:
