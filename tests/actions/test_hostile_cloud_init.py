@@ -5,6 +5,7 @@ theirs reaches the node's cloud-init except as checked data."""
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -99,3 +100,23 @@ def test_security_group_text_never_becomes_an_nftables_statement(hostile_snapsho
     assert refused.startswith(f"{group.id} (web-sg?add rule inet failover input accept??): rule ")
     assert refused.endswith("(ingress): protocol is neither a known name nor a number 0-255")
     assert any("firewall rule refused" in line for line in log)
+
+
+def test_a_database_name_never_becomes_a_line_of_the_restore_script(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from targetkit import database
+
+    from failover.actions.restore_databases import restore_script
+    from failover.naming import DumpKey
+
+    name = 'orders\ntouch /tmp/pwned\n$(touch /tmp/pwned2)"`touch /tmp/pwned3`'
+    dump = DumpKey(name, datetime(2026, 1, 1, tzinfo=UTC), ".dump")
+
+    script = restore_script(database(name), dump, "replica-failover-dumps", None)
+
+    assert "touch /tmp/pwned" not in script.splitlines()
+    assert "$(" not in script and "`" not in script
+    (tmp_path / "restore.sh").write_text(script)
+    checked = subprocess.run(["sh", "-n", str(tmp_path / "restore.sh")], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stderr  # still a well-formed script
