@@ -81,6 +81,16 @@ def source_zones(config: Any) -> SourceZones:
     return source_provider(config.source.provider, str(config.path)).zones(config)
 
 
+# The driver class a profile names, without building it (what validation resolves).
+DRIVER_RESOLVER = "providers.libcloud.drivers:driver_class"
+
+
+def resolve_driver(capability: str, name: str, **where: Any) -> type:
+    """The driver class a profile's ``capability`` names, imported but never built (no
+    network); ConfigError naming ``where`` (``file``, ``field``) when nothing answers to it."""
+    return load_object(DRIVER_RESOLVER)(capability, name, **where)
+
+
 def _target_factory(capability: str) -> Any:
     path = _registered("failover.targets").get(capability) or TARGET_CAPABILITIES[capability]
     return load_object(path)

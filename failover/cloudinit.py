@@ -14,6 +14,7 @@ import email
 import email.policy
 import hashlib
 import ipaddress
+import re
 from collections.abc import Sequence
 from email.message import EmailMessage, Message
 from typing import Any
@@ -70,6 +71,8 @@ def with_cloud_config(user_data: str | None, config: dict[str, Any], name: str =
     added = _part(cloud_config({**config, "merge_how": MERGE_HOW}), "cloud-config", name)
     if is_multipart(user_data):
         message = email.message_from_string(user_data, policy=_MIME)
+        if not message.is_multipart():
+            message.make_mixed()  # "MIME-Version:" on a single part: it becomes the first of two
         message.attach(added)
         return message.as_string()
     original = _part(user_data, part_subtype(user_data), "part-001")
@@ -186,10 +189,36 @@ def firewall_cloud_config(firewalls: Sequence[Firewall]) -> dict[str, Any]:
     }
 
 
+# -- what the source wrote, as data ----------------------------------------------------------
+# Everything below renders the source's security groups; their names, ids, protocols and
+# sources are the source's text. A name or id reaches the ruleset only inside a comment and
+# only in a safe charset; an address only as ipaddress normalised it; a protocol only from a
+# closed list or as a number; a port only as a checked integer. A rule that does not pass is
+# left out (the firewall admits less, never more) and named in refused_rules().
+
+COMMENT_UNSAFE = re.compile(r"[^A-Za-z0-9 ._:@/+=,()-]")
+COMMENT_MAX = 80
+_PROTOCOL_NAMES = {"tcp": "tcp", "6": "tcp", "udp": "udp", "17": "udp", "icmp": "icmp", "1": "icmp",
+                   "icmpv6": "icmpv6", "58": "icmpv6"}
+_ALL_PROTOCOLS = ("-1", "all")
+
+
+def comment_text(value: str) -> str:
+    """``value`` fit for a comment line of a file or script written to a node: one line of a
+    safe charset (any other character becomes ``?``), at most COMMENT_MAX characters."""
+    text = COMMENT_UNSAFE.sub("?", value)
+    return text if len(text) <= COMMENT_MAX else text[: COMMENT_MAX - 3] + "..."
+
+
+def _label(firewall: Firewall) -> str:
+    name = f"{firewall.id} ({firewall.name})" if firewall.name != firewall.id else firewall.id
+    return comment_text(name)
+
+
 def nftables_ruleset(firewalls: Sequence[Firewall]) -> str:
     """An nftables table admitting exactly what the security groups admit (a group's rules
     are allow rules; a packet passes when any rule of any group allows it)."""
-    names = ", ".join(f"{fw.id} ({fw.name})" if fw.name != fw.id else fw.id for fw in firewalls)
+    names = ", ".join(_label(fw) for fw in firewalls)
     lines = [
         "#!/usr/sbin/nft -f",
         f"# Written by failover from the source security groups {names}.",
@@ -211,6 +240,38 @@ def nftables_ruleset(firewalls: Sequence[Firewall]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def refused_rules(firewalls: Sequence[Firewall]) -> list[str]:
+    """The rules of ``firewalls`` left out of the ruleset, each as "<group>: rule N (<direction>): <why>"."""
+    refused = []
+    for firewall in firewalls:
+        for number, rule in enumerate(firewall.rules, start=1):
+            why = rule_problem(rule)
+            if why:
+                refused.append(f"{_label(firewall)}: rule {number} ({rule.direction}): {why}")
+    return refused
+
+
+def rule_problem(rule: FirewallRule) -> str | None:
+    """Why ``rule`` cannot be carried into nftables as data; None when it can."""
+    protocol = rule.protocol.lower()
+    if protocol not in _ALL_PROTOCOLS and protocol not in _PROTOCOL_NAMES and not _protocol_number(protocol):
+        return "protocol is neither a known name nor a number 0-255"
+    family = _PROTOCOL_NAMES.get(protocol)
+    if family in ("tcp", "udp") and rule.port_from is not None:
+        high = rule.port_to if rule.port_to is not None else rule.port_from
+        if not (0 <= rule.port_from <= high <= 65535):
+            return "ports out of range 0-65535"
+    if family in ("icmp", "icmpv6") and not all(port is None or -1 <= port <= 255 for port in (rule.port_from, rule.port_to)):
+        return "ICMP type or code out of range 0-255"
+    if not rule.sources:
+        return "no source"
+    return None
+
+
+def _protocol_number(protocol: str) -> bool:
+    return protocol.isascii() and protocol.isdigit() and int(protocol) <= 255
+
+
 def _chain(hook: str, direction: str, firewalls: Sequence[Firewall], always: Sequence[str]) -> list[str]:
     lines = [
         f"    chain {hook} {{",
@@ -223,13 +284,17 @@ def _chain(hook: str, direction: str, firewalls: Sequence[Firewall], always: Seq
     for firewall in firewalls:
         rules = [rule for rule in firewall.rules if rule.direction == direction]
         if rules:
-            lines.append(f"        # {firewall.id} ({firewall.name})")
-            lines += [f"        {statement}" for rule in rules for statement in nft_statements(rule)]
+            lines.append(f"        # {_label(firewall)}")
+            for rule in rules:
+                if rule_problem(rule) is None:
+                    lines += [f"        {statement}" for statement in nft_statements(rule)]
+                else:
+                    lines.append("        # a rule was refused here: see refused_rules in the step's outputs")
     return [*lines, "    }"]
 
 
 def nft_statements(rule: FirewallRule) -> list[str]:
-    """One nftables statement per source of a security-group rule."""
+    """One nftables statement per source of a security-group rule (a rule rule_problem() passed)."""
     peer = "saddr" if rule.direction == "ingress" else "daddr"
     match = _protocol_match(rule)
     return [" ".join(filter(None, (_address_match(source, peer), match, "accept"))) for source in rule.sources]
@@ -247,18 +312,18 @@ def _address_match(source: str, peer: str) -> str:
 
 def _protocol_match(rule: FirewallRule) -> str:
     protocol = rule.protocol.lower()
-    if protocol in ("-1", "all"):
+    if protocol in _ALL_PROTOCOLS:
         return ""
-    if protocol in ("tcp", "udp", "6", "17"):
-        name = {"6": "tcp", "17": "udp"}.get(protocol, protocol)
+    name = _PROTOCOL_NAMES.get(protocol)
+    if name in ("tcp", "udp"):
         return f"{name} dport {_ports(rule)}" if rule.port_from is not None else f"meta l4proto {name}"
-    if protocol in ("icmp", "1", "icmpv6", "58"):
-        return _icmp_match("icmpv6" if protocol in ("icmpv6", "58") else "icmp", rule)
-    return f"meta l4proto {protocol}"
+    if name in ("icmp", "icmpv6"):
+        return _icmp_match(name, rule)
+    return f"meta l4proto {int(protocol)}"
 
 
 def _ports(rule: FirewallRule) -> str:
-    low, high = rule.port_from, rule.port_to if rule.port_to is not None else rule.port_from
+    low, high = int(rule.port_from), int(rule.port_to if rule.port_to is not None else rule.port_from)
     return str(low) if low == high else f"{low}-{high}"
 
 
@@ -266,7 +331,7 @@ def _icmp_match(family: str, rule: FirewallRule) -> str:
     """EC2 writes an ICMP type in ``port_from`` and a code in ``port_to``; none (-1): all of them."""
     match = f"meta l4proto {'ipv6-icmp' if family == 'icmpv6' else 'icmp'}"
     if rule.port_from is not None and rule.port_from >= 0:
-        match = f"{family} type {rule.port_from}"
+        match = f"{family} type {int(rule.port_from)}"
         if rule.port_to is not None and rule.port_to >= 0:
-            match += f" {family} code {rule.port_to}"
+            match += f" {family} code {int(rule.port_to)}"
     return match

@@ -11,7 +11,14 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+)
 
 from failover.clock import parse_duration
 from failover.errors import ConfigError, InputError, Problem
@@ -182,6 +189,12 @@ class Config(Strict):
 
     # Where it was loaded from; not part of the file.
     path: Path = Field(default=Path(DEFAULT_FILE), exclude=True)
+    _lines: dict[tuple, int] = PrivateAttr(default_factory=dict)  # the line of each key, as read
+
+    def problem(self, loc: tuple[str | int, ...], message: str) -> Problem:
+        """A problem at ``loc`` (``("targets", "fallback", "compute", "driver")``), with its file and line."""
+        line = next((self._lines[loc[:end]] for end in range(len(loc), 0, -1) if loc[:end] in self._lines), None)
+        return Problem(file=str(self.path), line=line, field=".".join(map(str, loc)), message=message)
 
     @field_validator("state")
     @classmethod
@@ -237,9 +250,11 @@ def parse_config(doc: Document, path: Path) -> Config:
     if not isinstance(doc.data, dict):
         raise ConfigError([Problem(file=doc.file, line=doc.line_of(()), message="expected a mapping with service, source, targets")])
     try:
-        return Config.model_validate({**doc.data, "path": path})
+        config = Config.model_validate({**doc.data, "path": path})
     except ValidationError as exc:
         raise ConfigError(problems_from_validation(exc, doc)) from None
+    config._lines = dict(doc.lines)
+    return config
 
 
 def problems_from_validation(exc: ValidationError, doc: Document, prefix: tuple = ()) -> list[Problem]:

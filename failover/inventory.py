@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from failover.config import Config
+from failover.files import write_atomic
 from failover.manifest import Manifest
 from failover.state import SnapshotInfo, StateStore
 from failover.adapters import source_inventory
@@ -20,6 +21,4 @@ def take_snapshot(config: Config, store: StateStore, progress: Progress = no_pro
 def write_manifest(manifest: Manifest, path: Path, fmt: str | None = None) -> None:
     fmt = fmt or ("yaml" if path.suffix in (".yaml", ".yml") else "json")
     text = manifest.to_yaml() if fmt == "yaml" else manifest.to_json()
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    write_atomic(path, text, what="manifest")  # owner-only: it holds the nodes' decoded user data

@@ -10,15 +10,17 @@ from __future__ import annotations
 import json
 from collections import Counter
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from failover.clock import now_iso as now_iso  # re-exported: manifests are stamped with it
-from failover.errors import ManifestError, Problem
+from failover.errors import InputError, ManifestError, Problem
+from failover.files import read_input
 
 SCHEMA_VERSION = 1
+MAX_MANIFEST_BYTES = 256 * 1024 * 1024  # a manifest file given to diff: a regular file up to this
 
 
 class _Model(BaseModel):
@@ -148,7 +150,7 @@ class Certificate(ResourceBase):
 
 
 Resource = Annotated[
-    Union[Node, Volume, Firewall, Network, Address, Bucket, DnsZone, Database, LoadBalancer, Certificate],
+    Node | Volume | Firewall | Network | Address | Bucket | DnsZone | Database | LoadBalancer | Certificate,
     Field(discriminator="kind"),
 ]
 
@@ -194,7 +196,7 @@ class Manifest(_Model):
         return counts
 
     # -- canonical form --------------------------------------------------------------
-    def canonical(self) -> "Manifest":
+    def canonical(self) -> Manifest:
         data = self.model_dump(mode="json")
         data["resources"] = sorted((_canonical_resource(r) for r in data["resources"]), key=_resource_key)
         data["unsupported"] = sorted(data["unsupported"], key=lambda u: (u["type"], u.get("region") or "", u["id"]))
@@ -258,11 +260,9 @@ def parse_manifest(data: Any, file: str) -> Manifest:
 
 def load_manifest(path: Path) -> Manifest:
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ManifestError([Problem(file=str(path), message="manifest not found")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ManifestError([Problem(file=str(path), message=f"cannot read manifest: {exc}")]) from None
+        text = read_input(path, max_bytes=MAX_MANIFEST_BYTES, what="manifest")
+    except InputError as exc:
+        raise ManifestError(exc.problems) from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from pydantic import Field
 
 from failover.actions.base import ActionContext, Change, Params
-from failover.cloudinit import firewall_cloud_config, with_cloud_config
+from failover.cloudinit import firewall_cloud_config, refused_rules, with_cloud_config
 from failover.config import TargetProfile
 from failover.errors import (
     ConfigError,
@@ -73,6 +73,7 @@ class NodePlan:
     labels: dict[str, str]
     firewall: str
     security_groups: tuple[str, ...] = ()
+    refused_rules: tuple[str, ...] = ()  # security-group rules the cloud-init firewall could not carry
 
 
 # -- selecting -------------------------------------------------------------------------------
@@ -117,6 +118,9 @@ def plan_nodes(ctx: ActionContext, nodes: Sequence[Node]) -> list[NodePlan]:
     for node in nodes:
         choice = mapping.for_node(node.id)
         groups = node_firewalls(ctx.manifest, node) if firewall_via == VIA_CLOUD_INIT else []
+        refused = refused_rules(groups)
+        for rule in refused:
+            ctx.info(f"{names[node.id]}: firewall rule refused (left out, so the node admits less): {rule}")
         plans.append(NodePlan(
             source_id=node.id, source_name=node.name, key=keys[node.id], name=names[node.id],
             size=choice.size, image=choice.image,
@@ -124,6 +128,7 @@ def plan_nodes(ctx: ActionContext, nodes: Sequence[Node]) -> list[NodePlan]:
             labels={**run_labels(ctx), SOURCE_LABEL: node.id},
             firewall=firewall_via if node.firewalls else VIA_NONE,
             security_groups=tuple(node.firewalls),
+            refused_rules=tuple(refused),
         ))
     return plans
 
@@ -191,6 +196,7 @@ def node_change(ctx: ActionContext, plan: NodePlan, existing: NodeInfo | None) -
     detail = (
         f"from {plan.source_name} ({plan.source_id}): size {plan.size.id} ({plan.size.why}); "
         f"image {plan.image.id} {plan.image.name} ({plan.image.why}); firewall: {plan.firewall}"
+        + (f", {len(plan.refused_rules)} rules refused" if plan.refused_rules else "")
     )
     return Change("create", "node", plan.name, detail)
 
@@ -287,6 +293,7 @@ def node_entry(plan: NodePlan, node: NodeInfo, adopted: bool) -> dict[str, Any]:
         "adopted": adopted,
         "firewall": plan.firewall,
         "security_groups": list(plan.security_groups),
+        "refused_rules": list(plan.refused_rules),
     }
 
 

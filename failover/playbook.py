@@ -22,7 +22,18 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from failover.actions.base import ACTIONS
 from failover.config import Config, missing_secrets
 from failover.errors import ConfigError, InputError, NotFound, PlaybookError, Problem
-from failover.templates import Ref, TemplateError, evaluate_when, find_refs, lookup, parse, render, split_comparison, walk_strings
+from failover.targets import profile_problems
+from failover.templates import (
+    Ref,
+    TemplateError,
+    evaluate_when,
+    find_refs,
+    lookup,
+    parse,
+    render,
+    split_comparison,
+    walk_strings,
+)
 from failover.yamlio import Document, Loc, load_file, load_text
 
 BUILTIN_PACKAGE = "playbooks"
@@ -184,15 +195,15 @@ def validate_document(
 
 
 def target_problems(config: Config, target: str) -> list[Problem]:
-    """The target profile must exist and every secret it refers to must be set."""
+    """The target profile must exist, its drivers resolve, and every secret it refers to be set."""
     try:
         profile = config.target(target)
     except ConfigError as exc:
         return exc.problems
-    return [
+    return [*profile_problems(config, target), *[
         Problem(file=str(config.path), field=f"targets.{target}.{where}", message=f"environment variable {name} is not set")
         for where, name in missing_secrets(profile.model_dump(mode="json", exclude_none=True))
-    ]
+    ]]
 
 
 @dataclass

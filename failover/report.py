@@ -10,14 +10,15 @@ resolved secret can reach them.
 from __future__ import annotations
 
 import math
-import os
+import re
 from html import escape
 from pathlib import Path
 
 from failover.clock import duration
 from failover.drill import DrillResult, StepTiming, describe_difference
+from failover.files import private_directory, write_atomic
+from failover.state import REPORTS_DIR
 
-REPORTS_DIR = "reports"
 STATUS_COLOURS = {
     "succeeded": "#2e7d32",
     "failed": "#c62828",
@@ -35,20 +36,13 @@ WIDTH, LABELS, MARGIN, TOP, ROW, BAR = 960, 220, 30, 34, 26, 16
 
 def write_reports(state_dir: Path, result: DrillResult) -> tuple[Path, Path]:
     """Writes both reports (owner-only, like the rest of the state) and sets their paths on ``result``."""
-    directory = Path(state_dir) / REPORTS_DIR
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    directory = private_directory(Path(state_dir) / REPORTS_DIR, what="reports directory")
     html_path = directory / f"{result.record.id}.html"
     markdown_path = directory / f"{result.record.id}.md"
     result.report_html, result.report_markdown = html_path, markdown_path
-    _write(html_path, render_html(result))
-    _write(markdown_path, render_markdown(result))
+    write_atomic(html_path, render_html(result), what="drill report")
+    write_atomic(markdown_path, render_markdown(result), what="drill report")
     return html_path, markdown_path
-
-
-def _write(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as file:
-        file.write(text)
 
 
 # -- facts both reports show ---------------------------------------------------------------
@@ -277,7 +271,16 @@ def _step_row(step: StepTiming) -> str:
 
 
 def _cell(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+    """Text as a Markdown table cell that renders as written: controls and line breaks as
+    spaces, Markdown's punctuation backslash-escaped (no link, image, emphasis or code span
+    from a name), and HTML's ``& < >`` as entities (no tag from a name, ``<script>`` included)."""
+    text = _MARKDOWN_CONTROLS.sub(" ", text)
+    text = _MARKDOWN_PUNCTUATION.sub(lambda match: "\\" + match.group(), text)
+    return escape(text, quote=False)
+
+
+_MARKDOWN_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_MARKDOWN_PUNCTUATION = re.compile(r"[\\`*_\[\]!|~]")  # what is active inside a table cell
 
 
 def differences_text(result: DrillResult) -> list[str]:

@@ -20,14 +20,16 @@ import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from failover.errors import FailoverError, NotFound, Problem
+from failover.files import private_directory
 from failover.manifest import Manifest, parse_manifest
 from failover.state_pg import PostgresBackend, is_dsn
 
+REPORTS_DIR = "reports"  # the drill reports, under the state directory
 DB_NAME = "state.db"
 
 # Append only: each entry brings the schema from version i to i + 1.
@@ -306,7 +308,7 @@ class DrillRecord:
 
 def new_id(prefix: str) -> str:
     """Sortable by time, unique: ``snap-20261128T021539Z-3f2a9c``."""
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     return f"{prefix}-{stamp}-{secrets.token_hex(3)}"
 
 
@@ -340,10 +342,9 @@ class StateStore:
     def _open(self) -> sqlite3.Connection:
         old_umask = os.umask(0o077)
         try:
-            try:
-                self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            except OSError as exc:
-                raise FailoverError(f"cannot create the state directory: {exc.strerror}", where=str(self.directory)) from None
+            private_directory(self.directory, what="state directory")  # made 0700, or tightened to it
+            if os.path.lexists(self.directory / REPORTS_DIR):  # refused before a drill, not after it
+                private_directory(self.directory / REPORTS_DIR, what="reports directory")
             if not self.path.exists():
                 fd = os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600)
                 os.close(fd)
@@ -382,7 +383,7 @@ class StateStore:
         with self._lock:
             (self.backend or self._conn).close()
 
-    def __enter__(self) -> "StateStore":
+    def __enter__(self) -> StateStore:
         return self
 
     def __exit__(self, *exc: object) -> None:

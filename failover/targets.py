@@ -6,18 +6,51 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from failover.adapters import compute_target, dns_target, resolve_driver, storage_target
 from failover.config import Config
 from failover.errors import ConfigError, Problem
-from failover.adapters import compute_target, dns_target, storage_target
 from failover.ports import ComputeTarget, DnsTarget, StorageTarget
 
 _FACTORIES = {"compute": compute_target, "storage": storage_target, "dns": dns_target}
+CAPABILITIES = tuple(_FACTORIES)
+
+
+def profile_problems(config: Config, name: str | None = None) -> list[Problem]:
+    """What is wrong with target profile ``name`` (every profile when None), found without
+    the network: the profile must exist (a config without targets has none), and each
+    driver it names must resolve (its class imported, never built)."""
+    if name is None and not config.targets:
+        return [config.problem(("targets",), "no target profile: add the provider to fail over to")]
+    try:
+        profiles = {name: config.target(name)} if name is not None else dict(config.targets)
+    except ConfigError as exc:
+        return exc.problems
+    problems = []
+    for profile_name, profile in profiles.items():
+        for capability in CAPABILITIES:
+            spec = getattr(profile, capability)
+            if spec is None:
+                continue
+            loc = ("targets", profile_name, capability, "driver")
+            try:
+                resolve_driver(capability, spec.driver, file=str(config.path), field=".".join(loc[:-1]))
+            except ConfigError as exc:
+                problems += [config.problem(loc, problem.message) for problem in exc.problems]
+    return problems
+
+
+def require_profile(config: Config, name: str) -> None:
+    """ConfigError (exit 2) carrying :func:`profile_problems`, if any."""
+    problems = profile_problems(config, name)
+    if problems:
+        raise ConfigError(problems)
 
 
 class Targets:
     def __init__(self, config: Config, name: str) -> None:
         self.config = config
         self.name = name
+        require_profile(config, name)  # it exists and its drivers resolve, before any call
         self.profile = config.target(name)
         self._adapters: dict[str, Any] = {}
         self._lock = threading.Lock()

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from failover.errors import InputError, Problem
+from failover.files import read_input
 
 MAX_BYTES = 1024 * 1024
 MAX_DEPTH = 64
@@ -116,22 +117,9 @@ def load_text(text: str, file: str, *, max_bytes: int = MAX_BYTES) -> Document:
 
 
 def load_file(path: Path, *, max_bytes: int = MAX_BYTES, what: str = "file") -> Document:
-    name = str(path)
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        raise InputError([Problem(file=name, message=f"{what} not found")]) from None
-    except OSError as exc:
-        raise InputError([Problem(file=name, message=f"cannot read {what}: {exc.strerror}")]) from None
-    if size > max_bytes:
-        raise InputError([Problem(file=name, message=f"larger than {max_bytes // 1024} KiB; refused")])
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise InputError([Problem(file=name, message="not UTF-8 text")]) from None
-    except OSError as exc:
-        raise InputError([Problem(file=name, message=f"cannot read {what}: {exc.strerror}")]) from None
-    return load_text(text, name, max_bytes=max_bytes)
+    """A YAML file of the user's: a regular file of at most ``max_bytes`` (files.read_input)."""
+    text = read_input(path, max_bytes=max_bytes, what=what)
+    return load_text(text, str(path), max_bytes=max_bytes)
 
 
 def _walk(node: yaml.Node, loc: Loc, lines: dict[Loc, int], dups: list[Problem], file: str) -> None:

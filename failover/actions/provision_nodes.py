@@ -15,7 +15,8 @@ teardown must leave whatever was there before).
 Outputs, for the steps that need this one (DNS cutover, firewall, health checks)::
 
     nodes:     {<source name>: {id, name, source_id, source_name, public_ip, private_ip,
-                                size, image, state, adopted, firewall, security_groups}}
+                                size, image, state, adopted, firewall, security_groups,
+                                refused_rules}}
     addresses: {<source id>: <new public ip>}
     <source name>: the same entry as under nodes (``${steps.nodes.outputs.web-1.public_ip}``)
 

@@ -63,7 +63,7 @@ from failover.nodes import (
     ensure_nodes,
     map_onto_target,
 )
-from failover.cloudinit import cloud_config
+from failover.cloudinit import cloud_config, comment_text
 from failover.dsn import Dsn, parse_dsn
 from failover.dsn import conninfo_value as _conninfo_value
 from failover.dsn import dsn_error as _dsn_error
@@ -363,10 +363,11 @@ def dump_url(storage: StorageTarget, dump: DumpKey) -> str | None:
 def restore_script(database: Database, dump: DumpKey, container: str, url: str | None) -> str:
     family = dump_format(database.engine).family
     dump_file = f"{DUMP_DIR}/{slug(database.name)}{dump.suffix}"
+    where = comment_text(f"{container}/{dump.key}")  # the source's names, inert in a comment or a quoted echo
     header = [
         "#!/bin/sh",
-        f"# Written by failover: {_engine_label(database)} for database {database.name}, restored from",
-        f"# {container}/{dump.key}. Run it again to restore again (it replaces the database).",
+        f"# Written by failover: {_engine_label(database)} for database {comment_text(database.name)}, restored from",
+        f"# {where}. Run it again to restore again (it replaces the database).",
         "set -eu",
         "export DEBIAN_FRONTEND=noninteractive",
         f"DUMP={dump_file}",
@@ -382,7 +383,7 @@ def restore_script(database: Database, dump: DumpKey, container: str, url: str |
         '  curl -fsS --retry 5 -o "$DUMP.part" "$DUMP_URL" && mv "$DUMP.part" "$DUMP"',
         "fi",
         'if [ ! -s "$DUMP" ]; then',
-        f'  echo "failover: copy {container}/{dump.key} from the target storage to $DUMP, then run $0 again" >&2',
+        f'  echo "failover: copy {where} from the target storage to $DUMP, then run $0 again" >&2',
         "  exit 0",
         "fi",
     ]

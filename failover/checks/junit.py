@@ -11,21 +11,20 @@ time="SECONDS">`` per check, in report order:
 
 The suite's ``<properties>`` name the service, target, playbook and snapshot, and
 whether the service is ready. The file is written atomically (a temporary file in the
-same directory, then renamed), so a CI job never reads half a report.
+same directory, then renamed), so a CI job never reads half a report, and owner-only
+(0600, narrowed by the umask: ``failover.files``).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from failover.checks.base import FAIL, WARN
 from failover.checks.runner import Report
-from failover.errors import FailoverError
+from failover.files import write_atomic
 
 SUITE = "failover.check"
 # Characters XML 1.0 cannot hold at all (an object key may carry them into a detail).
@@ -57,23 +56,8 @@ def junit_xml(report: Report) -> bytes:
 
 
 def write_junit(report: Report, path: Path) -> None:
-    """Write the report to ``path`` atomically: a temporary file beside it, then a rename."""
-    path = Path(path)
-    directory = path.parent if str(path.parent) else Path(".")
-    try:
-        fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    except OSError as exc:
-        raise FailoverError(f"cannot write the JUnit report: {exc.strerror}", where=str(path)) from None
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(junit_xml(report))
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(temporary, 0o644)  # a report for CI to read, holding no secret
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    """Write the report to ``path`` atomically and owner-only (``failover.files``)."""
+    write_atomic(Path(path), junit_xml(report), what="JUnit report")
 
 
 def _text(value: str) -> str:

@@ -3,32 +3,61 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.text import Text
 
 from failover.config import Config, load_config
 from failover.state import StateStore, open_store
 
+# Characters that steer a terminal rather than print: C0 and C1 controls (ESC, CSI, CR,
+# backspace, ...; newline and tab stay) and the bidirectional overrides that reorder a line.
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def visible(text: str) -> str:
+    """``text`` with every terminal control shown as its escape (ESC as the four characters ``\\x1b``)."""
+    return _CONTROLS.sub(lambda match: match.group().encode("unicode_escape").decode("ascii"), text)
+
+
+class SafeConsole(Console):
+    """A console that never sends a control character of the data to the terminal: every
+    string it prints (a line, a table's cells and titles) passes through :func:`visible`
+    before rich reads it. Rich markup in data is still the caller's to escape
+    (``rich.markup.escape``): only the caller knows which brackets are its own."""
+
+    def render_str(self, text: str, **options: Any) -> Text:
+        return super().render_str(visible(text), **options)
+
+
 # People read stderr; stdout is for data.
-console = Console(stderr=True, highlight=False, soft_wrap=True)
+console = SafeConsole(stderr=True, highlight=False, soft_wrap=True)
 LOG_WIDTH = 160  # of tables when stderr is not a terminal (a log, cron mail, a CI job)
 
 
 def table_console(width: int = LOG_WIDTH) -> Console:
     """The terminal's console; elsewhere one wide enough that no column (a run id, a
     detail) is cut or wrapped."""
-    return console if console.is_terminal else Console(stderr=True, highlight=False, width=width)
+    return console if console.is_terminal else SafeConsole(stderr=True, highlight=False, width=width)
 
 ConfigOption = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option("--config", "-c", help="Config file (default: $FAILOVER_CONFIG, else ./failover.yaml).", show_default=False),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
@@ -41,7 +70,7 @@ MetricsOption = Annotated[
 ]
 
 
-def load(config_file: Optional[Path]) -> Config:
+def load(config_file: Path | None) -> Config:
     return load_config(config_file)
 
 
@@ -66,7 +95,7 @@ class Tasks:
         self._task = None
         self._running: list[str] = []
 
-    def __enter__(self) -> "Tasks":
+    def __enter__(self) -> Tasks:
         if self.live:
             self._progress = Progress(
                 SpinnerColumn(),
@@ -74,7 +103,7 @@ class Tasks:
                 BarColumn(),
                 MofNCompleteColumn(),
                 TimeElapsedColumn(),
-                TextColumn("{task.fields[current]}", style="dim"),
+                TextColumn("{task.fields[current]}", style="dim", markup=False),
                 console=console,
                 transient=True,
             )
@@ -92,10 +121,10 @@ class Tasks:
         if event == "total":
             self._progress.update(self._task, total=detail)
         elif event == "start":
-            self._running.append(label)
+            self._running.append(visible(label))
         elif event == "done":
-            if label in self._running:
-                self._running.remove(label)
+            if visible(label) in self._running:
+                self._running.remove(visible(label))
             self._progress.advance(self._task)
         self._progress.update(self._task, current=", ".join(self._running[:3]))
 
@@ -107,7 +136,7 @@ class Tasks:
 @contextmanager
 def status(message: str) -> Iterator[None]:
     if console.is_terminal:
-        with console.status(message):
+        with console.status(Text(visible(message))):
             yield
     else:
         yield

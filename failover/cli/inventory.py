@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from failover.cli.common import ConfigOption, DebugOption, JsonOption, Tasks, console, load, open_state, print_json
@@ -20,9 +21,9 @@ app = typer.Typer()
 @app.command()
 def inventory(
     output: Annotated[
-        Optional[Path], typer.Option("--output", "-o", help="Also write the manifest here (.json or .yaml; - for stdout).")
+        Path | None, typer.Option("--output", "-o", help="Also write the manifest here (.json or .yaml; - for stdout).")
     ] = None,
-    fmt: Annotated[Optional[str], typer.Option("--format", help="Manifest format for --output: json or yaml.")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="Manifest format for --output: json or yaml.")] = None,
     config_file: ConfigOption = None,
     json_out: JsonOption = False,
     debug: DebugOption = False,
@@ -55,7 +56,8 @@ def inventory(
             table.add_row(kind, str(info.counts[kind]))
     console.print(table)
     for item in manifest.unsupported:
-        console.print(f"[yellow]unsupported[/] {item.type} {item.id}: {item.reason}")
+        console.print(f"[yellow]unsupported[/] {escape(item.type)} {escape(item.id)}: {escape(item.reason)}")
     written = f", written to {output}" if output is not None and str(output) != "-" else ""
-    console.print(f"Snapshot {info.id} taken in {elapsed:.1f}s (account {manifest.source.account}){written}.")
+    console.print(f"Snapshot {info.id} taken in {elapsed:.1f}s (account {escape(manifest.source.account)})"
+                  f"{escape(written)}.")
 

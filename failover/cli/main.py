@@ -13,6 +13,7 @@ import typer
 from failover import signals
 from failover.cli import check, demo, drill, init, inventory, playbooks, replicate, runs, snapshots, state
 from failover.cli import run as run_commands
+from failover.cli.common import visible
 from failover.cli.completion import attach as attach_completion
 from failover.cli.version import version_callback
 from failover.errors import ExitCode, FailoverError
@@ -65,7 +66,7 @@ def run(argv: list[str]) -> int:
 
 
 def _err(line: str) -> None:
-    sys.stderr.write(f"failover: error: {line}\n")
+    sys.stderr.write(f"failover: error: {visible(line)}\n")
     sys.stderr.flush()
 
 

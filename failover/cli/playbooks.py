@@ -13,10 +13,23 @@ from rich.markup import escape
 from rich.table import Table
 
 from failover.actions.base import ACTIONS
-from failover.cli.common import ConfigOption, DebugOption, JsonOption, console, print_json
+from failover.cli.common import (
+    ConfigOption,
+    DebugOption,
+    JsonOption,
+    console,
+    print_json,
+)
 from failover.config import Config, config_path, load_config
 from failover.errors import InputError, Problem
-from failover.playbook import Playbook, builtin_playbooks, load_playbook, parse_var_args, playbook_schema
+from failover.playbook import (
+    Playbook,
+    builtin_playbooks,
+    load_playbook,
+    parse_var_args,
+    playbook_schema,
+)
+from failover.targets import profile_problems
 
 app = typer.Typer()
 
@@ -74,6 +87,8 @@ def _validate(ref: str, var_args: list[str], target: str | None, config_file: Pa
         config = _optional_config(config_file, needed=target is not None)
     except InputError as exc:
         problems += exc.problems
+    if config is not None and target is None:
+        problems += profile_problems(config)  # every profile's drivers (with --target: that profile's, below)
     try:
         book = load_playbook(ref, vars_override=overrides, config=config, target=target if config else None)
     except InputError as exc:

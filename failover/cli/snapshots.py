@@ -10,8 +10,17 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from failover.cli.common import ConfigOption, DebugOption, JsonOption, console, load, open_state, print_json
-from failover.manifest import KINDS, Manifest, diff as diff_manifests, load_manifest
+from failover.cli.common import (
+    ConfigOption,
+    DebugOption,
+    JsonOption,
+    console,
+    load,
+    open_state,
+    print_json,
+)
+from failover.manifest import KINDS, Manifest, load_manifest
+from failover.manifest import diff as diff_manifests
 
 app = typer.Typer()
 
@@ -76,7 +85,7 @@ def diff(
 
 def _manifest(store, service: str, ref: str) -> tuple[Manifest, str]:
     path = Path(ref)
-    if ref.endswith((".json",)) and path.is_file():
+    if ref.endswith((".json",)) and path.exists():  # a FIFO or a directory too: load_manifest refuses it by name
         return load_manifest(path), str(path)
     info, manifest = store.load_snapshot(service, ref)
     return manifest, info.id

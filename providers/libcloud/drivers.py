@@ -45,7 +45,8 @@ def driver_class(capability: str, name: str, *, file: str = DEFAULT_FILE, field:
         get_driver = importlib.import_module(LIBCLOUD_PROVIDERS[capability]).get_driver
         return get_driver(name)
     except (ImportError, AttributeError) as exc:
-        what = f"cannot import {name}: {exc}" if ":" in name else f"libcloud has no {capability} driver named {name!r}"
+        why = f" (cannot import it: {exc})" if ":" in name else f" (libcloud has no {capability} driver of that name)"
+        what = f"{name!r} is neither a libcloud provider name nor package.module:DriverClass{why}"
         raise ConfigError([Problem(file=file, field=f"{field}.driver", message=what)]) from None
 
 

@@ -138,6 +138,7 @@ def test_outputs_key_nodes_by_source_name_and_map_source_ids_to_new_addresses(co
         "adopted": False,
         "firewall": "firewall API",
         "security_groups": web_1.firewalls,
+        "refused_rules": [],
     }
     assert set(outputs) == {"nodes", "addresses", "web-1", "web-2"}
     assert outputs["addresses"] == {e["source_id"]: e["public_ip"] for e in outputs["nodes"].values()}

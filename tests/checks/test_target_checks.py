@@ -6,8 +6,10 @@ from __future__ import annotations
 import base64
 import json
 
+import pytest
 from checkkit import SECRETS, Kit, bucket, database, node, zone
 
+from failover.errors import ConfigError
 from failover.testing.servers import free_port
 
 WRONG_AZURE_KEY = base64.b64encode(b"not the account key of devstoreaccount1").decode()
@@ -73,11 +75,10 @@ def test_only_the_capabilities_the_profile_configures_are_probed(kit: Kit) -> No
     assert set(result.data) == {"dns"} and result.detail == "dns ok (zones listed)"
 
 
-def test_a_driver_libcloud_does_not_have_fails_the_check(kit: Kit) -> None:
+def test_a_driver_libcloud_does_not_have_is_an_input_error_before_any_check(kit: Kit) -> None:
     kit.write(profile={"dns": kit.dns(driver="nosuchdns")})
-    result = kit.run("target-credentials")
-    assert result.status == "fail"
-    assert result.detail.endswith("targets.fallback.dns.driver: libcloud has no dns driver named 'nosuchdns'")
+    with pytest.raises(ConfigError, match="targets.fallback.dns.driver: 'nosuchdns' is neither a libcloud provider name"):
+        kit.run("target-credentials")  # failover check exits 2: the profile is resolved before the checks run
 
 
 # -- target-location -------------------------------------------------------------------------

@@ -9,7 +9,10 @@ import stat
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pytest
+
 from failover.drill import DrillResult, StepTiming
+from failover.errors import InputError
 from failover.report import (
     duration,
     render_html,
@@ -137,3 +140,33 @@ def test_reports_are_written_to_the_state_directory_for_the_owner_only(tmp_path:
 
 def test_durations_read_as_people_say_them() -> None:
     assert [duration(s) for s in (None, 0.25, 59.94, 61, 3600, 3725)] == ["—", "0.2s", "59.9s", "1m 1s", "1h", "1h 2m"]
+
+
+def test_html_in_names_is_text_in_the_markdown_report() -> None:
+    from markdown_it import (
+        MarkdownIt,  # what rich renders Markdown with; GitHub's renderer is CommonMark too
+    )
+
+    drill = result(status="teardown_failed", clean=False)
+    drill.differences = [
+        {"kind": "node", "name": "web <script>alert(1)</script> (i-1)", "change": "added", "detail": "running"},
+        {"kind": "node", "name": "<img src=x onerror=alert(2)>", "change": "added",
+         "detail": "[click](javascript:alert(3)) ![x](http://attacker.example/x.png) `code` *em*\nline two"},
+    ]
+    markdown = render_markdown(drill)
+
+    html = MarkdownIt("commonmark").enable("table").render(markdown)
+    assert "<script" not in html and "<img" not in html and "<a " not in html and "<em>" not in html
+    assert "<code>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html  # shown as written
+    assert "| node | &lt;img src=x onerror=alert(2)&gt; | added |" in markdown
+    assert len([line for line in markdown.splitlines() if "onerror" in line]) == 1  # the line break did not split the row
+
+
+def test_a_reports_link_in_the_state_directory_is_refused(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "reports").symlink_to(elsewhere)
+    with pytest.raises(InputError, match="reports directory is a symbolic link"):
+        write_reports(tmp_path, result())
+    assert list(elsewhere.iterdir()) == []
