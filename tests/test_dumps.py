@@ -17,8 +17,12 @@ from typing import Any
 
 import pytest
 
+from failover.adapters import storage_target
 from failover.config import DatabaseSpec, StorageSpec
 from failover.dsn import parse_dsn
+from failover.errors import ConfigError, InputError
+from failover.naming import DUMPS_BUCKET, dump_key
+from failover.ports import ObjectInfo
 from failover.replicate.dumps import (
     DumpFailed,
     check_dsn,
@@ -28,11 +32,7 @@ from failover.replicate.dumps import (
     prune,
     store_dump,
 )
-from failover.errors import ConfigError, InputError
-from failover.naming import DUMPS_BUCKET, dump_key
 from failover.state import DumpRecord, StateStore
-from failover.adapters import storage_target
-from failover.ports import ObjectInfo
 from providers.libcloud.drivers import forget_adapters
 
 SERVICE, TARGET = "social-app", "fallback"

@@ -17,8 +17,8 @@ import pytest
 import yaml
 
 from failover.config import Config, load_config
-from failover.errors import InputError, LockHeld
 from failover.engine.lock import ServiceLock
+from failover.errors import InputError, LockHeld
 from failover.inventory import take_snapshot
 from failover.naming import DUMPS_BUCKET
 from failover.replicate import PARTS, ReplicateProgress, ReplicateResult, replicate

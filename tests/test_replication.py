@@ -17,8 +17,10 @@ from typing import Any
 import boto3
 import pytest
 
+from failover.adapters import storage_target
 from failover.config import StorageSpec
 from failover.errors import OperationFailed, TransientError
+from failover.ports import ObjectInfo, SourceObject
 from failover.replicate.buckets import (
     CopyProgress,
     Replicator,
@@ -32,8 +34,6 @@ from failover.testing.proxy import LatencyProxy
 from failover.testing.servers import MotoServer
 from providers.aws.objects import S3Objects
 from providers.aws.session import AwsSession
-from failover.adapters import storage_target
-from failover.ports import ObjectInfo, SourceObject
 
 MiB = 1024 * 1024
 CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing", "region_name": "us-east-1"}

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
+from failover.adapters import dns_target
 from failover.config import DnsSpec
 from failover.manifest import DnsZone, Record
-from failover.state import StateStore
-from failover.testing.emulators import EmulatorMissing, PowerDns
+from failover.ports import DnsTarget, RecordSet, ZoneInfo
 from failover.replicate.zones import (
     MirrorRefused,
     canonical_sets,
@@ -24,8 +24,8 @@ from failover.replicate.zones import (
     mirror_zone,
     sets_json,
 )
-from failover.adapters import dns_target
-from failover.ports import DnsTarget, RecordSet, ZoneInfo
+from failover.state import StateStore
+from failover.testing.emulators import EmulatorMissing, PowerDns
 from providers.libcloud.drivers import forget_adapters
 
 SERVICE, TARGET = "social-app", "fallback"

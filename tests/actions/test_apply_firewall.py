@@ -26,8 +26,8 @@ from targetkit import (
 from failover.actions.apply_firewall import ApplyFirewall, ApplyFirewallParams
 from failover.actions.provision_nodes import ProvisionNodes, ProvisionNodesParams
 from failover.errors import OperationFailed
-from failover.targets import Targets
 from failover.ports import FirewallRuleInfo
+from failover.targets import Targets
 
 WEB = firewall(
     "social-web", "sg-0web",

@@ -30,9 +30,9 @@ from failover.engine import Backoff, Engine
 from failover.engine.journal import RunStatus
 from failover.errors import InputError
 from failover.playbook import validate_document
+from failover.ports import RecordSet
 from failover.state import StateStore
 from failover.yamlio import Document
-from failover.ports import RecordSet
 
 CopyDnsZones = ACTIONS.get("copy-dns-zones")
 Params = CopyDnsZones.Params

@@ -40,9 +40,9 @@ from failover.cloudinit import cloud_config_parts
 from failover.errors import ConfigError, InputError, OperationFailed
 from failover.mapping import choose_image, choose_size
 from failover.naming import DUMPS_BUCKET, dump_key, parse_dump_key
+from failover.ports import ImageInfo, SizeInfo
 from failover.targets import Targets
 from failover.testing.postgres import DEFAULT_PASSWORD, LocalPostgres
-from failover.ports import ImageInfo, SizeInfo
 
 PASSWORD = DEFAULT_PASSWORD  # the postgres fixture's (tests/conftest.py): s3cret-Pw'd
 

@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 
 from checkkit import SERVICE, TARGET, Kit, ago, bucket, database, zone
 
-from failover.zonecopy import zone_copy
 from failover.dnsnames import ZoneRename, read_zone
 from failover.naming import DUMPS_BUCKET, dump_key
 from failover.state import DumpRecord, ZoneMirrorRecord
+from failover.zonecopy import zone_copy
 
 OBJECTS = {"index.html": b"<h1>hello</h1>", "img/logo.png": b"\x89PNG" + bytes(3000), "docs/a.txt": b"a" * 10}
 

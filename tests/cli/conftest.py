@@ -5,24 +5,15 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import boto3
 import pytest
 import yaml
+from clikit import FAILOVER, Result
 
 from failover.testing.plugin import MotoAccount
 from failover.testing.servers import MotoServer
-
-FAILOVER = [sys.executable, "-m", "failover.cli.main"]
-
-@dataclass
-class Result:
-    code: int
-    stdout: str
-    stderr: str
 
 
 @pytest.fixture

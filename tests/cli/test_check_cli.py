@@ -31,14 +31,14 @@ import pytest
 import xmlschema
 import yaml
 
-from failover.zonecopy import zone_copy
+from failover.adapters import dns_target
 from failover.config import DnsSpec
 from failover.dnsnames import ZoneRename, read_zone, selected_zones
 from failover.state import StateStore
 from failover.testing.plugin import started_world
 from failover.testing.servers import free_port
 from failover.testing.world import SECRET_VARIABLES, CliResult, EmulatedWorld
-from failover.adapters import dns_target
+from failover.zonecopy import zone_copy
 from providers.libcloud.drivers import forget_adapters
 
 SCHEMA = xmlschema.XMLSchema(Path(__file__).resolve().parents[1] / "checks" / "junit.xsd")

@@ -8,11 +8,11 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from clikit import FAILOVER
 
 from failover.config import DnsSpec
 from failover.demo import StepTime, critical_path
@@ -20,7 +20,6 @@ from failover.errors import OperationFailed
 from failover.testing.memdns import FileDNSDriver, read_records
 from providers.libcloud.dns import LibcloudDns
 
-FAILOVER = [sys.executable, "-m", "failover.cli.main"]
 STANDARD_STEPS = ["data", "nodes", "firewall", "databases", "dns-copy", "healthy", "cutover"]
 
 

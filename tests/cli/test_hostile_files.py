@@ -9,7 +9,7 @@ import stat
 import subprocess
 from pathlib import Path
 
-from conftest import FAILOVER, Result
+from clikit import FAILOVER, Result
 
 REGIONS = {"provider": "aws", "regions": ["us-east-1"], "select": {"tags": {"service": "social-app"}}}
 

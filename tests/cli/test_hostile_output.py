@@ -11,7 +11,7 @@ import subprocess
 import termios
 from pathlib import Path
 
-from conftest import FAILOVER
+from clikit import FAILOVER
 
 TARGETS = {"fallback": {}}  # no capability: the checks that need one say so, the table is printed all the same
 

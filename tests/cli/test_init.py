@@ -6,17 +6,16 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import boto3
 import pytest
 import yaml
+from clikit import FAILOVER
 
 from failover.testing.servers import free_port
 from failover.testing.world import UBUNTU_IMAGE
 
-FAILOVER = [sys.executable, "-m", "failover.cli.main"]
 REGIONS = ("--region", "us-east-1", "--region", "eu-west-1", "--region", "us-west-2")
 TARGET_SECRETS = {"DO_TOKEN": "t0ken", "AZURE_STORAGE_ACCOUNT": "acct", "AZURE_STORAGE_KEY": "a2V5",
                   "PDNS_API_KEY": "k", "PDNS_HOST": "127.0.0.1"}

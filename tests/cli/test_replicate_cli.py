@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from replicatekit import replicate, replicated, snapshot
 
+from failover.adapters import storage_target
 from failover.config import StorageSpec
 from failover.testing.emulators import Azurite
-from failover.adapters import storage_target
 from providers.libcloud.drivers import forget_adapters
 
 SERVICE_TAGS = [{"Key": "service", "Value": "social-app"}]

@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 from replicatekit import replicate, snapshot
 
+from failover.adapters import storage_target
 from failover.config import StorageSpec
 from failover.naming import DUMPS_BUCKET, parse_dump_key
 from failover.state import StateStore
 from failover.testing.emulators import Azurite
 from failover.testing.postgres import LocalPostgres
-from failover.adapters import storage_target
 from providers.libcloud.drivers import forget_adapters
 
 SERVICE_TAGS = [{"Key": "service", "Value": "social-app"}]

@@ -13,8 +13,7 @@ import boto3
 import libcloud
 import pytest
 import yaml
-
-FAILOVER = [sys.executable, "-m", "failover.cli.main"]
+from clikit import FAILOVER
 
 
 def failover(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:

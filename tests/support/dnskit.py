@@ -18,9 +18,9 @@ import yaml
 from failover.actions.base import ActionContext
 from failover.config import Config, load_config
 from failover.manifest import Address, DnsZone, LoadBalancer, Manifest, Node, Record, SourceInfo
+from failover.ports import RecordSet
 from failover.targets import Targets
 from failover.testing.emulators import PowerDns
-from failover.ports import RecordSet
 
 KEY_VARIABLE = "FAILOVER_TEST_PDNS_KEY"
 LB_HOST = "web-lb-123.us-east-1.elb.amazonaws.com"

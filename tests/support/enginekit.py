@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+from clikit import FAILOVER
 
 SUPPORT = Path(__file__).resolve().parent
-FAILOVER = [sys.executable, "-m", "failover.cli.main"]
 
 CONFIG = {
     "service": "svc",

@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 
+from failover.adapters import load_object
 from failover.config import TargetProfile
 from failover.manifest import Node
 from failover.mapping import MappingResult, map_nodes
-from failover.testing.libcloud_fixtures import ensure_libcloud_test_secrets, recorded_responses
-from failover.adapters import load_object
 from failover.ports import ImageInfo, SizeInfo
+from failover.testing.libcloud_fixtures import ensure_libcloud_test_secrets, recorded_responses
 from providers.libcloud.catalog import HOURS_BILLED_PER_MONTH, to_image_info, to_size_info
 
 # provider name -> (the driver class get_driver returns, its recorded responses, key)

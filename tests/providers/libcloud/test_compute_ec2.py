@@ -13,8 +13,8 @@ import pytest
 
 from failover.config import ComputeSpec
 from failover.errors import ConfigError, Interrupted, OperationFailed
-from failover.testing.servers import MotoServer
 from failover.ports import FirewallRuleInfo
+from failover.testing.servers import MotoServer
 from providers.libcloud import connect_compute
 from providers.libcloud.compute import LibcloudCompute
 

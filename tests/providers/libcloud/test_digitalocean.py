@@ -14,8 +14,8 @@ import pytest
 
 from failover.config import ComputeSpec, DnsSpec
 from failover.errors import CredentialsRefused, OperationFailed
-from failover.testing.libcloud_fixtures import ensure_libcloud_test_secrets, recorded_responses
 from failover.ports import RecordSet, ZoneInfo
+from failover.testing.libcloud_fixtures import ensure_libcloud_test_secrets, recorded_responses
 from providers.libcloud import connect_compute, connect_dns
 
 ensure_libcloud_test_secrets()

@@ -13,8 +13,8 @@ import pytest
 
 from failover.config import DnsSpec
 from failover.errors import OperationFailed, TransientError
-from failover.testing.emulators import PowerDns
 from failover.ports import RecordSet, ZoneInfo
+from failover.testing.emulators import PowerDns
 from providers.libcloud import connect_dns
 from providers.libcloud.dns import LibcloudDns
 
