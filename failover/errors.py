@@ -98,6 +98,10 @@ class LockHeld(FailoverError):
     exit_code = ExitCode.LOCKED
 
 
+class NotReady(OperationFailed):
+    """``check`` found the service not ready to fail over (exit 1)."""
+
+
 class ProviderError(FailoverError):
     """A provider could not be reached or refused the credentials (exit 4)."""
 

@@ -39,7 +39,7 @@ from failover.cli.common import (
     print_json,
     table_console,
 )
-from failover.errors import ExitCode, InputError, NotFound, Problem
+from failover.errors import ExitCode, InputError, NotFound, NotReady, Problem
 from failover.metrics import check_path, write_check_metrics
 from failover.playbook import parse_var_args
 from failover.targets import Targets
@@ -102,7 +102,9 @@ def check(
         print_json(report.to_dict())
     print_report(report)
     if not report.ready:
-        raise typer.Exit(ExitCode.FAILED)
+        failed = [result.name for result in report.checks if result.status == "fail"]
+        raise NotReady(f"{config.service} is not ready to fail over to {target}: "
+                       f"{len(failed)} check{'s' if len(failed) != 1 else ''} failed ({', '.join(failed)})")
 
 
 def print_report(report: Report) -> None:

@@ -36,8 +36,7 @@ def inventory(
     if output is not None and str(output) != "-" and not output.parent.is_dir():
         raise InputError([Problem(file="arguments", field="--output", message=f"directory {output.parent} does not exist")])
     config = load(config_file)
-    store = open_state(config)
-    with Tasks(f"Inventory of {config.service}") as progress:
+    with open_state(config) as store, Tasks(f"Inventory of {config.service}") as progress:
         info, manifest = take_snapshot(config, store, progress)
     elapsed = progress.elapsed
     if output is not None:
