@@ -11,7 +11,8 @@ As on failover day (the default, ``--source gone``): ``failover inventory``, the
 replicate`` and a database dump on the target, then the source's server stops and ``failover
 run standard`` works from the snapshot and the replicas. With ``--source up`` nothing is
 replicated beforehand and ``sync-buckets`` copies the bucket from the source during the run.
-The CLI runs in this process, through its own code (``failover.cli.demo.Commands``).
+The CLI runs in this process, through its own code (``failover.cli.demo.Commands``); the
+replication is the library's pass (``failover.replicate``), shown as the demo shows it.
 
 Figures, from the run's journal: each step's start and duration; the makespan (the run's
 start to its end) and the time from the run's start to healthy; the critical path (the
@@ -49,7 +50,7 @@ from rich.table import Table
 
 from failover import demo as world
 from failover.cli.common import console, print_json
-from failover.cli.demo import Commands, show, timeline_table
+from failover.cli.demo import Commands, replicate, show, timeline_table
 from failover.errors import Interrupted
 from failover.testing.emulators import Azurite, EmulatorMissing, PowerDns
 
@@ -224,8 +225,8 @@ class Bench:
             commands.run("inventory")
         with timed(phases, "replication"):
             if self.args.source == "gone":
-                commands.run("replicate", "--target", world.TARGET)
-            world.place_dump(_targets(config_file).storage, *DATABASE)
+                replicate(config_file)
+            world.place_dump(config_file, *DATABASE)
         if self.args.source == "gone":
             self.clouds.terminate_source()
         warming.join()

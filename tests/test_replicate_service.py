@@ -6,6 +6,8 @@ PostgreSQL. What is checked is the result object and the emulators' state afterw
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -211,3 +213,24 @@ def test_a_pass_holds_the_service_lock(config: Config, store: StateStore, tmp_pa
     finally:
         lock.release("run-elsewhere")
     assert list((tmp_path / "replicas").iterdir()) == []
+
+
+def test_a_lock_left_by_a_dead_process_is_taken_over_and_the_progress_observer_told(
+    config: Config, store: StateStore
+) -> None:
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # its pid exists no more
+    with store.transaction() as db:
+        db.execute("INSERT INTO locks (service, run_id, host, pid, process_started, since) VALUES (?, ?, ?, ?, ?, ?)",
+                   ("social-app", "run-crashed", socket.gethostname(), gone.pid, "1", "2026-01-01T00:00:00Z"))
+    told: list[tuple[str, str]] = []
+
+    class Observer(ReplicateProgress):
+        def lock_taken_over(self, service: str, holder: str) -> None:
+            told.append((service, holder))
+
+    result = replicate(config, "fallback", store=store, only=["zones"], progress=Observer())
+
+    assert result.ok and list(result.parts) == ["zones"]
+    assert [(service, holder.split(" (")[0]) for service, holder in told] == [("social-app", "run run-crashed")]
+    assert ServiceLock(store, "social-app").holder() is None  # released after the pass
