@@ -331,3 +331,7 @@ class SourceProvider(Protocol):
 
     def zones(self, config: Any) -> SourceZones:
         """The source's DNS reader."""
+
+    def discover(self, *, regions: list[str] | None, endpoint_url: str | None, profile: str | None) -> Any:
+        """For ``failover init``: the tagged resources the account holds (a
+        ``failover.initconfig.Discovery``), read with the provider's standard configuration."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from failover.initconfig import Discovery
+from providers.aws.discovery import discover
 from providers.aws.inventory import AwsInventory
 from providers.aws.objects import S3Objects
 from providers.aws.route53 import Route53Zones
@@ -20,3 +22,6 @@ class AwsSource:
 
     def zones(self, config: Any) -> Route53Zones:
         return Route53Zones.from_config(config)
+
+    def discover(self, *, regions: list[str] | None, endpoint_url: str | None, profile: str | None) -> Discovery:
+        return discover(regions=regions, endpoint_url=endpoint_url, profile=profile)
