@@ -32,6 +32,7 @@ from failover.errors import InputError
 from failover.playbook import validate_document
 from failover.ports import RecordSet
 from failover.state import StateStore
+from failover.testing.emulators import PowerDns
 from failover.yamlio import Document
 
 CopyDnsZones = ACTIONS.get("copy-dns-zones")
@@ -39,8 +40,8 @@ Params = CopyDnsZones.Params
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DnsLab]:
-    with dns_lab(tmp_path_factory.mktemp("copy-dns")) as started:
+def lab(tmp_path_factory: pytest.TempPathFactory, powerdns: PowerDns) -> Iterator[DnsLab]:
+    with dns_lab(tmp_path_factory.mktemp("copy-dns"), powerdns) as started:
         yield started
 
 

@@ -25,6 +25,7 @@ from dnskit import (
 
 from failover.actions.base import ACTIONS
 from failover.errors import OperationFailed
+from failover.testing.emulators import PowerDns
 
 CopyDnsZones = ACTIONS.get("copy-dns-zones")
 CutoverDns = ACTIONS.get("cutover-dns")
@@ -34,8 +35,8 @@ NOBODYS = "no node or Elastic IP of the snapshot has this address"
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DnsLab]:
-    with dns_lab(tmp_path_factory.mktemp("cutover-dns")) as started:
+def lab(tmp_path_factory: pytest.TempPathFactory, powerdns: PowerDns) -> Iterator[DnsLab]:
+    with dns_lab(tmp_path_factory.mktemp("cutover-dns"), powerdns) as started:
         yield started
 
 

@@ -35,6 +35,7 @@ from failover.config import load_config
 from failover.errors import OperationFailed
 from failover.manifest import Bucket, Manifest, SourceInfo, now_iso
 from failover.targets import Targets
+from failover.testing.emulators import PowerDns
 from failover.testing.servers import MotoServer
 
 ProvisionNodes, ApplyFirewall = ACTIONS.get("provision-nodes"), ACTIONS.get("apply-firewall")
@@ -126,8 +127,8 @@ def test_another_prefix_isolates_drills_from_each_other(compute_config, target) 
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DnsLab]:
-    with dns_lab(tmp_path_factory.mktemp("drill-dns")) as started:
+def lab(tmp_path_factory: pytest.TempPathFactory, powerdns: PowerDns) -> Iterator[DnsLab]:
+    with dns_lab(tmp_path_factory.mktemp("drill-dns"), powerdns) as started:
         yield started
 
 

@@ -224,9 +224,10 @@ def _all_zones(dns_target: Any) -> list[Any]:
 
 
 @contextmanager
-def dns_lab(directory: Path) -> Iterator[DnsLab]:
-    """A PowerDNS server for a test module; its API key reaches the config as ``${env:...}``."""
-    with PowerDns() as pdns, pytest.MonkeyPatch.context() as patch:
+def dns_lab(directory: Path, pdns: PowerDns) -> Iterator[DnsLab]:
+    """A test module's PowerDNS server (the ``powerdns`` fixture) in a config of its own; its
+    API key reaches the config as ``${env:...}``."""
+    with pytest.MonkeyPatch.context() as patch:
         patch.setenv(KEY_VARIABLE, pdns.api_key)
         yield DnsLab(pdns, write_config(directory, pdns))
 
