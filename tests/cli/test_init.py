@@ -137,6 +137,7 @@ def test_never_overwrites(two_services, tmp_path: Path) -> None:
     (["--select", "service=nothing-has-this"], "no tagged resource carries service=nothing-has-this"),
     (["--select", "service"], "expected KEY=VALUE"),
     (["--select", "service=shop", "--service", "Not A Name"], "--service"),
+    (["--select", "service=shop", "--region", "mars-north-1x"], "not an AWS region: mars-north-1x"),
 ])
 def test_bad_selectors_exit_2_writing_nothing(two_services, tmp_path: Path, args, expected) -> None:
     done = failover(tmp_path, "init", "--non-interactive", *args, *REGIONS, env=two_services)
