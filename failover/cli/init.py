@@ -60,6 +60,10 @@ def init(
     """Write a commented failover.yaml for one service of the source account (never overwrites)."""
     path = config_path(config_file)
     wanted = _selector(select or [])
+    bad_regions = [name for name in region or [] if not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d", name)]
+    if bad_regions:
+        raise InputError([Problem(file="arguments", field="--region",
+                                  message=f"not an AWS region: {', '.join(shown(name) for name in bad_regions)}")])
     if service is not None and not _valid_service(service):
         raise InputError([Problem(file="arguments", field="--service",
                                   message="lowercase letters, digits and dashes, starting with a letter or digit")])

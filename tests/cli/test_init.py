@@ -136,6 +136,7 @@ def test_never_overwrites(two_services, tmp_path: Path) -> None:
     (["--select", "service=nothing-has-this"], "no tagged resource carries service=nothing-has-this"),
     (["--select", "service"], "expected KEY=VALUE"),
     (["--select", "service=shop", "--service", "Not A Name"], "--service"),
+    (["--select", "service=shop", "--region", "mars-north-1x"], "not an AWS region: mars-north-1x"),
 ])
 def test_bad_selectors_exit_2_writing_nothing(two_services, tmp_path: Path, args, expected) -> None:
     done = failover(tmp_path, "init", "--non-interactive", *args, *REGIONS, env=two_services)
@@ -151,3 +152,24 @@ def test_an_unreachable_source_exits_4_writing_nothing(tmp_path: Path) -> None:
     done = failover(tmp_path, "init", "--non-interactive", "--select", "service=shop", "--region", "us-east-1", env=env)
     assert done.returncode == 4, done.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_on_a_terminal_it_asks_which_tag(two_services, tmp_path: Path) -> None:
+    """The proposals numbered, a question on the terminal; the answer picks the selector."""
+    import pty
+
+    primary, secondary = pty.openpty()
+    environment = {key: value for key, value in {**os.environ, **two_services}.items() if value != ""}
+    process = subprocess.Popen([*FAILOVER, "init", *REGIONS], cwd=tmp_path, env=environment, stdin=secondary,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    os.close(secondary)
+    try:
+        os.write(primary, b"2\n")  # the second proposal: service=blog
+        stdout, stderr = process.communicate(timeout=300)
+    finally:
+        os.close(primary)
+    assert process.returncode == 0, stderr
+    assert "Which selector holds the service" in stderr
+    config = yaml.safe_load((tmp_path / "failover.yaml").read_text())
+    assert config["source"]["select"]["tags"] == {"service": "blog"}
+    assert config["source"]["regions"] == ["us-west-2"] and "databases" not in config
