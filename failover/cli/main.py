@@ -11,10 +11,19 @@ import traceback
 
 import typer
 
-from failover.cli import check, demo, drill, inventory, playbooks, replicate, runs, snapshots
+from failover.cli import (
+    check,
+    demo,
+    drill,
+    inventory,
+    playbooks,
+    replicate,
+    runs,
+    snapshots,
+)
 from failover.cli import run as run_commands
-from failover.cli.common import visible
 from failover.errors import ExitCode, FailoverError, Interrupted
+from failover.terminal import visible
 
 app = typer.Typer(
     name="failover",
