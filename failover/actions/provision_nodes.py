@@ -305,7 +305,9 @@ def in_parallel(items: Sequence[Item], work: Callable[[Item], Result], *, label:
         return []
     with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(items)), thread_name_prefix="failover-node") as pool:
         futures = [pool.submit(in_context(work), item) for item in items]
-    failures = [(label(item), future.exception()) for item, future in zip(items, futures, strict=True) if future.exception()]
+    failures = [
+        (label(item), future.exception()) for item, future in zip(items, futures, strict=True) if future.exception()
+    ]
     if failures:
         raise combined_error(failures)
     return [future.result() for future in futures]
