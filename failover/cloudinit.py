@@ -261,7 +261,8 @@ def rule_problem(rule: FirewallRule) -> str | None:
         high = rule.port_to if rule.port_to is not None else rule.port_from
         if not (0 <= rule.port_from <= high <= 65535):
             return "ports out of range 0-65535"
-    if family in ("icmp", "icmpv6") and not all(port is None or -1 <= port <= 255 for port in (rule.port_from, rule.port_to)):
+    icmp_fields = (rule.port_from, rule.port_to)
+    if family in ("icmp", "icmpv6") and not all(port is None or -1 <= port <= 255 for port in icmp_fields):
         return "ICMP type or code out of range 0-255"
     if not rule.sources:
         return "no source"

@@ -24,7 +24,6 @@ from pathlib import Path
 
 from failover.errors import FailoverError, InputError, Problem
 
-FILE_MODE = 0o600
 DIRECTORY_MODE = 0o700
 
 
@@ -71,12 +70,12 @@ def write_atomic(path: Path, data: bytes | str, *, what: str = "file") -> None:
     directory = path.parent if str(path.parent) else Path(".")
     content = data.encode("utf-8") if isinstance(data, str) else data
     try:
+        # mkstemp: created 0600 less the umask, with O_EXCL under a name of its own.
         fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     except OSError as exc:
         raise FailoverError(f"cannot write the {what}: {exc.strerror}", where=str(path)) from None
     try:
         with os.fdopen(fd, "wb") as out:
-            os.fchmod(out.fileno(), FILE_MODE & ~_umask())
             out.write(content)
             out.flush()
             os.fsync(out.fileno())
@@ -110,14 +109,8 @@ def private_directory(path: Path, *, what: str = "directory") -> Path:
         raise InputError([Problem(file=str(path), message=f"the {what} is not a directory")])
     if stat.S_IMODE(info.st_mode) & 0o077:
         try:
-            os.chmod(path, stat.S_IMODE(info.st_mode) & DIRECTORY_MODE, follow_symlinks=False)
+            os.chmod(path, stat.S_IMODE(info.st_mode) & DIRECTORY_MODE)
         except OSError as exc:
             raise FailoverError(f"cannot make the {what} owner-only: {exc.strerror}", where=str(path)) from None
     return path
 
-
-def _umask() -> int:
-    """The process's umask (read by setting it and setting it back; no other way in Python)."""
-    current = os.umask(0o077)
-    os.umask(current)
-    return current

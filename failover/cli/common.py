@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import sys
 import time
 from collections.abc import Iterator
@@ -34,6 +33,7 @@ _CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2
 def visible(text: str) -> str:
     """``text`` with every terminal control shown as its escape (ESC as the four characters ``\\x1b``)."""
     return _CONTROLS.sub(lambda match: match.group().encode("unicode_escape").decode("ascii"), text)
+from failover.terminal import visible
 
 
 class SafeConsole(Console):

@@ -13,10 +13,10 @@ import typer
 from failover import signals
 from failover.cli import check, demo, drill, init, inventory, playbooks, replicate, runs, snapshots, state
 from failover.cli import run as run_commands
-from failover.cli.common import visible
 from failover.cli.completion import attach as attach_completion
 from failover.cli.version import version_callback
 from failover.errors import ExitCode, FailoverError
+from failover.terminal import visible
 
 app = typer.Typer(
     name="failover",

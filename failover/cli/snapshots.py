@@ -67,7 +67,7 @@ def diff(
     if json_out:
         print_json({"from": left_name, "to": right_name, **result})
         return
-    console.print(f"[bold]{left_name}[/] → [bold]{right_name}[/]")
+    console.print(f"[bold]{escape(left_name)}[/] → [bold]{escape(right_name)}[/]")
     if not any(result.values()):
         console.print("No changes.")
         return

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 
 from failover.playbook import Step
+from failover.terminal import visible
 
 
 class Observer:
@@ -31,5 +32,5 @@ class Observer:
         pass
 
     def warning(self, message: str) -> None:
-        sys.stderr.write(f"failover: warning: {message}\n")
+        sys.stderr.write(f"failover: warning: {visible(message)}\n")
         sys.stderr.flush()

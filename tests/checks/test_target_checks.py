@@ -77,7 +77,7 @@ def test_only_the_capabilities_the_profile_configures_are_probed(kit: Kit) -> No
 
 def test_a_driver_libcloud_does_not_have_is_an_input_error_before_any_check(kit: Kit) -> None:
     kit.write(profile={"dns": kit.dns(driver="nosuchdns")})
-    with pytest.raises(ConfigError, match="targets.fallback.dns.driver: 'nosuchdns' is neither a libcloud provider name"):
+    with pytest.raises(ConfigError, match="dns.driver: 'nosuchdns' is neither a libcloud provider name"):
         kit.run("target-credentials")  # failover check exits 2: the profile is resolved before the checks run
 
 

@@ -45,16 +45,19 @@ def test_a_fifo_as_playbook_or_manifest_is_refused_instead_of_waited_on(failover
 def test_validate_resolves_every_driver_of_every_profile(failover, write_config) -> None:
     config = write_config(source=SOURCE, targets=BAD_DRIVERS)
     lines = Path(config).read_text().splitlines()
-    line_of = {word: next(i for i, text in enumerate(lines, 1) if word in text) for word in ("digitalocaen", "nosuch_pkg")}
+    line_of = {word: next(i for i, text in enumerate(lines, 1) if word in text)
+               for word in ("digitalocaen", "nosuch_pkg")}
 
     result = failover("validate", "smoke", "--config", str(config), timeout=60)
 
     assert result.code == 2, result.stderr
     assert one_line_errors(result.stderr) == [
-        f"failover: error: {config}:{line_of['digitalocaen']}: targets.fallback.compute.driver: 'digitalocaen' is neither "
-        "a libcloud provider name nor package.module:DriverClass (libcloud has no compute driver of that name)",
-        f"failover: error: {config}:{line_of['nosuch_pkg']}: targets.fallback.storage.driver: 'nosuch_pkg.drivers:Nope' "
-        "is neither a libcloud provider name nor package.module:DriverClass (cannot import it: No module named 'nosuch_pkg')",
+        f"failover: error: {config}:{line_of['digitalocaen']}: targets.fallback.compute.driver: 'digitalocaen' "
+        "is neither a libcloud provider name nor package.module:DriverClass "
+        "(libcloud has no compute driver of that name)",
+        f"failover: error: {config}:{line_of['nosuch_pkg']}: targets.fallback.storage.driver: "
+        "'nosuch_pkg.drivers:Nope' is neither a libcloud provider name nor package.module:DriverClass "
+        "(cannot import it: No module named 'nosuch_pkg')",
     ]
 
 
@@ -63,8 +66,9 @@ def test_a_config_without_targets_fails_what_needs_one(failover, write_config) -
 
     validated = failover("validate", "smoke", "--config", str(config), timeout=60)
     assert validated.code == 2, validated.stderr
-    assert one_line_errors(validated.stderr) == [f"failover: error: {config}: targets: no target profile: add the provider "
-                                                 "to fail over to"]
+    assert one_line_errors(validated.stderr) == [
+        f"failover: error: {config}: targets: no target profile: add the provider to fail over to"
+    ]
     planned = failover("plan", "smoke", "--target", "fallback", "--config", str(config), timeout=60)
     assert planned.code == 2 and "no such target profile (known: none)" in planned.stderr
 

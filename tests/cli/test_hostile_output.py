@@ -13,6 +13,7 @@ from pathlib import Path
 
 from clikit import FAILOVER
 
+SOURCE = {"provider": "aws", "regions": ["us-east-1"], "select": {"tags": {"service": "social-app"}}}
 TARGETS = {"fallback": {}}  # no capability: the checks that need one say so, the table is printed all the same
 
 
@@ -43,7 +44,7 @@ def test_a_table_name_with_rich_markup_is_printed_as_written(clients, write_conf
         AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST",
         Tags=[{"Key": "service", "Value": "social-app"}],
     )
-    config = write_config(source={"provider": "aws", "regions": ["us-east-1"], "select": {"tags": {"service": "social-app"}}})
+    config = write_config(source=SOURCE)
 
     result = failover("inventory", "-c", str(config))
 
@@ -59,11 +60,12 @@ def test_terminal_controls_in_record_names_are_shown_not_sent(clients, write_con
         ResourceType="hostedzone", ResourceId=zone.split("/")[-1], AddTags=[{"Key": "service", "Value": "social-app"}],
     )
     # Route53 writes other bytes as octal escapes; \033 is ESC, and [2J clears the screen.
-    route53.change_resource_record_sets(HostedZoneId=zone, ChangeBatch={"Changes": [{"Action": "CREATE", "ResourceRecordSet": {
-        "Name": "\\033[2Jevil.social.example.", "Type": "A", "TTL": 86400, "ResourceRecords": [{"Value": "192.0.2.1"}]},
-    }]})
-    config = write_config(source={"provider": "aws", "regions": ["us-east-1"], "select": {"tags": {"service": "social-app"}}},
-                          targets=TARGETS)
+    record = {"Name": "\\033[2Jevil.social.example.", "Type": "A", "TTL": 86400,
+              "ResourceRecords": [{"Value": "192.0.2.1"}]}
+    route53.change_resource_record_sets(
+        HostedZoneId=zone, ChangeBatch={"Changes": [{"Action": "CREATE", "ResourceRecordSet": record}]},
+    )
+    config = write_config(source=SOURCE, targets=TARGETS)
 
     code, shown = on_a_terminal("inventory", "-c", str(config), cwd=tmp_path)
     assert code == 0, shown

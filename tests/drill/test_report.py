@@ -160,7 +160,7 @@ def test_html_in_names_is_text_in_the_markdown_report() -> None:
     assert "<code>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html  # shown as written
     assert "| node | &lt;img src=x onerror=alert(2)&gt; | added |" in markdown
-    assert len([line for line in markdown.splitlines() if "onerror" in line]) == 1  # the line break did not split the row
+    assert len([line for line in markdown.splitlines() if "onerror" in line]) == 1  # the line break split no row
 
 
 def test_a_reports_link_in_the_state_directory_is_refused(tmp_path: Path) -> None:

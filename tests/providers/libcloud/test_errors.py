@@ -107,9 +107,9 @@ def test_a_provider_echoing_the_secret_does_not_put_it_in_the_message() -> None:
 
 
 def test_a_driver_libcloud_does_not_have_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match="compute.driver: 'hetzner' is neither a libcloud provider name nor package.module:DriverClass"):
+    with pytest.raises(ConfigError, match="compute.driver: 'hetzner' is neither a libcloud provider name nor package"):
         connect_compute(ComputeSpec(driver="hetzner")).find_node("x")
-    with pytest.raises(ConfigError, match="storage.driver: 'nowhere.module:Driver' is neither .* \\(cannot import it: "):
+    with pytest.raises(ConfigError, match="storage.driver: 'nowhere.module:Driver' is neither .* \\(cannot import it"):
         connect_storage(StorageSpec(driver="nowhere.module:Driver")).container_exists("x")
 
 
