@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from failover.adapters import source_inventory
 from failover.config import Config
 from failover.files import write_atomic
 from failover.manifest import Manifest
-from failover.state import SnapshotInfo, StateStore
-from failover.adapters import source_inventory
 from failover.ports import Progress, no_progress
+from failover.state import SnapshotInfo, StateStore
 
 
 def take_snapshot(config: Config, store: StateStore, progress: Progress = no_progress) -> tuple[SnapshotInfo, Manifest]:

@@ -32,6 +32,9 @@ from typing import Any
 from pydantic import Field
 
 from failover.actions.base import ACTIONS, Action, ActionContext, Change, Params
+from failover.errors import OperationFailed
+from failover.manifest import Firewall, FirewallRule, Manifest, Node
+from failover.naming import firewall_names, node_names
 from failover.nodes import (
     RUN_LABEL,
     SOURCE_LABEL,
@@ -43,9 +46,6 @@ from failover.nodes import (
     run_labels,
     select_nodes,
 )
-from failover.errors import OperationFailed
-from failover.manifest import Firewall, FirewallRule, Manifest, Node
-from failover.naming import firewall_names, node_names
 from failover.ports import ComputeTarget, FirewallInfo, FirewallRuleInfo
 
 NO_PORT = -1  # EC2's "every port" (and every ICMP type), written None on the target

@@ -35,8 +35,8 @@ from failover.dnsnames import (
     selected_zones,
 )
 from failover.errors import Interrupted
-from failover.zonecopy import WantedSet, ZoneCopy, zone_copy
 from failover.ports import DnsTarget, RecordSet
+from failover.zonecopy import WantedSet, ZoneCopy, zone_copy
 
 CREATED_ZONE = "dns_zone"  # journal kind
 

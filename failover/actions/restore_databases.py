@@ -55,14 +55,6 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from failover.actions.base import ACTIONS, Action, ActionContext, Change, Params
-from failover.nodes import (
-    SOURCE_LABEL,
-    VIA_NONE,
-    NodePlan,
-    destroy_nodes,
-    ensure_nodes,
-    map_onto_target,
-)
 from failover.cloudinit import cloud_config, comment_text
 from failover.dsn import Dsn, parse_dsn
 from failover.dsn import conninfo_value as _conninfo_value
@@ -81,6 +73,14 @@ from failover.naming import (
     newest_dump,
     node_names,
     slug,
+)
+from failover.nodes import (
+    SOURCE_LABEL,
+    VIA_NONE,
+    NodePlan,
+    destroy_nodes,
+    ensure_nodes,
+    map_onto_target,
 )
 from failover.ports import NodeInfo, StorageTarget
 

@@ -37,9 +37,9 @@ from typing import Any, TypeVar
 
 from failover.errors import Interrupted, OperationFailed
 from failover.manifest import now_iso
+from failover.ports import ObjectInfo, SourceStorage, StorageTarget
 from failover.retry import in_context, retry_requests
 from failover.state import ReplicaObject, ReplicationRecord, StateStore, new_id
-from failover.ports import ObjectInfo, SourceStorage, StorageTarget
 
 DEFAULT_WORKERS = 16
 MASS_DELETION_SHARE = 0.10

@@ -59,8 +59,8 @@ from failover.naming import (
     dump_prefix,
     parse_dump_key,
 )
-from failover.state import DumpRecord, StateStore, new_id
 from failover.ports import ObjectInfo, StorageTarget
+from failover.state import DumpRecord, StateStore, new_id
 
 CHUNK_SIZE = 1024 * 1024
 GZIP_LEVEL = 6

@@ -28,7 +28,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from failover.zonecopy import ZoneCopy, zone_copy
 from failover.dnsnames import (
     TargetZone,
     ZoneRename,
@@ -38,9 +37,10 @@ from failover.dnsnames import (
 )
 from failover.errors import OperationFailed
 from failover.manifest import DnsZone, now_iso
+from failover.ports import DnsTarget, RecordSet
 from failover.replicate.buckets import MASS_DELETION_SHARE
 from failover.state import StateStore, ZoneMirrorRecord, new_id
-from failover.ports import DnsTarget, RecordSet
+from failover.zonecopy import ZoneCopy, zone_copy
 
 DEFAULT_SKIP_TYPES = ("SOA", "NS")  # at the apex: the target's own
 
