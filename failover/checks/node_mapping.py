@@ -10,12 +10,9 @@ would create (node mode): sized from the instance class, on the image it asks fo
 
 from __future__ import annotations
 
-from failover.nodes import PROVISIONED_STATES
-from failover.actions.restore_databases import (
-    DB_IMAGE_NAME,
-    RestoreDatabasesParams,
-    database_node,
-)
+from typing import Any
+
+from failover.actions.base import ACTIONS
 from failover.checks.base import (
     CHECKS,
     Check,
@@ -26,9 +23,12 @@ from failover.checks.base import (
     plural,
     warned,
 )
+from failover.databases.base import engine_for
+from failover.databases.node import DB_IMAGE_NAME, database_node
 from failover.errors import FailoverError
+from failover.manifest import Node
 from failover.mapping import map_nodes, node_label
-from failover.naming import dump_format
+from failover.nodes import PROVISIONED_STATES
 from failover.playbook import load_playbook
 from failover.templates import resolve
 
@@ -55,7 +55,7 @@ class NodeMapping(Check):
             profile = profile.model_copy(update={"compute": profile.compute.model_copy(update={"location": location.id})})
         sizes, images, locations = compute.sizes(), compute.images(), [location.id] if location else None
         mapping = map_nodes(nodes, sizes, images, profile, locations)
-        pairs = list(zip(nodes, mapping.nodes))
+        pairs = list(zip(nodes, mapping.nodes, strict=True))
         errors, warnings = list(mapping.errors), list(mapping.warnings)
         for node, params in databases:  # each with its step's overrides
             overridden = profile.model_copy(update={
@@ -100,7 +100,7 @@ class _AnyEnv(dict):
         return "set"
 
 
-def database_nodes(ctx: CheckContext) -> list[tuple[object, RestoreDatabasesParams]]:
+def database_nodes(ctx: CheckContext) -> list[tuple[Node, Any]]:
     """(the database as a node, its step's parameters) for every snapshot database a
     ``restore-databases`` step of the playbook would restore on a new node. A playbook that
     does not validate gives none (``playbook-valid`` names its problems)."""
@@ -108,18 +108,19 @@ def database_nodes(ctx: CheckContext) -> list[tuple[object, RestoreDatabasesPara
         book = load_playbook(ctx.playbook, vars_override=ctx.vars)
     except FailoverError:
         return []
-    found: dict[str, tuple[object, RestoreDatabasesParams]] = {}
+    params_model = ACTIONS.get("restore-databases").Params
+    found: dict[str, tuple[Node, Any]] = {}
     for step in book.steps:
         if step.action != "restore-databases":
             continue
         try:
-            params = RestoreDatabasesParams.model_validate(resolve(step.with_, vars=book.vars, outputs={}, env=_AnyEnv()))
+            params = params_model.model_validate(resolve(step.with_, vars=book.vars, outputs={}, env=_AnyEnv()))
         except (FailoverError, ValueError):
             continue  # parameters known only at run time (a step's outputs): the run's plan maps them
         if params.restore_mode != "node":
             continue
         for database in ctx.manifest.of_kind("database"):
             chosen = not params.select.names or database.name in params.select.names
-            if chosen and dump_format(database.engine) is not None:
+            if chosen and engine_for(database.engine) is not None:
                 found.setdefault(database.id, (database_node(database), params))
     return list(found.values())

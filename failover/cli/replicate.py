@@ -60,6 +60,7 @@ from failover.cli.common import (
     table_console,
 )
 from failover.config import Config, DatabaseSpec, resolve_secrets
+from failover.databases.base import engine_for
 from failover.dnsnames import selected_zones
 from failover.dumps import DumpResult, check_dsn, database_dsn, dump_database, prune
 from failover.engine.lock import ServiceLock
@@ -73,7 +74,7 @@ from failover.errors import (
 )
 from failover.ports import SourceZones
 from failover.manifest import Database, DnsZone, Manifest, now_iso
-from failover.naming import DUMPS_BUCKET, dump_format
+from failover.naming import DUMPS_BUCKET
 from failover.replication import (
     DEFAULT_WORKERS,
     BucketResult,
@@ -485,7 +486,7 @@ class Databases:
                 known = ", ".join(sorted(in_snapshot)) or "none"
                 problems.append(Problem(file=str(config.path), field=f"databases.{name}",
                                         message=f"no database {name} in snapshot {snapshot.id} (it has: {known})"))
-            elif dump_format(db.engine) is None:
+            elif engine_for(db.engine) is None:
                 problems.append(Problem(file=str(config.path), field=f"databases.{name}",
                                         message=f"engine {db.engine} has no dump format (failover dumps PostgreSQL, MySQL and MariaDB)"))
             else:
