@@ -82,6 +82,7 @@ def test_engine_versions_that_are_not_digits_and_dots_are_refused_and_the_other_
     playbook.write_text(yaml.safe_dump(PLAYBOOK))
 
     planned = failover("plan", str(playbook), "--target", "fallback", "-c", str(config), "--json")
+    shown = failover("plan", str(playbook), "--target", "fallback", "-c", str(config), env={"COLUMNS": "300"})
     ran = failover("run", str(playbook), "--target", "fallback", "-c", str(config), "--yes", "--json")
 
     assert planned.code == 0, planned.stderr
@@ -91,6 +92,9 @@ def test_engine_versions_that_are_not_digits_and_dots_are_refused_and_the_other_
     assert "engine version '9.6; touch /tmp/failover-injected' is not digits and dots" in refusals["orders-db"]
     assert "engine version '8.0\\ntouch /tmp/failover-injected' is not digits and dots" in refusals["shop-db"]
     assert [change["name"] for change in changes if change["operation"] == "create"] == ["social-app-users-db"]
+    assert shown.code == 0, shown.stderr
+    refused_rows = [line for line in shown.stderr.splitlines() if "refuse" in line]
+    assert len(refused_rows) == 2 and "orders-db" in refused_rows[0] and "shop-db" in refused_rows[1]
 
     assert ran.code == 0, ran.stderr
     outputs = step_outputs(json.loads(ran.stdout))

@@ -286,7 +286,8 @@ def test_a_dsn_of_any_shape_dumps_and_its_password_reaches_no_argv_output_or_sta
 ) -> None:
     seed_rds(clients)
     snapshot(failover, config)
-    monkeypatch.setenv("ORDERS_DB_DSN", dsn.format(password=SLASHED, encoded=SLASHED.replace("/", "%2F"), port=slashed.port))
+    encoded = SLASHED.replace("/", "%2F")
+    monkeypatch.setenv("ORDERS_DB_DSN", dsn.format(password=SLASHED, encoded=encoded, port=slashed.port))
 
     result = replicate(failover, config, "--json")
 
