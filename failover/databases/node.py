@@ -69,8 +69,8 @@ def restore_script(database: Database, dump: DumpKey, container: str, url: str |
                f"then run {script_path(database)} again")
     header = [
         "#!/bin/sh",
-        f"# Written by failover: {engine.label(database)} for database {_comment(database.name)}, restored from",
-        f"# {_comment(source)}. Run it again to restore again (it replaces the database).",
+        f"# Written by failover: {_comment(engine.label(database))} for database {_comment(database.name)},",
+        f"# restored from {_comment(source)}. Run it again to restore again (it replaces the database).",
         "set -eu",
         "export DEBIAN_FRONTEND=noninteractive",
         f"DUMP={shlex.quote(dump_file)}",
