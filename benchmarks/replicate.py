@@ -45,6 +45,7 @@ from typing import Any
 
 import boto3
 
+from failover.adapters import storage_target
 from failover.config import StorageSpec
 from failover.replicate.buckets import Replicator, listed
 from failover.state import StateStore
@@ -52,7 +53,6 @@ from failover.testing.emulators import Azurite
 from failover.testing.servers import MotoServer
 from providers.aws.objects import S3Objects
 from providers.aws.session import AwsSession
-from failover.adapters import storage_target
 
 KB, MB = 1000, 1000 * 1000
 RATIO_GOAL = 1.0  # failover's first copy / rclone's: at most this

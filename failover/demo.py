@@ -277,7 +277,7 @@ class EmbeddedClouds:
         return self.workdir / "target-dns.json"
 
     def target_profile(self) -> dict[str, Any]:
-        from failover.actions.restore_databases import DB_IMAGE_NAME
+        from failover.databases.node import DB_IMAGE_NAME
 
         credentials = {"key": "demo", "secret": "demo", "host": "127.0.0.1", "port": self.compute.port, "secure": False}
         return {

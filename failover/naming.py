@@ -7,8 +7,9 @@ that every step (and every retry, resume and rollback) derives the same ones.
 - Firewalls get the same treatment in a namespace of their own.
 - Database dumps, written by replication and read by restore-databases, live in the
   storage bucket ``failover-dumps`` (container ``container_prefix + "failover-dumps"``)
-  under ``<database name>/<UTC time>.dump`` (``pg_dump -Fc``) or ``.sql.gz``
-  (``mysqldump``, gzipped), the time written ``20240115T103000Z``.
+  under ``<database name>/<UTC time><suffix>``, the suffix the engine's
+  (:mod:`failover.databases`: ``.dump`` for ``pg_dump -Fc``, ``.sql.gz`` for ``mysqldump``,
+  gzipped), the time written ``20240115T103000Z``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from failover.databases.base import dump_suffixes, engine_for
 from failover.manifest import Manifest, ResourceBase
 
 MAX_NAME = 63
@@ -87,28 +89,7 @@ def _short_hash(text: str) -> str:
 
 DUMPS_BUCKET = "failover-dumps"
 DUMP_TIME_FORMAT = "%Y%m%dT%H%M%SZ"
-_DUMP_KEY = re.compile(r"^(?P<database>.+)/(?P<time>\d{8}T\d{6}Z)(?P<suffix>\.dump|\.sql\.gz)$")
-
-
-@dataclass(frozen=True)
-class DumpFormat:
-    family: str  # "postgres" or "mysql" (MariaDB and Aurora MySQL included)
-    suffix: str
-    description: str
-
-
-POSTGRES_DUMP = DumpFormat("postgres", ".dump", "pg_dump -Fc")
-MYSQL_DUMP = DumpFormat("mysql", ".sql.gz", "mysqldump, gzipped")
-
-# RDS engine names -> how their dumps are written.
-DUMP_FORMATS: dict[str, DumpFormat] = {
-    "postgres": POSTGRES_DUMP,
-    "aurora-postgresql": POSTGRES_DUMP,
-    "mysql": MYSQL_DUMP,
-    "aurora-mysql": MYSQL_DUMP,
-    "aurora": MYSQL_DUMP,
-    "mariadb": MYSQL_DUMP,
-}
+_DUMP_KEY = re.compile(r"(?P<database>.+)/(?P<time>\d{8}T\d{6}Z)(?P<suffix>\.[a-z0-9.]+)")
 
 
 @dataclass(frozen=True)
@@ -122,9 +103,11 @@ class DumpKey:
         return f"{self.database}/{self.taken_at.strftime(DUMP_TIME_FORMAT)}{self.suffix}"
 
 
-def dump_format(engine: str) -> DumpFormat | None:
-    """How dumps of an RDS engine are written; None for engines failover cannot dump."""
-    return DUMP_FORMATS.get(engine.lower())
+def dump_suffix(engine: str) -> str | None:
+    """The suffix of the dumps of an RDS engine (its engine's, :mod:`failover.databases`);
+    None for engines failover cannot dump."""
+    found = engine_for(engine)
+    return found.dump_suffix if found else None
 
 
 def dump_prefix(database: str) -> str:
@@ -134,16 +117,16 @@ def dump_prefix(database: str) -> str:
 
 def dump_key(database: str, engine: str, taken_at: datetime) -> str:
     """Where a dump of ``database`` taken at ``taken_at`` is stored in the dumps bucket."""
-    fmt = dump_format(engine)
-    if fmt is None:
+    suffix = dump_suffix(engine)
+    if suffix is None:
         raise ValueError(f"no dump format for engine {engine!r}")
-    return DumpKey(database, taken_at.astimezone(UTC).replace(microsecond=0), fmt.suffix).key
+    return DumpKey(database, taken_at.astimezone(UTC).replace(microsecond=0), suffix).key
 
 
 def parse_dump_key(key: str) -> DumpKey | None:
     """A key of the dumps bucket read back; None when it is not a dump's."""
-    match = _DUMP_KEY.match(key)
-    if match is None:
+    match = _DUMP_KEY.fullmatch(key)
+    if match is None or match["suffix"] not in dump_suffixes():
         return None
     taken_at = datetime.strptime(match["time"], DUMP_TIME_FORMAT).replace(tzinfo=UTC)
     return DumpKey(match["database"], taken_at, match["suffix"])
@@ -151,9 +134,9 @@ def parse_dump_key(key: str) -> DumpKey | None:
 
 def newest_dump(keys: Iterable[str], database: str, engine: str) -> DumpKey | None:
     """The newest dump of ``database`` in the format of its engine, among ``keys``."""
-    fmt = dump_format(engine)
+    suffix = dump_suffix(engine)
     dumps = [
         dump for dump in map(parse_dump_key, keys)
-        if dump is not None and dump.database == database and fmt is not None and dump.suffix == fmt.suffix
+        if dump is not None and dump.database == database and suffix is not None and dump.suffix == suffix
     ]
     return max(dumps, key=lambda dump: dump.taken_at, default=None)

@@ -19,6 +19,7 @@ import pytest
 
 from failover.adapters import storage_target
 from failover.config import DatabaseSpec, StorageSpec
+from failover.databases.postgres import PostgreSQL
 from failover.dsn import parse_dsn
 from failover.errors import ConfigError, InputError
 from failover.naming import DUMPS_BUCKET, dump_key
@@ -28,7 +29,6 @@ from failover.replicate.dumps import (
     check_dsn,
     database_dsn,
     dump_database,
-    postgres_dump_command,
     prune,
     store_dump,
 )
@@ -254,10 +254,10 @@ def test_prune_keeps_the_newest_dumps_of_that_database_only(storage: RecordingSt
 # -- DSNs and command lines -----------------------------------------------------------------
 
 
-def test_the_pg_dump_command_line_holds_no_password() -> None:
+def test_the_pg_dump_command_line_holds_no_password(tmp_path: Path) -> None:
     dsn = parse_dsn("postgresql://app:s%27cret%20pw@db.internal:5433/orders?sslmode=require")
 
-    command, env = postgres_dump_command(dsn)
+    command, env = PostgreSQL().dump_command(dsn, tmp_path)
 
     assert command[1:3] == ["-Fc", "--no-password"]
     assert command[3] == "--dbname=host=db.internal port=5433 dbname=orders user=app sslmode=require"

@@ -2,7 +2,9 @@
 
 Dumps are what ``failover replicate`` stored in the target's storage: the container
 ``container_prefix + "failover-dumps"``, keys ``<database>/<UTC time>.dump`` (PostgreSQL,
-``pg_dump -Fc``) or ``.sql.gz`` (MySQL and MariaDB); see ``failover.naming``.
+``pg_dump -Fc``) or ``.sql.gz`` (MySQL and MariaDB); see ``failover.naming``. What differs
+between engines (tools, suffixes, the node's install and restore) is the engine's
+(:mod:`failover.databases`).
 
 Two modes:
 
@@ -14,6 +16,9 @@ Two modes:
   and restores the dump. The node fetches the dump from a time-limited URL where the
   storage adapter can make one (``object_url``); otherwise the dump's container and key
   are written on the node with the command that restores it, once someone copies it there.
+  A database whose engine version is not digits and dots gets no node: it is refused
+  (named in the plan, in ``refused`` of the outputs, and in the step's log), and the others
+  are restored (:mod:`failover.databases.node`).
 - ``dsn``: the dump streamed straight from storage into an existing server
   (``pg_restore`` or ``mysql`` on this machine). Write the DSN as ``${env:NAME}``, or
   name the environment variable holding it with ``dsn_env`` (what ``--var`` can carry:
@@ -36,18 +41,18 @@ Outputs::
                          node:  node_id, node_name, public_ip, private_ip, port, dump_fetch ("url" or "manual")
                          dsn:   host, port, database, restored_bytes
                                 (in a drill: restored false, validated true, validated_bytes, note)}}
-    <name>: the same entry as under databases (a database named "databases": "database-databases")
+    refused:   {<name>: why no node was built for it (mode node)}
+    <name>: the same entry as under databases (a database named "databases" or "refused": "database-<name>")
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
-import shlex
 import subprocess
 import tempfile
-import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -55,55 +60,19 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from failover.actions.base import ACTIONS, Action, ActionContext, Change, Params
-from failover.cloudinit import cloud_config, comment_text
-from failover.dsn import Dsn, parse_dsn
-from failover.dsn import conninfo_value as _conninfo_value
-from failover.dsn import dsn_error as _dsn_error
-from failover.dsn import find_tool as _tool
-from failover.dsn import option_value as _option_value
-from failover.dsn import redacted as _redacted
-from failover.dsn import tool_environment as _environment
+from failover.databases.base import Engine, engine_for
+from failover.databases.node import DB_IMAGE_NAME, database_node, node_problem, restore_user_data
+from failover.dsn import Dsn, dsn_error, parse_dsn, redacted
 from failover.errors import InputError, Interrupted, OperationFailed, Problem
-from failover.manifest import Database, Node
-from failover.naming import (
-    DUMPS_BUCKET,
-    DumpKey,
-    dump_format,
-    dump_prefix,
-    newest_dump,
-    node_names,
-    slug,
-)
-from failover.nodes import (
-    SOURCE_LABEL,
-    VIA_NONE,
-    NodePlan,
-    destroy_nodes,
-    ensure_nodes,
-    map_onto_target,
-)
+from failover.manifest import Database
+from failover.naming import DUMPS_BUCKET, DumpKey, dump_prefix, newest_dump, node_names
+from failover.nodes import SOURCE_LABEL, VIA_NONE, NodePlan, destroy_nodes, ensure_nodes, map_onto_target
 from failover.ports import NodeInfo, StorageTarget
 
-# The OS of database nodes, as an image name the mapping reads (an ``images`` override may name it).
-DB_IMAGE_NAME = "ubuntu-22.04-lts"
 DUMP_URL_SECONDS = 6 * 3600  # long enough for a slow first boot and package install
-DUMP_DIR = "/var/lib/failover"
-PRIVATE_NETWORKS = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
-DEFAULT_PORTS = {"postgres": 5432, "mysql": 3306}
-RESERVED_KEYS = frozenset({"databases"})
+RESERVED_KEYS = frozenset({"databases", "refused"})
 DRILL_NOTE = "validated, not restored (drill)"
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-# vCPUs and memory (MiB) of RDS instance classes: the burstable ones by name; the general
-# purpose (db.m*) and memory optimized (db.r*) ones have 4 and 8 GiB per vCPU, and
-# large = 2 vCPUs, xlarge = 4, Nxlarge = 4N.
-BURSTABLE_CLASSES = {
-    "micro": (2, 1024), "small": (2, 2048), "medium": (2, 4096),
-    "large": (2, 8192), "xlarge": (4, 16384), "2xlarge": (8, 32768),
-}
-T2_CLASSES = {"micro": (1, 1024), "small": (1, 2048), "medium": (2, 4096), "large": (2, 8192)}
-MIB_PER_VCPU = {"m": 4096, "r": 8192}
-_CLASS = re.compile(r"^db\.(?P<family>[a-z]+)(?P<generation>\d+)[a-z]*\.(?P<size>[a-z0-9]+)$")
 
 
 class DatabaseSelector(Params):
@@ -197,23 +166,33 @@ class RestoreDatabases(Action):
                 Change("update", "database", db.name, f"restore {_dump_text(ctx, dumps[db.name])} into {target}")
                 for db in databases
             ]
-        plans = plan_database_nodes(ctx, params, databases, dumps, with_url=False)
+        refused = refused_databases(databases)
+        buildable = [db for db in databases if db.name not in refused]
+        plans = plan_database_nodes(ctx, params, buildable, dumps, with_url=False)
         compute = ctx.targets.compute
-        return [
-            _node_change(ctx, plan, db, dumps[db.name], compute.find_node(plan.name)) for plan, db in zip(plans, databases)
+        changes = [Change("refuse", "database", name, why) for name, why in refused.items()]
+        return changes + [
+            _node_change(ctx, plan, db, dumps[db.name], compute.find_node(plan.name))
+            for plan, db in zip(plans, buildable, strict=True)
         ]
 
     def apply(self, ctx: ActionContext, params: RestoreDatabasesParams) -> dict[str, Any]:
         databases = select_databases(ctx, params)
         dumps = {db.name: find_newest_dump(ctx.targets.storage, db) for db in databases}
+        refused: dict[str, str] = {}
         if params.restore_mode == "dsn":
             dsn = params.target_dsn()
             restore = validate_for_dsn if ctx.drill_prefix else restore_into_dsn
             entries = {db.name: restore(ctx, db, dumps[db.name], dsn) for db in databases}
         else:
-            entries = restore_on_nodes(ctx, params, databases, dumps)
+            refused = refused_databases(databases)
+            for name, why in refused.items():
+                ctx.info(f"refused database {name}: {why}")
+            if refused:
+                ctx.info(f"{len(refused)} of {len(databases)} database(s) refused: no database node for them")
+            entries = restore_on_nodes(ctx, params, [db for db in databases if db.name not in refused], dumps)
         keyed = {name if name not in RESERVED_KEYS else f"database-{name}": entry for name, entry in entries.items()}
-        return {"databases": entries, **keyed}
+        return {"databases": entries, "refused": refused, **keyed}
 
     def undo(self, ctx: ActionContext, params: RestoreDatabasesParams) -> None:
         if params.restore_mode == "dsn":
@@ -232,6 +211,14 @@ class RestoreDatabases(Action):
 # -- databases and their dumps ---------------------------------------------------------------
 
 
+def engine_of(database: Database) -> Engine:
+    """The engine of a selected database (``select_databases`` refused the others)."""
+    engine = engine_for(database.engine)
+    if engine is None:
+        raise OperationFailed(f"{database.name}: engine {database.engine} has no dumps")
+    return engine
+
+
 def select_databases(ctx: ActionContext, params: RestoreDatabasesParams) -> list[Database]:
     """The selected databases; InputError for unknown names, engines without dumps, or a
     DSN given more than one database."""
@@ -241,7 +228,7 @@ def select_databases(ctx: ActionContext, params: RestoreDatabasesParams) -> list
     selected = [db for db in databases if not names or db.name in names]
     problems += [
         f"{db.name}: engine {db.engine} has no dumps (failover restores PostgreSQL, MySQL and MariaDB)"
-        for db in selected if dump_format(db.engine) is None
+        for db in selected if engine_for(db.engine) is None
     ]
     if params.restore_mode == "dsn" and len(selected) > 1:
         problems.append(f"mode dsn restores one database; select one of {', '.join(db.name for db in selected)}")
@@ -250,10 +237,15 @@ def select_databases(ctx: ActionContext, params: RestoreDatabasesParams) -> list
     return selected
 
 
+def refused_databases(databases: Sequence[Database]) -> dict[str, str]:
+    """Database name -> why no database node can be built for it (its engine version)."""
+    return {db.name: problem for db in databases if (problem := node_problem(db)) is not None}
+
+
 def find_newest_dump(storage: StorageTarget, database: Database) -> DumpKey:
     """The newest dump of ``database``; OperationFailed naming the container and prefix when there is none."""
     container, prefix = storage.container_name(DUMPS_BUCKET), dump_prefix(database.name)
-    hint = f"(expected {container}/{prefix}<UTC time>{dump_format(database.engine).suffix}; run failover replicate)"
+    hint = f"(expected {container}/{prefix}<UTC time>{engine_of(database).dump_suffix}; run failover replicate)"
     if not storage.container_exists(DUMPS_BUCKET):
         raise OperationFailed(f"no dump of database {database.name}: container {container} does not exist {hint}")
     keys = (item.key for item in storage.iter_objects(DUMPS_BUCKET, prefix=prefix))
@@ -296,63 +288,25 @@ def plan_database_nodes(
     *, with_url: bool,
 ) -> list[NodePlan]:
     """The database nodes; ``with_url`` signs the dumps' URLs into their user data (a plan does not)."""
+    if not databases:
+        return []
     nodes = [database_node(db) for db in databases]
     profile = ctx.targets.profile
     sizes = {**profile.sizes, **({node.instance_type: params.size for node in nodes} if params.size else {})}
     images = {**profile.images, **({DB_IMAGE_NAME: params.image} if params.image else {})}
     mapping = map_onto_target(ctx, nodes, profile.model_copy(update={"sizes": sizes, "images": images}))
     names = node_names(ctx.manifest, ctx.naming_service)
+    storage = ctx.targets.storage
     plans = []
     for db in databases:
         choice = mapping.for_node(db.id)
+        url = dump_url(storage, dumps[db.name]) if with_url else None
         plans.append(NodePlan(
             source_id=db.id, source_name=db.name, key=db.name, name=names[db.id], size=choice.size, image=choice.image,
-            user_data=restore_user_data(ctx, db, dumps[db.name], with_url=with_url),
+            user_data=restore_user_data(db, dumps[db.name], storage.container_name(DUMPS_BUCKET), url),
             labels={**ctx.labels, SOURCE_LABEL: db.id}, firewall=VIA_NONE,
         ))
     return plans
-
-
-def database_node(database: Database) -> Node:
-    """The database as a node for the mapping: its class's vCPUs and memory, its storage as disk."""
-    vcpus, memory_mib = instance_class_shape(database.instance_class) or (None, None)
-    return Node(
-        id=database.id, name=database.name, region=database.region, tags=database.tags,
-        instance_type=database.instance_class or "unknown", vcpus=vcpus, memory_mib=memory_mib,
-        image_id=None, image_name=DB_IMAGE_NAME, architecture="x86_64", private_ip=None, public_ip=None,
-        root_volume_gib=database.storage_gib, user_data=None, state="running",
-    )
-
-
-def instance_class_shape(instance_class: str | None) -> tuple[int, int] | None:
-    """(vCPUs, memory MiB) of an RDS instance class; None when it is not a common one."""
-    match = _CLASS.match(instance_class or "")
-    if match is None:
-        return None
-    family, generation, size = match["family"], match["generation"], match["size"]
-    if family == "t":
-        return (T2_CLASSES if generation == "2" else BURSTABLE_CLASSES).get(size)
-    if family in MIB_PER_VCPU:
-        vcpus = 2 if size == "large" else 4 if size == "xlarge" else _multiple_xlarge(size)
-        return (vcpus, vcpus * MIB_PER_VCPU[family]) if vcpus else None
-    return None
-
-
-def _multiple_xlarge(size: str) -> int | None:
-    match = re.fullmatch(r"(\d+)xlarge", size)
-    return 4 * int(match[1]) if match else None
-
-
-def restore_user_data(ctx: ActionContext, database: Database, dump: DumpKey, *, with_url: bool) -> str:
-    """The database node's cloud-init: a script that installs the engine and restores the dump."""
-    storage = ctx.targets.storage
-    url = dump_url(storage, dump) if with_url else None
-    script = restore_script(database, dump, storage.container_name(DUMPS_BUCKET), url)
-    path = f"/usr/local/sbin/failover-restore-{slug(database.name)}"
-    return cloud_config({
-        "write_files": [{"path": path, "permissions": "0700", "content": script}],
-        "runcmd": [[path]],
-    })
 
 
 def dump_url(storage: StorageTarget, dump: DumpKey) -> str | None:
@@ -360,102 +314,10 @@ def dump_url(storage: StorageTarget, dump: DumpKey) -> str | None:
     return storage.object_url(DUMPS_BUCKET, dump.key, DUMP_URL_SECONDS)
 
 
-def restore_script(database: Database, dump: DumpKey, container: str, url: str | None) -> str:
-    family = dump_format(database.engine).family
-    dump_file = f"{DUMP_DIR}/{slug(database.name)}{dump.suffix}"
-    where = comment_text(f"{container}/{dump.key}")  # the source's names, inert in a comment or a quoted echo
-    header = [
-        "#!/bin/sh",
-        f"# Written by failover: {_engine_label(database)} for database {comment_text(database.name)}, restored from",
-        f"# {where}. Run it again to restore again (it replaces the database).",
-        "set -eu",
-        "export DEBIAN_FRONTEND=noninteractive",
-        f"DUMP={dump_file}",
-        f"DUMP_URL={shlex.quote(url or '')}",
-        "apt-get update -q",
-        "apt-get install -y -q curl ca-certificates gzip",
-    ]
-    install = _postgres_install(database) if family == "postgres" else _mysql_install(database)
-    restore = _postgres_restore() if family == "postgres" else _mysql_restore()
-    fetch = [
-        f"install -d -m 0700 {DUMP_DIR}",
-        'if [ ! -s "$DUMP" ] && [ -n "$DUMP_URL" ]; then',
-        '  curl -fsS --retry 5 -o "$DUMP.part" "$DUMP_URL" && mv "$DUMP.part" "$DUMP"',
-        "fi",
-        'if [ ! -s "$DUMP" ]; then',
-        f'  echo "failover: copy {where} from the target storage to $DUMP, then run $0 again" >&2',
-        "  exit 0",
-        "fi",
-    ]
-    return "\n".join([*header, *install, *fetch, *restore]) + "\n"
-
-
-PGDG_KEYRING = "/usr/share/postgresql-common/pgdg/apt.postgresql.org.asc"
-PGDG_SOURCE = f"deb [signed-by={PGDG_KEYRING}] https://apt.postgresql.org/pub/repos/apt ${{VERSION_CODENAME}}-pgdg main"
-
-
-def _postgres_install(database: Database) -> list[str]:
-    major = postgres_major(database.engine_version)
-    hba = f"/etc/postgresql/{major}/main/pg_hba.conf"
-    return [
-        "# PGDG has every supported PostgreSQL major version for every supported Debian and Ubuntu release.",
-        ". /etc/os-release",
-        f"install -d {Path(PGDG_KEYRING).parent}",
-        f"curl -fsSL -o {PGDG_KEYRING} https://www.postgresql.org/media/keys/ACCC4CF8.asc",
-        f'echo "{PGDG_SOURCE}" > /etc/apt/sources.list.d/pgdg.list',
-        "apt-get update -q",
-        f"apt-get install -y -q postgresql-{major}",
-        f"echo \"listen_addresses = '*'\" > /etc/postgresql/{major}/main/conf.d/failover.conf",
-        f"for network in {' '.join(PRIVATE_NETWORKS)}; do",
-        f'  grep -q "^host all all $network " {hba} || echo "host all all $network scram-sha-256" >> {hba}',
-        "done",
-        "systemctl restart postgresql",
-    ]
-
-
-def _postgres_restore() -> list[str]:
-    # --create with --clean: drop the dump's database if it exists, create it, restore into it.
-    # The dump goes in on stdin: the postgres user cannot read root's directory.
-    options = "--create --clean --if-exists --no-owner --no-privileges --exit-on-error --dbname=postgres"
-    return [f'runuser -u postgres -- pg_restore {options} < "$DUMP"']
-
-
-def _mysql_install(database: Database) -> list[str]:
-    mariadb = database.engine.lower() == "mariadb"
-    package, service = ("mariadb-server", "mariadb") if mariadb else ("mysql-server", "mysql")
-    config = "/etc/mysql/mariadb.conf.d/zz-failover.cnf" if mariadb else "/etc/mysql/mysql.conf.d/zz-failover.cnf"
-    return [
-        f"apt-get install -y -q {package}",
-        f"printf '[mysqld]\\nbind-address = 0.0.0.0\\n' > {config}",
-        f"systemctl restart {service}",
-    ]
-
-
-def _mysql_restore() -> list[str]:
-    # sh has no pipefail: test the archive first, so a broken one stops the script.
-    return ['gunzip -t "$DUMP"', 'gunzip -c "$DUMP" | mysql']
-
-
-def postgres_major(version: str | None) -> str:
-    """"15.4" -> "15"; "9.6.22" -> "9.6" (before 10, the major version had two numbers)."""
-    parts = (version or "").split(".")
-    if not parts[0].isdigit():
-        raise OperationFailed(f"cannot tell the PostgreSQL major version of {version!r}")
-    return ".".join(parts[:2]) if int(parts[0]) < 10 and len(parts) > 1 else parts[0]
-
-
-def _engine_label(database: Database) -> str:
-    family = dump_format(database.engine).family
-    if family == "postgres":
-        return f"PostgreSQL {postgres_major(database.engine_version)}"
-    name = "MariaDB" if database.engine.lower() == "mariadb" else "MySQL"
-    return f"{name} (the distribution's; the source ran {database.engine_version or 'an unknown version'})"
-
-
 def _node_change(ctx: ActionContext, plan: NodePlan, database: Database, dump: DumpKey, existing: NodeInfo | None) -> Change:
     signs_urls = dump_url(ctx.targets.storage, dump) is not None
     fetch = "fetched by a time-limited URL" if signs_urls else "copied in by hand (this storage makes no URLs)"
-    restore = f"{_engine_label(database)}; restores {_dump_text(ctx, dump)}, {fetch}"
+    restore = f"{engine_of(database).label(database)}; restores {_dump_text(ctx, dump)}, {fetch}"
     if existing is not None:
         return Change("none", "node", plan.name, f"exists as {existing.id} ({existing.state}): adopted; {restore}")
     detail = f"database node: size {plan.size.id} ({plan.size.why}); image {plan.image.id} ({plan.image.why}); {restore}"
@@ -472,7 +334,7 @@ def _node_entry(
         "node_name": node.name,
         "public_ip": node.public_ips[0] if node.public_ips else None,
         "private_ip": node.private_ips[0] if node.private_ips else None,
-        "port": DEFAULT_PORTS[dump_format(database.engine).family],
+        "port": engine_of(database).default_port,
         "adopted": adopted,
         "dump_fetch": fetch,
     }
@@ -483,180 +345,50 @@ def _node_entry(
 
 def restore_into_dsn(ctx: ActionContext, database: Database, dump: DumpKey, dsn: Dsn) -> dict[str, Any]:
     """Stream the dump from storage into the server at ``dsn``, replacing what the dump holds."""
-    family = dump_format(database.engine).family
-    if dsn.family != family:
-        raise _dsn_error(f"{database.name} is {database.engine}: the dsn must be a {family} server")
+    engine = _engine_for_dsn(database, dsn)
     ctx.info(f"restoring {dump.key} into {dsn.describe()}")
     chunks = ctx.targets.storage.download_stream(DUMPS_BUCKET, dump.key)
-    if family == "postgres":
-        sent = _run_restore(ctx, *postgres_restore_command(dsn), chunks, dsn)
-    else:
-        with tempfile.TemporaryDirectory(prefix="failover-mysql-") as workdir:
-            sent = _run_restore(ctx, *mysql_restore_command(dsn, Path(workdir)), gunzipped(chunks, f"dump {dump.key}"), dsn)
+    with tempfile.TemporaryDirectory(prefix="failover-restore-") as workdir:
+        command, env = engine.restore_command(dsn, Path(workdir))
+        sent = _run_restore(ctx, command, env, engine.restore_stream(chunks, f"dump {dump.key}"), dsn)
     ctx.info(f"restored {database.name} into {dsn.describe()} ({sent} bytes)")
     return {
         "mode": "dsn",
         **dump_fields(ctx, database, dump),
         "host": dsn.host or "localhost",
-        "port": dsn.port or DEFAULT_PORTS[family],
+        "port": dsn.port or engine.default_port,
         "database": dsn.database,
         "restored_bytes": sent,
     }
 
 
-def postgres_restore_command(dsn: Dsn) -> tuple[list[str], dict[str, str]]:
-    """pg_restore's command line (no password) and environment (the password, in PGPASSWORD)."""
-    settings = (("host", dsn.host), ("port", dsn.port), ("dbname", dsn.database), ("user", dsn.user), *dsn.options)
-    conninfo = " ".join(f"{key}={_conninfo_value(value)}" for key, value in settings if value is not None)
-    # One transaction: a failed or interrupted restore leaves the database as it was.
-    command = [
-        _tool("pg_restore", "the PostgreSQL client tools (postgresql-client)"),
-        "--clean", "--if-exists", "--no-owner", "--no-privileges", "--single-transaction", "--exit-on-error",
-        f"--dbname={conninfo}",
-    ]
-    timeout = os.environ.get("PGCONNECT_TIMEOUT", "10")
-    return command, _environment({"PGPASSWORD": dsn.password, "PGCONNECT_TIMEOUT": timeout})
-
-
-def mysql_restore_command(dsn: Dsn, workdir: Path) -> tuple[list[str], dict[str, str]]:
-    """mysql's command line and an option file holding the credentials (never the command line)."""
-    options = workdir / "client.cnf"
-    settings = {"host": dsn.host, "port": dsn.port, "user": dsn.user, "password": dsn.password}
-    lines = ["[client]", *(f'{key}="{_option_value(value)}"' for key, value in settings.items() if value is not None)]
-    descriptor = os.open(options, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w") as file:
-        file.write("\n".join(lines) + "\n")
-    mysql = _tool("mysql", "the MySQL client (mysql-client or mariadb-client)")
-    command = [mysql, f"--defaults-extra-file={options}", "--batch"]
-    if dsn.database:
-        command.append(f"--database={dsn.database}")
-    return command, _environment({})
-
-
-def gunzipped(chunks: Iterable[bytes], name: str = "the dump") -> Iterator[bytes]:
-    """The gzip stream ``chunks`` decompressed (members one after the other, as gunzip does);
-    OperationFailed when it is not gzip or ends before its end."""
-    decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)  # gzip framing
-    started = False
-    try:
-        for chunk in chunks:
-            while chunk:
-                started = True
-                if data := decompressor.decompress(chunk):
-                    yield data
-                chunk = b""
-                if decompressor.eof:  # a member ended: what follows is the next one (or nothing)
-                    chunk = decompressor.unused_data
-                    if chunk:
-                        decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        if tail := decompressor.flush():
-            yield tail
-    except zlib.error as exc:
-        raise OperationFailed(f"{name} is not a valid gzip file: {exc}") from None
-    if started and not decompressor.eof:
-        raise OperationFailed(f"{name} is truncated: its gzip stream ends early")
-    if not started:
-        raise OperationFailed(f"{name} is empty")
+def _engine_for_dsn(database: Database, dsn: Dsn) -> Engine:
+    engine = engine_of(database)
+    if dsn.family != engine.name:
+        raise dsn_error(f"{database.name} is {database.engine}: the dsn must be a {engine.name} server")
+    return engine
 
 
 def validate_for_dsn(ctx: ActionContext, database: Database, dump: DumpKey, dsn: Dsn) -> dict[str, Any]:
-    """A drill's mode dsn: the newest dump downloaded and read through, never restored.
-    PostgreSQL: ``pg_restore --list`` (the archive's table of contents) and a full read of
-    the archive into SQL thrown away; MySQL: a full gunzip pass. OperationFailed if it is bad."""
-    family = dump_format(database.engine).family
-    if dsn.family != family:
-        raise _dsn_error(f"{database.name} is {database.engine}: the dsn must be a {family} server")
+    """A drill's mode dsn: the newest dump downloaded and read through by its engine, never
+    restored (PostgreSQL: ``pg_restore --list`` and a full read of the archive into SQL thrown
+    away; MySQL: a full gunzip pass). OperationFailed if it is bad."""
+    engine = _engine_for_dsn(database, dsn)
     ctx.info(f"validating {dump.key} (a drill does not restore into {dsn.describe()})")
     chunks = ctx.targets.storage.download_stream(DUMPS_BUCKET, dump.key)
-    checks: dict[str, Any] = {}
-    if family == "postgres":
-        size, entries = _validate_pg_archive(ctx, chunks, dump)
-        checks["archive_entries"] = entries
-    else:
-        downloaded = [0]
-
-        def counted(parts: Iterable[bytes]) -> Iterator[bytes]:
-            for part in parts:
-                downloaded[0] += len(part)
-                yield part
-
-        sql = gunzipped(counted(_cancellable(ctx, chunks)), f"dump {dump.key}")
-        checks["sql_bytes"] = sum(len(part) for part in sql)
-        size = downloaded[0]
+    checks = engine.validate_dump(chunks, f"dump {dump.key}", ctx.cancel.is_set)
     ctx.info(f"{database.name}: {dump.key} {DRILL_NOTE}")
     return {
         "mode": "dsn",
         **dump_fields(ctx, database, dump),
         "host": dsn.host or "localhost",
-        "port": dsn.port or DEFAULT_PORTS[family],
+        "port": dsn.port or engine.default_port,
         "database": dsn.database,
         "restored": False,
         "validated": True,
-        "validated_bytes": size,
         **checks,
         "note": DRILL_NOTE,
     }
-
-
-def _cancellable(ctx: ActionContext, chunks: Iterable[bytes]) -> Iterator[bytes]:
-    for chunk in chunks:
-        if ctx.cancel.is_set():
-            raise Interrupted("cancelled while validating")
-        yield chunk
-
-
-def _validate_pg_archive(ctx: ActionContext, chunks: Iterable[bytes], dump: DumpKey) -> tuple[int, int]:
-    """Feed the dump to ``pg_restore --list`` and to ``pg_restore --file=/dev/null`` at once
-    (one download): the table of contents must read, and so must every entry's data (a
-    truncated archive passes ``--list``, not the full read). Returns (bytes, TOC entries)."""
-    pg_restore = _tool("pg_restore", "the PostgreSQL client tools (postgresql-client)")
-    with tempfile.TemporaryFile() as listing, tempfile.TemporaryFile() as list_errors, \
-            tempfile.TemporaryFile() as read_errors:
-        lister = subprocess.Popen([pg_restore, "--list"], stdin=subprocess.PIPE, stdout=listing, stderr=list_errors)
-        reader = subprocess.Popen([pg_restore, "--file=/dev/null"], stdin=subprocess.PIPE,
-                                  stdout=subprocess.DEVNULL, stderr=read_errors)
-        processes = [lister, reader]
-        try:
-            size = _feed_all(ctx, processes, chunks)
-        except BaseException:
-            for process in processes:
-                process.kill()
-                process.wait()
-            raise
-        for process, errors in ((lister, list_errors), (reader, read_errors)):
-            if process.wait() != 0:
-                errors.seek(0)
-                message = errors.read().decode("utf-8", "replace").strip()[-500:] or f"exit {process.returncode}"
-                raise OperationFailed(f"dump {dump.key} is not a valid pg_dump archive: {message}")
-        listing.seek(0)
-        entries = sum(1 for line in listing.read().decode("utf-8", "replace").splitlines()
-                      if line.strip() and not line.startswith(";"))
-    return size, entries
-
-
-def _feed_all(ctx: ActionContext, processes: Sequence[subprocess.Popen], chunks: Iterable[bytes]) -> int:
-    """Write every chunk to each process still reading; the bytes read from ``chunks``."""
-    reading = list(processes)
-    size = 0
-    try:
-        for chunk in chunks:
-            if ctx.cancel.is_set():
-                raise Interrupted("cancelled while validating")
-            size += len(chunk)
-            for process in list(reading):
-                try:
-                    process.stdin.write(chunk)
-                except BrokenPipeError:  # it stopped reading (--list after the TOC): its status says why
-                    reading.remove(process)
-            if not reading:
-                break
-    finally:
-        for process in processes:
-            try:
-                process.stdin.close()
-            except BrokenPipeError:
-                pass
-    return size
 
 
 def _run_restore(ctx: ActionContext, command: list[str], env: dict[str, str], chunks: Iterable[bytes], dsn: Dsn) -> int:
@@ -674,7 +406,7 @@ def _run_restore(ctx: ActionContext, command: list[str], env: dict[str, str], ch
         status = process.wait()
         if status != 0:
             errors.seek(0)
-            message = _redacted(errors.read().decode("utf-8", "replace").strip()[-1500:], dsn.password)
+            message = redacted(errors.read().decode("utf-8", "replace").strip()[-1500:], dsn.secrets)
             raise OperationFailed(f"{tool} into {dsn.describe()} failed (exit {status}): {message or 'no message'}")
     return sent
 
@@ -690,8 +422,6 @@ def _feed(ctx: ActionContext, process: subprocess.Popen, chunks: Iterable[bytes]
     except BrokenPipeError:
         pass  # the tool stopped reading: its exit status and message say why
     finally:
-        try:
+        with contextlib.suppress(BrokenPipeError):
             process.stdin.close()
-        except BrokenPipeError:
-            pass
     return sent

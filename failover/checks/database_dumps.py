@@ -22,7 +22,8 @@ from failover.checks.base import (
     summarize,
 )
 from failover.clock import approx_duration
-from failover.naming import DUMPS_BUCKET, dump_format, dump_prefix, newest_dump
+from failover.databases.base import engine_for
+from failover.naming import DUMPS_BUCKET, dump_prefix, newest_dump
 
 
 @CHECKS.register("database-dumps")
@@ -50,7 +51,7 @@ class DatabaseDumps(Check):
 def _database(ctx: CheckContext, storage: Any, container: str, database: Any) -> dict[str, Any]:
     row: dict[str, Any] = {"database": database.name, "engine": database.engine, "key": None, "taken_at": None,
                            "age_s": None, "bytes": None, "recorded": False}
-    if dump_format(database.engine) is None:
+    if engine_for(database.engine) is None:
         return {**row, "status": "fail",
                 "detail": f"{database.name}: failover cannot dump or restore engine {database.engine}"}
     objects = {item.key: item for item in storage.iter_objects(DUMPS_BUCKET, prefix=dump_prefix(database.name))}

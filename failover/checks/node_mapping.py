@@ -5,16 +5,15 @@ by default), mapped exactly as its plan maps them (:mod:`failover.mapping`): the
 profile's ``sizes`` and ``images`` overrides first, then the target's catalogue in the
 profile's location. So are the database nodes the playbook's ``restore-databases`` steps
 would create (node mode): sized from the instance class, on the image it asks for
-(Ubuntu 22.04 unless the step says otherwise), with the step's own overrides.
+(Ubuntu 22.04 unless the step says otherwise), with the step's own overrides. A database
+such a step would refuse (an engine version that is not digits and dots) fails the check too.
 """
 
 from __future__ import annotations
 
-from failover.actions.restore_databases import (
-    DB_IMAGE_NAME,
-    RestoreDatabasesParams,
-    database_node,
-)
+from typing import Any
+
+from failover.actions.base import ACTIONS
 from failover.checks.base import (
     CHECKS,
     Check,
@@ -25,9 +24,11 @@ from failover.checks.base import (
     plural,
     warned,
 )
+from failover.databases.base import engine_for
+from failover.databases.node import DB_IMAGE_NAME, database_node, node_problem
 from failover.errors import FailoverError
+from failover.manifest import Node
 from failover.mapping import map_nodes, node_label
-from failover.naming import dump_format
 from failover.nodes import PROVISIONED_STATES
 from failover.playbook import load_playbook
 from failover.templates import resolve
@@ -43,11 +44,11 @@ class NodeMapping(Check):
 
     def run(self, ctx: CheckContext) -> Outcome:
         nodes = [node for node in ctx.manifest.of_kind("node") if node.state in PROVISIONED_STATES]
-        databases = database_nodes(ctx)
-        if not nodes and not databases:
+        databases, refused = database_nodes(ctx)
+        if not nodes and not databases and not refused:
             return passed("no running or stopped node in the snapshot, and no database node to create")
         if ctx.profile.compute is None:
-            count = plural(len(nodes) + len(databases), "node")
+            count = plural(len(nodes) + len(databases) + len(refused), "node")
             return ctx.no_capability("compute", f"the snapshot has {count} to recreate")
         compute, profile = ctx.targets.compute, ctx.profile
         location = compute.location()  # the profile's location as the target knows it (by id or name)
@@ -66,6 +67,7 @@ class NodeMapping(Check):
             pairs.append((node, one.nodes[0]))
             errors += [f"database {message}" for message in one.errors]
             warnings += [f"database {message}" for message in one.warnings]
+        errors += [f"database {name}: {why}" for name, why in refused.items()]
         mapped = {
             node_label(node): {
                 "size": choice.size.id if choice.size else None,
@@ -73,11 +75,11 @@ class NodeMapping(Check):
             }
             for node, choice in pairs
         }
-        total = plural(len(pairs), "node")
-        data = {"nodes": mapped, "databases": [node.name for node, _ in databases], "errors": errors,
-                "warnings": warnings, "location": mapping.location}
+        total = plural(len(pairs) + len(refused), "node")
+        data = {"nodes": mapped, "databases": [node.name for node, _ in databases], "refused": refused,
+                "errors": errors, "warnings": warnings, "location": mapping.location}
         if errors:
-            unmappable = sum(1 for _, item in pairs if item.size is None or item.image is None)
+            unmappable = sum(1 for _, item in pairs if item.size is None or item.image is None) + len(refused)
             shown = "; ".join(errors[:MAX_SHOWN])
             more = f"; and {len(errors) - MAX_SHOWN} more" if len(errors) > MAX_SHOWN else ""
             return failed(f"{unmappable} of {total} cannot be mapped: {shown}{more}", **data)
@@ -100,26 +102,33 @@ class _AnyEnv(dict):
         return "set"
 
 
-def database_nodes(ctx: CheckContext) -> list[tuple[object, RestoreDatabasesParams]]:
+def database_nodes(ctx: CheckContext) -> tuple[list[tuple[Node, Any]], dict[str, str]]:
     """(the database as a node, its step's parameters) for every snapshot database a
-    ``restore-databases`` step of the playbook would restore on a new node. A playbook that
-    does not validate gives none (``playbook-valid`` names its problems)."""
+    ``restore-databases`` step of the playbook would restore on a new node, and the databases
+    such a step would refuse (name -> why). A playbook that does not validate gives none
+    (``playbook-valid`` names its problems)."""
     try:
         book = load_playbook(ctx.playbook, vars_override=ctx.vars)
     except FailoverError:
-        return []
-    found: dict[str, tuple[object, RestoreDatabasesParams]] = {}
+        return [], {}
+    params_model = ACTIONS.get("restore-databases").Params
+    found: dict[str, tuple[Node, Any]] = {}
+    refused: dict[str, str] = {}
     for step in book.steps:
         if step.action != "restore-databases":
             continue
         try:
-            params = RestoreDatabasesParams.model_validate(resolve(step.with_, vars=book.vars, outputs={}, env=_AnyEnv()))
+            params = params_model.model_validate(resolve(step.with_, vars=book.vars, outputs={}, env=_AnyEnv()))
         except (FailoverError, ValueError):
             continue  # parameters known only at run time (a step's outputs): the run's plan maps them
         if params.restore_mode != "node":
             continue
         for database in ctx.manifest.of_kind("database"):
             chosen = not params.select.names or database.name in params.select.names
-            if chosen and dump_format(database.engine) is not None:
+            if not chosen or engine_for(database.engine) is None:
+                continue
+            if (problem := node_problem(database)) is not None:
+                refused[database.name] = problem
+            else:
                 found.setdefault(database.id, (database_node(database), params))
-    return list(found.values())
+    return list(found.values()), refused

@@ -38,6 +38,7 @@ VarOption = Annotated[
 ParallelismOption = Annotated[int, typer.Option("--parallelism", "-p", min=1, help="At most this many steps at once.")]
 RollbackOption = Annotated[bool, typer.Option("--rollback-on-failure", help="Undo what the run created if it fails.")]
 CREATING = ("create", "update", "delete")
+REFUSED = "refuse"  # an item an action will not carry (shown before the confirmation too)
 
 
 @app.command()
@@ -191,7 +192,7 @@ def print_plan(result: Plan, *, only_changes: bool) -> None:
     for column in ("step", "action", "change", "kind", "name", "detail"):
         table.add_column(column)
     for step in result.steps:
-        changes = [c for c in step.changes if c.operation in CREATING or not only_changes]
+        changes = [c for c in step.changes if c.operation in (*CREATING, REFUSED) or not only_changes]
         if step.status != "planned":
             table.add_row(escape(step.id), step.action, styled(step.status), "", "", escape(step.note or ""))
         for change in changes:
@@ -201,7 +202,9 @@ def print_plan(result: Plan, *, only_changes: bool) -> None:
 
 
 def _operation(operation: str) -> str:
-    return {"create": "[green]create[/]", "update": "[yellow]update[/]", "delete": "[red]delete[/]"}.get(operation, operation)
+    styles = {"create": "[green]create[/]", "update": "[yellow]update[/]", "delete": "[red]delete[/]",
+              REFUSED: "[red]refuse[/]"}
+    return styles.get(operation, operation)
 
 
 @dataclass

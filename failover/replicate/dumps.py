@@ -3,15 +3,16 @@ the newest one stands.
 
 A dump of one database:
 
-- runs the engine's own tool against the database's DSN (config ``databases.<name>.dsn``,
-  resolved from the environment now and never stored): PostgreSQL ``pg_dump -Fc``;
-  MySQL and MariaDB ``mysqldump --single-transaction --routines --triggers --databases``,
-  gzipped here as it streams. The password goes in ``PGPASSWORD`` or a 0600 option file
-  that lives as long as the tool runs, never on the command line;
+- runs the engine's own tool (:mod:`failover.databases`) against the database's DSN
+  (config ``databases.<name>.dsn``, resolved from the environment now and never stored):
+  PostgreSQL ``pg_dump -Fc``; MySQL and MariaDB ``mysqldump --single-transaction
+  --routines --triggers --databases``, gzipped here as it streams. The password goes in
+  the tool's environment or a 0600 file that lives as long as the tool runs, never on the
+  command line;
 - streams the tool's output straight into the target storage (``upload_stream``), hashing
   and counting it on the way: no temporary copy of the whole dump on this machine;
 - stores it in the dumps container (``container_prefix + "failover-dumps"``) under
-  ``<database>/<UTC time>.dump`` or ``.sql.gz`` (``failover.naming``), where
+  ``<database>/<UTC time><the engine's suffix>`` (``failover.naming``), where
   ``restore-databases`` finds the newest;
 - deletes the partial object when the tool fails (a wrong password, a lost connection)
   and reports the tool's last line of error, the password removed;
@@ -28,12 +29,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 import subprocess
 import tempfile
 import time
 import warnings
-import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -41,30 +40,15 @@ from pathlib import Path
 from typing import IO, Any
 
 from failover.config import resolve_secrets
-from failover.dsn import (
-    Dsn,
-    conninfo_value,
-    find_tool,
-    option_value,
-    parse_dsn,
-    redacted,
-    tool_environment,
-)
+from failover.databases.base import engine_for
+from failover.dsn import Dsn, parse_dsn, redacted
 from failover.errors import InputError, OperationFailed, Problem
 from failover.manifest import now_iso
-from failover.naming import (
-    DUMPS_BUCKET,
-    dump_format,
-    dump_key,
-    dump_prefix,
-    parse_dump_key,
-)
+from failover.naming import DUMPS_BUCKET, dump_key, dump_prefix, parse_dump_key
 from failover.ports import ObjectInfo, StorageTarget
 from failover.state import DumpRecord, StateStore, new_id
 
 CHUNK_SIZE = 1024 * 1024
-GZIP_LEVEL = 6
-CONTENT_TYPES = {"postgres": "application/octet-stream", "mysql": "application/gzip"}
 SAME_SECOND_TRIES = 2  # the key of now, then of the next second
 STDERR_TAIL = 4096  # bytes of the tool's error output read back for the message
 
@@ -91,58 +75,22 @@ def database_dsn(spec: Any, *, file: str, name: str) -> Dsn:
 
 
 def check_dsn(dsn: Dsn, engine: str, *, file: str, name: str) -> None:
-    """InputError when the DSN cannot be dumped as ``engine``: another family, or (MySQL) no database."""
-    fmt = dump_format(engine)
+    """InputError when the DSN cannot be dumped as ``engine``: another engine's, or one the
+    engine cannot use (MySQL: no database)."""
+    found = engine_for(engine)
     where = f"databases.{name}.dsn"
-    if fmt is None:
+    if found is None:
         raise InputError([Problem(file=file, field=f"databases.{name}",
                                   message=f"engine {engine} has no dump format (failover dumps PostgreSQL, MySQL and MariaDB)")])
-    if dsn.family != fmt.family:
+    if dsn.family != found.name:
         raise InputError([Problem(file=file, field=where,
-                                  message=f"database {name} is {engine}: the dsn must be a {fmt.family} one")])
-    if fmt.family == "mysql" and not dsn.database:
-        raise InputError([Problem(file=file, field=where, message="names no database (mysql://user@host/DATABASE)")])
+                                  message=f"database {name} is {engine}: the dsn must be a {found.name} one")])
+    problem = found.dsn_problem(dsn)
+    if problem is not None:
+        raise InputError([Problem(file=file, field=where, message=problem)])
 
 
 # -- the dump tools -----------------------------------------------------------------------------
-
-
-def postgres_dump_command(dsn: Dsn) -> tuple[list[str], dict[str, str]]:
-    """pg_dump's command line (no password: ``--no-password`` never prompts) and environment
-    (the password in PGPASSWORD)."""
-    settings = (("host", dsn.host), ("port", dsn.port), ("dbname", dsn.database), ("user", dsn.user), *dsn.options)
-    conninfo = " ".join(f"{key}={conninfo_value(value)}" for key, value in settings if value is not None)
-    command = [find_tool("pg_dump", "the PostgreSQL client tools (postgresql-client)"), "-Fc", "--no-password",
-               f"--dbname={conninfo}"]
-    timeout = os.environ.get("PGCONNECT_TIMEOUT", "10")
-    return command, tool_environment({"PGPASSWORD": dsn.password, "PGCONNECT_TIMEOUT": timeout})
-
-
-def mysql_dump_command(dsn: Dsn, workdir: Path) -> tuple[list[str], dict[str, str]]:
-    """mysqldump's command line and an option file in ``workdir`` (0600) holding the
-    credentials. ``--databases``: the dump creates and selects its database, as the
-    restore on a new database node expects."""
-    options = workdir / "client.cnf"
-    settings = {"host": dsn.host, "port": dsn.port, "user": dsn.user, "password": dsn.password}
-    lines = ["[client]", *(f'{key}="{option_value(value)}"' for key, value in settings.items() if value is not None)]
-    descriptor = os.open(options, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w") as file:
-        file.write("\n".join(lines) + "\n")
-    mysqldump = find_tool("mysqldump", "the MySQL client (mysql-client or mariadb-client)")
-    command = [
-        mysqldump, f"--defaults-extra-file={options}", "--single-transaction", "--routines", "--triggers",
-        "--databases", str(dsn.database),
-    ]
-    return command, tool_environment({})
-
-
-def gzipped(chunks: Iterable[bytes], level: int = GZIP_LEVEL) -> Iterator[bytes]:
-    """``chunks`` compressed as one gzip member, as they come."""
-    compressor = zlib.compressobj(level, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
-    for chunk in chunks:
-        if data := compressor.compress(chunk):
-            yield data
-    yield compressor.flush()
 
 
 def _output(stream: IO[bytes]) -> Iterator[bytes]:
@@ -217,29 +165,26 @@ def dump_database(
     """Dump ``database`` (its name in the manifest) from ``dsn`` straight into the dumps
     container, verify and record it. DumpFailed (the partial object deleted) when the tool
     fails or the stored object is not what was sent."""
-    fmt = dump_format(engine)
-    if fmt is None:
+    found = engine_for(engine)
+    if found is None:
         raise ValueError(f"no dump format for engine {engine!r}")
     started = time.monotonic()
     container = storage.ensure_container(DUMPS_BUCKET)
     taken_at, key = _free_key(storage, database, engine, clock, sleep)
-    tool = "pg_dump" if fmt.family == "postgres" else "mysqldump"
     with tempfile.TemporaryDirectory(prefix="failover-dump-") as workdir, tempfile.TemporaryFile() as errors:
-        if fmt.family == "postgres":
-            command, env = postgres_dump_command(dsn)
-        else:
-            command, env = mysql_dump_command(dsn, Path(workdir))
+        command, env = found.dump_command(dsn, Path(workdir))
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors, env=env)
-        chunks = _output(process.stdout)
-        sent = _Metered(gzipped(chunks) if fmt.family == "mysql" else chunks, progress)
+        sent = _Metered(found.dump_stream(_output(process.stdout)), progress)
         try:
-            uploaded = storage.upload_stream(DUMPS_BUCKET, key, sent, content_type=CONTENT_TYPES[fmt.family])
+            uploaded = storage.upload_stream(DUMPS_BUCKET, key, sent, content_type=found.dump_content_type)
             if next(sent, None) is not None:  # an upload must take the stream to its end
                 raise DumpFailed(f"the upload of {key} stopped before the end of the dump")
             status = process.wait()
             if status != 0:
-                message = redacted(_last_line(errors), dsn.password)
-                raise DumpFailed(f"{tool} of {database} ({dsn.describe()}) failed (exit {status}): {message or 'no message'}")
+                message = redacted(_last_line(errors), dsn.secrets)
+                raise DumpFailed(
+                    f"{found.dump_tool} of {database} ({dsn.describe()}) failed (exit {status}): {message or 'no message'}"
+                )
             _verify(storage, container, key, uploaded, sent)
         except BaseException:
             if process.poll() is None:
@@ -268,15 +213,15 @@ def store_dump(
     :func:`dump_database` stores one: under the key of now in the dumps container,
     verified, recorded. DumpFailed (the partial object deleted) when the stored object is
     not what was sent."""
-    fmt = dump_format(engine)
-    if fmt is None:
+    found = engine_for(engine)
+    if found is None:
         raise ValueError(f"no dump format for engine {engine!r}")
     started = time.monotonic()
     container = storage.ensure_container(DUMPS_BUCKET)
     taken_at, key = _free_key(storage, database, engine, clock, sleep)
     sent = _Metered(chunks, None)
     try:
-        uploaded = storage.upload_stream(DUMPS_BUCKET, key, sent, content_type=CONTENT_TYPES[fmt.family])
+        uploaded = storage.upload_stream(DUMPS_BUCKET, key, sent, content_type=found.dump_content_type)
         if next(sent, None) is not None:  # an upload must take the stream to its end
             raise DumpFailed(f"the upload of {key} stopped before the end of the dump")
         _verify(storage, container, key, uploaded, sent)
@@ -348,8 +293,8 @@ def _iso(moment: datetime) -> str:
 
 def dumps_on_target(storage: StorageTarget, database: str, engine: str) -> list[tuple[datetime, str, ObjectInfo]]:
     """The dumps of ``database`` in its engine's format on the target, newest first."""
-    fmt = dump_format(engine)
-    if fmt is None or not storage.container_exists(DUMPS_BUCKET):
+    owner = engine_for(engine)
+    if owner is None or not storage.container_exists(DUMPS_BUCKET):
         return []
     found = []
     with warnings.catch_warnings():  # local disk lists by prefix the slow way, and warns about it each time
@@ -357,7 +302,7 @@ def dumps_on_target(storage: StorageTarget, database: str, engine: str) -> list[
         items = list(storage.iter_objects(DUMPS_BUCKET, prefix=dump_prefix(database)))
     for item in items:
         parsed = parse_dump_key(item.key)
-        if parsed is not None and parsed.database == database and parsed.suffix == fmt.suffix:
+        if parsed is not None and parsed.database == database and parsed.suffix == owner.dump_suffix:
             found.append((parsed.taken_at, item.key, item))
     return sorted(found, key=lambda entry: (entry[0], entry[1]), reverse=True)
 

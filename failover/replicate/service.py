@@ -36,11 +36,12 @@ from typing import Any, Protocol
 
 from failover.adapters import source_storage, source_zones
 from failover.config import Config, DatabaseSpec, resolve_secrets
+from failover.databases.base import engine_for
 from failover.dnsnames import selected_zones
 from failover.engine.lock import ServiceLock
 from failover.errors import ConfigError, InputError, OperationFailed, Problem, TransientError
 from failover.manifest import Database, DnsZone, Manifest, now_iso
-from failover.naming import DUMPS_BUCKET, dump_format
+from failover.naming import DUMPS_BUCKET
 from failover.ports import SourceZones
 from failover.replicate.buckets import DEFAULT_WORKERS, BucketResult, CopyProgress, Replicator, is_local_disk
 from failover.replicate.dumps import DumpResult, check_dsn, database_dsn, dump_database, prune
@@ -442,7 +443,7 @@ class Databases:
                 known = ", ".join(sorted(in_snapshot)) or "none"
                 problems.append(Problem(file=str(config.path), field=f"databases.{name}",
                                         message=f"no database {name} in snapshot {snapshot.id} (it has: {known})"))
-            elif dump_format(db.engine) is None:
+            elif engine_for(db.engine) is None:
                 problems.append(Problem(
                     file=str(config.path), field=f"databases.{name}",
                     message=f"engine {db.engine} has no dump format (failover dumps PostgreSQL, MySQL and MariaDB)"))

@@ -66,7 +66,7 @@ import boto3
 import yaml
 
 from failover import naming
-from failover.actions.restore_databases import DB_IMAGE_NAME
+from failover.databases.node import DB_IMAGE_NAME
 from failover.demo import REGIONS, SERVICE, TAGS, seed_sample_service
 from failover.testing.emulators import Azurite, EmulatorMissing, PowerDns
 from failover.testing.proxy import LatencyProxy

@@ -18,8 +18,8 @@ from typing import Any, TypeVar
 
 from failover.errors import ProviderError
 from failover.manifest import Manifest, SourceInfo, Unsupported, now_iso
-from providers.aws.session import AwsSession
 from failover.ports import Progress, no_progress
+from providers.aws.session import AwsSession
 
 T = TypeVar("T")
 R = TypeVar("R")

@@ -17,9 +17,9 @@ from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
 from failover.errors import FailoverError
+from failover.ports import ObjectInfo, SourceObject
 from providers.aws.inventory import HOME_REGION
 from providers.aws.session import AwsSession, translate
-from failover.ports import ObjectInfo, SourceObject
 
 CHUNK_SIZE = 1024 * 1024
 PROBE_CONFIG = BotoConfig(connect_timeout=1, read_timeout=2, retries={"total_max_attempts": 1})

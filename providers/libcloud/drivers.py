@@ -16,10 +16,10 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from failover.adapters import load_object
 from failover.config import DEFAULT_FILE, ENV_REF, DriverSpec, resolve_secrets
 from failover.errors import ConfigError, Problem
 from failover.retry import retry_requests
-from failover.adapters import load_object
 from providers.libcloud.errors import redact, translated
 
 T = TypeVar("T")

@@ -24,10 +24,9 @@ kept low:
 
 from __future__ import annotations
 
-import inspect
-
 import base64
 import hashlib
+import inspect
 import mimetypes
 import os
 import re
@@ -42,12 +41,12 @@ from typing import Any
 from urllib.parse import quote
 
 from libcloud.common.exceptions import exception_from_message
-from libcloud.utils.xml import fixxpath
 from libcloud.storage.types import (
     ContainerAlreadyExistsError,
     ContainerDoesNotExistError,
     ObjectDoesNotExistError,
 )
+from libcloud.utils.xml import fixxpath
 
 from failover.config import DEFAULT_FILE, StorageSpec
 from failover.errors import OperationFailed

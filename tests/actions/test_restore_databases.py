@@ -8,6 +8,7 @@ import gzip
 import json
 import os
 import subprocess
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -27,19 +28,15 @@ from targetkit import (
     write_config,
 )
 
-from failover.actions.restore_databases import (
-    RestoreDatabases,
-    RestoreDatabasesParams,
-    database_node,
-    instance_class_shape,
-    parse_dsn,
-    postgres_major,
-    restore_script,
-)
+from failover.actions.restore_databases import RestoreDatabases, RestoreDatabasesParams
 from failover.cloudinit import cloud_config_parts
+from failover.databases.base import rds_instance_class_shape as instance_class_shape
+from failover.databases.node import database_node, node_problem, restore_script
+from failover.databases.postgres import postgres_major
+from failover.dsn import parse_dsn
 from failover.errors import ConfigError, InputError, OperationFailed
 from failover.mapping import choose_image, choose_size
-from failover.naming import DUMPS_BUCKET, dump_key, parse_dump_key
+from failover.naming import DUMPS_BUCKET, DumpKey, dump_key, parse_dump_key
 from failover.ports import ImageInfo, SizeInfo
 from failover.targets import Targets
 from failover.testing.postgres import DEFAULT_PASSWORD, LocalPostgres
@@ -530,3 +527,119 @@ def test_a_drill_in_mode_node_creates_the_database_node_under_the_drill_name(nod
     assert outputs["orders-db"]["node_name"] == "drill-social-app-orders-db"
     RestoreDatabases().undo(ctx, params())
     assert live_instances(target) == []
+
+
+# -- what reaches a database node's root script ----------------------------------------------
+
+
+def test_engine_versions_reach_the_root_script_only_as_digits_and_dots() -> None:
+    dump = parse_dump_key(dump_key("orders-db", "postgres", now()))
+    for engine, version in (("postgres", "9.6; touch /tmp/x"), ("mysql", "8.0\ntouch /tmp/x"),
+                            ("postgres", "15.4\n"), ("postgres", "１５.4"), ("postgres", None), ("mariadb", "10.6 ")):
+        db = database("orders-db", engine=engine, version=version)
+        assert node_problem(db) is not None, version
+        with pytest.raises(ValueError, match="orders-db"):
+            restore_script(db, dump, "replica-failover-dumps", None)
+    assert node_problem(database("orders-db", engine="postgres", version="9.6; touch /tmp/x")) == (
+        "engine version '9.6; touch /tmp/x' is not digits and dots: refused")
+    for engine, version in (("postgres", "9.6.22"), ("mysql", None), ("aurora-mysql", "8.0.mysql_aurora.3.04.0")):
+        assert node_problem(database("orders-db", engine=engine, version=version)) is None
+    assert "apt-get install -y -q postgresql-9.6\n" in restore_script(
+        database("orders-db", version="9.6.22"), dump, "replica-failover-dumps", None)
+
+
+def test_names_keys_and_containers_reach_the_root_script_as_data(tmp_path: Path) -> None:
+    marker = tmp_path / "injected"
+    hostile = f"orders'$(touch {marker})\n`touch {marker}`;touch {marker}"
+    dump = DumpKey(hostile, now(), ".dump")
+    container = f"replica-$(touch {marker})"
+    script = restore_script(database(hostile), dump, container, f"https://x/$(touch {marker})")
+
+    assert subprocess.run(["sh", "-n"], input=script, text=True, capture_output=True).returncode == 0
+    lines = script.splitlines()
+    assert not any(line.lstrip().startswith(("touch", "`", ";")) for line in lines)
+    assert [line for line in lines if "$(touch" in line and not line.startswith("#")] == [
+        line for line in lines if line.startswith(("DUMP_URL=", "  printf"))
+    ]
+    # What the node prints when the dump is missing, run as the node would: printed, never run.
+    [missing] = [line for line in lines if line.startswith("  printf")]
+    printed = subprocess.run(["sh", "-c", missing], capture_output=True, text=True, check=True).stderr
+    assert f"{container}/{dump.key}".replace("\n", "\\n") in printed and not marker.exists()
+
+
+# -- DSNs of any shape: the password never on pg_restore's command line, never in a message ---
+
+SLASHED = "12/SECRET-slash-pw"
+
+
+@pytest.fixture(scope="module")
+def slashed() -> Iterator[LocalPostgres]:
+    """A target server whose password has a "/", written unencoded in the DSNs below."""
+    server = LocalPostgres(password=SLASHED).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_restore_argv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, slashed: LocalPostgres) -> Path:
+    """pg_restore first on PATH: a wrapper that writes its arguments to this file, then runs the real one."""
+    bin_dir, log = tmp_path / "bin", tmp_path / "argv.log"
+    bin_dir.mkdir()
+    wrapper = bin_dir / "pg_restore"
+    wrapper.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" >> {log}\nexec {slashed.bin / "pg_restore"} "$@"\n')
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    return log
+
+
+def test_an_unencoded_password_restores_and_reaches_no_argv_output_or_log(
+    config, dumps, slashed: LocalPostgres, pg_restore_argv: Path
+) -> None:
+    store_dumps(config, dumps)
+    slashed.recreate("restored")
+    log: list[str] = []
+    ctx = context(config, ORDERS, step_id="databases", log=log)
+    dsn = f"postgresql://postgres:{SLASHED}@127.0.0.1:{slashed.port}/restored"
+
+    [change] = RestoreDatabases().plan(ctx, params(dsn=dsn))
+    outputs = RestoreDatabases().apply(ctx, params(dsn=dsn))
+
+    assert slashed.sql("restored", "SELECT string_agg(item, ',' ORDER BY id) FROM orders") == "tea,coffee,cake"
+    assert outputs["orders-db"]["database"] == "restored" and outputs["orders-db"]["port"] == slashed.port
+    argv = pg_restore_argv.read_text()
+    assert f"--dbname=host=127.0.0.1 port={slashed.port} dbname=restored user=postgres" in argv
+    for text in (argv, json.dumps(outputs), "\n".join(log), change.detail):
+        assert "SECRET" not in text
+
+
+def test_a_wrong_unencoded_password_or_two_passwords_never_reach_argv_or_the_error(
+    config, dumps, slashed: LocalPostgres, pg_restore_argv: Path
+) -> None:
+    store_dumps(config, dumps)
+    slashed.recreate("restored")
+    wrong = f"postgresql://postgres:12/WRONG-SECRET@127.0.0.1:{slashed.port}/restored"
+
+    with pytest.raises(OperationFailed) as failed:
+        RestoreDatabases().apply(context(config, ORDERS), params(dsn=wrong))
+
+    assert f"pg_restore into 127.0.0.1:{slashed.port}/restored failed" in str(failed.value)
+    assert "password authentication failed" in str(failed.value)
+    assert "SECRET" not in str(failed.value) and "SECRET" not in pg_restore_argv.read_text()
+    pg_restore_argv.unlink()
+    two = f"postgresql://postgres:{SLASHED}@127.0.0.1:{slashed.port}/restored?password=OTHER-SECRET"
+    with pytest.raises(InputError) as refused:
+        RestoreDatabases().apply(context(config, ORDERS), params(dsn=two))
+    assert "gives two passwords, in the userinfo and as ?password=" in str(refused.value)
+    assert "SECRET" not in str(refused.value) and not pg_restore_argv.exists()
+
+
+def test_secret_options_of_a_dsn_go_in_a_service_file_never_on_the_command_line(tmp_path: Path) -> None:
+    from failover.databases.postgres import PostgreSQL
+
+    dsn = parse_dsn("postgresql://app:pw@db.internal/orders?sslmode=require&sslpassword=KEY-SECRET")
+    command, env = PostgreSQL().restore_command(dsn, tmp_path)
+
+    assert not any("SECRET" in arg or "password=" in arg for arg in command)
+    service = Path(env["PGSERVICEFILE"])
+    assert service.read_text() == "[failover]\nsslpassword=KEY-SECRET\n" and service.stat().st_mode & 0o777 == 0o600
+    assert env["PGSERVICE"] == "failover" and env["PGPASSWORD"] == "pw"

@@ -171,6 +171,16 @@ def test_the_database_nodes_the_playbook_would_create_are_mapped_too(kit: Kit) -
     assert len(result.data["nodes"]) == 2
 
 
+def test_a_database_restore_databases_would_refuse_fails_the_mapping(kit: Kit) -> None:
+    kit.write(profile=kit.profile(images={"ubuntu-22.04-lts": "ami-1e749f67"}))
+    kit.snapshot(database("orders-db", version="9.6; touch /tmp/x"), database("users-db"))
+    result = kit.run("node-mapping")
+    assert result.status == "fail", result.detail
+    assert result.detail == ("1 of 2 nodes cannot be mapped: database orders-db: "
+                             "engine version '9.6; touch /tmp/x' is not digits and dots: refused")
+    assert result.data["databases"] == ["users-db"] and list(result.data["refused"]) == ["orders-db"]
+
+
 def test_databases_restored_into_a_dsn_need_no_node(kit: Kit) -> None:
     kit.snapshot(node("web-1", "i-web1"), database("orders-db"))
     result = kit.run("node-mapping", vars={"database_dsn_env": "ORDERS_TARGET_DSN"})  # set or not: no value is read

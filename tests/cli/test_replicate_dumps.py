@@ -240,3 +240,85 @@ def test_an_unset_dsn_or_a_profile_without_storage_is_invalid_input(
     assert no_storage.code == 2
     assert "targets.fallback.storage: replicate stores database dumps in the target's storage" in no_storage.stderr
     assert sorted(path.name for path in (tmp_path / "replicas").iterdir()) == []
+
+
+# -- DSNs of any shape: the password never on a command line, never in a message -------------
+
+SLASHED = "12/SECRET-slash-pw"  # unencoded in the DSNs below: the standard URL reading ends the host at its "/"
+
+
+@pytest.fixture(scope="module")
+def slashed() -> Iterator[LocalPostgres]:
+    server = LocalPostgres(password=SLASHED).start()
+    server.recreate("orders")
+    server.sql("orders", "CREATE TABLE orders (id int PRIMARY KEY, item text)")
+    server.sql("orders", "INSERT INTO orders VALUES (1, 'tea'), (2, 'coffee'), (3, 'cake')")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def argv_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, slashed: LocalPostgres) -> Path:
+    """pg_dump first on PATH: a wrapper that writes its arguments to this file, then runs the real one."""
+    bin_dir, log = tmp_path / "bin", tmp_path / "argv.log"
+    bin_dir.mkdir()
+    wrapper = bin_dir / "pg_dump"
+    wrapper.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" >> {log}\nexec {slashed.bin / "pg_dump"} "$@"\n')
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    return log
+
+
+@pytest.mark.parametrize("dsn", [
+    "postgresql://postgres:{password}@127.0.0.1:{port}/orders",  # unencoded
+    "postgresql://postgres:{encoded}@127.0.0.1:{port}/orders?password={encoded}",  # twice, the same
+], ids=["unencoded", "userinfo-and-query"])
+def test_a_dsn_of_any_shape_dumps_and_its_password_reaches_no_argv_output_or_state(
+    clients, config: Path, failover, replica, slashed: LocalPostgres, argv_log: Path, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, dsn: str,
+) -> None:
+    seed_rds(clients)
+    snapshot(failover, config)
+    encoded = SLASHED.replace("/", "%2F")
+    monkeypatch.setenv("ORDERS_DB_DSN", dsn.format(password=SLASHED, encoded=encoded, port=slashed.port))
+
+    result = replicate(failover, config, "--json")
+
+    assert result.code == 0, result.stderr
+    [row] = json.loads(result.stdout)["databases"]["items"]
+    assert b"".join(replica.download_stream(DUMPS_BUCKET, row["key"])).startswith(b"PGDMP")
+    argv = argv_log.read_text()
+    assert f"port={slashed.port} dbname=orders user=postgres" in argv  # the wrapper ran
+    for text in (argv, result.stdout, result.stderr):
+        assert "SECRET" not in text
+    assert all(b"SECRET" not in data for data in state_files(tmp_path).values())
+
+
+def test_a_wrong_unencoded_password_or_two_different_ones_never_reach_argv_or_a_message(
+    clients, config: Path, failover, replica, slashed: LocalPostgres, argv_log: Path, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seed_rds(clients)
+    snapshot(failover, config)
+    monkeypatch.setenv("ORDERS_DB_DSN", f"postgresql://postgres:12/WRONG-SECRET@127.0.0.1:{slashed.port}/orders")
+
+    wrong = replicate(failover, config, "--json")
+
+    assert wrong.code == 1
+    [row] = json.loads(wrong.stdout)["databases"]["items"]
+    assert row["error"].startswith(f"pg_dump of orders-db (127.0.0.1:{slashed.port}/orders) failed (exit 1):")
+    assert "password authentication failed" in row["error"]
+    assert argv_log.exists() and "WRONG" not in argv_log.read_text()
+
+    monkeypatch.setenv("ORDERS_DB_DSN", f"postgresql://postgres:{SLASHED}@127.0.0.1:{slashed.port}/orders"
+                                        "?password=OTHER-SECRET")
+    argv_log.unlink()
+    two = replicate(failover, config, "--json")
+
+    assert two.code == 2 and two.stdout == ""
+    assert f"{config}: databases.orders-db.dsn: gives two passwords, in the userinfo and as ?password=" in two.stderr
+    assert not argv_log.exists()  # refused before any tool ran
+    for text in (wrong.stdout, wrong.stderr, two.stderr):
+        assert "SECRET" not in text
+    assert all(b"SECRET" not in data for data in state_files(tmp_path).values())
+    assert dump_keys(replica) == []
