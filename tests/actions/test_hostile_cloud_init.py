@@ -6,17 +6,11 @@ theirs reaches the node's cloud-init except as checked data."""
 from __future__ import annotations
 
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
 import pytest
-
-SUPPORT = Path(__file__).resolve().parents[1] / "support"
-if str(SUPPORT) not in sys.path:
-    sys.path.insert(0, str(SUPPORT))
-
 from targetkit import (
     SERVICE,
     compute_spec,

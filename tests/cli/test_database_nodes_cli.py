@@ -9,7 +9,6 @@ the other databases get their nodes."""
 from __future__ import annotations
 
 import json
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,18 +16,13 @@ from typing import Any
 import pytest
 import yaml
 from replicatekit import snapshot
+from targetkit import compute_spec, live_instances, tags_of, user_data_of
 
-SUPPORT = Path(__file__).resolve().parents[1] / "support"
-if str(SUPPORT) not in sys.path:
-    sys.path.insert(0, str(SUPPORT))
-
-from targetkit import compute_spec, live_instances, tags_of, target, target_moto, user_data_of  # noqa: E402, F401
-
-from failover.adapters import storage_target  # noqa: E402
-from failover.cloudinit import cloud_config_parts  # noqa: E402
-from failover.config import StorageSpec  # noqa: E402
-from failover.naming import DUMPS_BUCKET, dump_key  # noqa: E402
-from providers.libcloud.drivers import forget_adapters  # noqa: E402
+from failover.adapters import storage_target
+from failover.cloudinit import cloud_config_parts
+from failover.config import StorageSpec
+from failover.naming import DUMPS_BUCKET, dump_key
+from providers.libcloud.drivers import forget_adapters
 
 SERVICE_TAGS = [{"Key": "service", "Value": "social-app"}]
 UBUNTU = "ami-1e749f67"  # in moto's catalogue, standing in for Ubuntu 22.04
