@@ -99,7 +99,11 @@ class LockHeld(FailoverError):
 
 
 class NotReady(OperationFailed):
-    """``check`` found the service not ready to fail over (exit 1)."""
+    """``check`` found the service not ready to fail over (exit 1). Its report, printed
+    already, says why: nothing more is printed."""
+
+    def lines(self) -> list[str]:
+        return []
 
 
 class ProviderError(FailoverError):
