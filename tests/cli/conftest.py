@@ -18,6 +18,7 @@ from failover.testing.servers import MotoServer
 
 FAILOVER = [sys.executable, "-m", "failover.cli.main"]
 
+
 @dataclass
 class Result:
     code: int
