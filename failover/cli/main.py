@@ -11,16 +11,7 @@ import traceback
 
 import typer
 
-from failover.cli import (
-    check,
-    demo,
-    drill,
-    inventory,
-    playbooks,
-    replicate,
-    runs,
-    snapshots,
-)
+from failover.cli import check, demo, drill, inventory, playbooks, replicate, runs, snapshots
 from failover.cli import run as run_commands
 from failover.errors import ExitCode, FailoverError, Interrupted
 from failover.terminal import visible

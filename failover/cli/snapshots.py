@@ -10,15 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from failover.cli.common import (
-    ConfigOption,
-    DebugOption,
-    JsonOption,
-    console,
-    load,
-    open_state,
-    print_json,
-)
+from failover.cli.common import ConfigOption, DebugOption, JsonOption, console, load, open_state, print_json
 from failover.manifest import KINDS, Manifest, load_manifest
 from failover.manifest import diff as diff_manifests
 
