@@ -23,17 +23,7 @@ from failover.actions.base import ACTIONS
 from failover.config import Config, missing_secrets
 from failover.errors import ConfigError, InputError, NotFound, PlaybookError, Problem
 from failover.targets import profile_problems
-from failover.templates import (
-    Ref,
-    TemplateError,
-    evaluate_when,
-    find_refs,
-    lookup,
-    parse,
-    render,
-    split_comparison,
-    walk_strings,
-)
+from failover.templates import Ref, TemplateError, evaluate_when, find_refs, lookup, parse, render, split_comparison, walk_strings
 from failover.yamlio import Document, Loc, load_file, load_text
 
 BUILTIN_PACKAGE = "playbooks"

@@ -13,22 +13,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from failover.actions.base import ACTIONS
-from failover.cli.common import (
-    ConfigOption,
-    DebugOption,
-    JsonOption,
-    console,
-    print_json,
-)
+from failover.cli.common import ConfigOption, DebugOption, JsonOption, console, print_json
 from failover.config import Config, config_path, load_config
 from failover.errors import InputError, Problem
-from failover.playbook import (
-    Playbook,
-    builtin_playbooks,
-    load_playbook,
-    parse_var_args,
-    playbook_schema,
-)
+from failover.playbook import Playbook, builtin_playbooks, load_playbook, parse_var_args, playbook_schema
 from failover.targets import profile_problems
 
 app = typer.Typer()

@@ -10,17 +10,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from failover.cli.common import (
-    ConfigOption,
-    DebugOption,
-    JsonOption,
-    console,
-    load,
-    open_state,
-    print_json,
-)
-from failover.manifest import KINDS, Manifest, load_manifest
-from failover.manifest import diff as diff_manifests
+from failover.cli.common import ConfigOption, DebugOption, JsonOption, console, load, open_state, print_json
+from failover.manifest import KINDS, Manifest, diff as diff_manifests, load_manifest
 
 app = typer.Typer()
 

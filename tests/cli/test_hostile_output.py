@@ -75,3 +75,26 @@ def test_terminal_controls_in_record_names_are_shown_not_sent(clients, write_con
     assert "evil.social.example" in shown  # source-ttls names the record
     assert "\x1b[2j" not in shown.lower()  # record names are lowercased in the snapshot
     assert "\\x1b[2jevil.social.example" in shown
+
+
+def test_plan_shows_terminal_controls_of_node_names(account, clients, write_config, tmp_path: Path) -> None:
+    ec2 = clients("ec2")
+    image = ec2.describe_images(Owners=["amazon"], Filters=[{"Name": "name", "Values": ["*ubuntu*"]}])["Images"][0]
+    ec2.run_instances(ImageId=image["ImageId"], InstanceType="t3.medium", MinCount=1, MaxCount=1, TagSpecifications=[
+        {"ResourceType": "instance", "Tags": [{"Key": "service", "Value": "social-app"},
+                                              {"Key": "Name", "Value": "web\x9b2J\u202e1-"}]},
+    ])  # EC2 speaks XML, which has no ESC: CSI as its one-byte C1 form, and a right-to-left override
+    # The compute target: libcloud's EC2 driver against the same moto_server (plan only reads it).
+    compute = {"driver": "failover.testing.ec2_shim:MotoEC2NodeDriver", "options": {
+        "key": "testing", "secret": "testing", "host": "127.0.0.1", "port": account.port, "secure": False}}
+    targets = {"fallback": {"compute": compute, "images": {image["ImageId"]: image["ImageId"]}}}
+    config = write_config(source=SOURCE, targets=targets)
+    (tmp_path / "nodes.yaml").write_text("name: nodes\nsteps:\n  - {id: nodes, action: provision-nodes}\n")
+
+    code, shown = on_a_terminal("inventory", "-c", str(config), cwd=tmp_path)
+    assert code == 0, shown
+    code, shown = on_a_terminal("plan", "nodes.yaml", "--target", "fallback", "-c", str(config), cwd=tmp_path)
+
+    assert code == 0, shown
+    assert "\x9b" not in shown and "\u202e" not in shown
+    assert "web\\x9b2J\\u202e1-" in shown.replace("\r\n", "")
