@@ -21,7 +21,10 @@ each bucket a pass:
 
 Keys that are not plain relative paths are refused, reported and never copied: HTTP
 clients resolve ``.`` and ``..`` segments in URLs, and local disk joins keys as paths,
-so such a key would be stored somewhere else than its name says.
+so such a key would be stored somewhere else than its name says. So are the keys the
+target says it cannot hold (``StorageTarget.key_problem``: a control character, a name
+it would store as another, a length it refuses; ``key_collisions``: ``a`` beside ``a/b``
+on local disk): per object, counted, and the rest of the bucket is copied and recorded.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from failover.errors import Interrupted, OperationFailed
+from failover.keytext import shown, shown_all
 from failover.manifest import now_iso
 from failover.retry import in_context, retry_requests
 from failover.state import ReplicaObject, ReplicationRecord, StateStore, new_id
@@ -134,11 +138,13 @@ class BucketPlan:
 
 def plan_bucket(
     source: dict[str, ObjectInfo], target: dict[str, ObjectInfo], records: dict[str, ReplicaObject],
-    *, local_disk: bool, delete: bool,
+    *, local_disk: bool, delete: bool, storage: StorageTarget | None = None, bucket: str = "",
 ) -> BucketPlan:
+    """``storage`` (the target, holding ``bucket``) says which keys it cannot hold."""
     plan = BucketPlan()
+    refused = refusals(source, target, local_disk=local_disk, storage=storage, bucket=bucket)
     for key, item in source.items():
-        why = refusal(key, local_disk=local_disk)
+        why = refused.get(key)
         copy, record = target.get(key), records.get(key)
         if why is not None:
             plan.refused[key] = why
@@ -154,7 +160,7 @@ def plan_bucket(
     return plan
 
 
-def refusal(key: str, *, local_disk: bool) -> str | None:
+def refusal(key: str, *, local_disk: bool, storage: StorageTarget | None = None, bucket: str = "") -> str | None:
     """Why ``key`` cannot be stored under its own name on the target, or None."""
     segments = key.split("/")
     if not key:
@@ -167,7 +173,24 @@ def refusal(key: str, *, local_disk: bool) -> str | None:
         return "a '.' or '..' path segment"
     if local_disk and "" in segments:
         return "an empty path segment, which local disk cannot keep"
-    return None
+    return storage.key_problem(bucket, key) if storage is not None else None
+
+
+def refusals(
+    keys: Iterable[str], stored: Iterable[str], *, local_disk: bool, storage: StorageTarget | None = None,
+    bucket: str = "",
+) -> dict[str, str]:
+    """Each of ``keys`` (a listing of the source) that cannot be stored under its own name, with
+    why: by itself (:func:`refusal`), or beside another key of the listing or of ``stored``."""
+    refused = {}
+    for key in keys:
+        why = refusal(key, local_disk=local_disk, storage=storage, bucket=bucket)
+        if why is not None:
+            refused[key] = why
+    if storage is not None:
+        held = [key for key in keys if key not in refused]
+        refused.update(storage.key_collisions(bucket, held, list(stored)))
+    return refused
 
 
 def is_current(item: ObjectInfo, copy: ObjectInfo | None, record: ReplicaObject) -> bool:
@@ -268,7 +291,8 @@ class Replicator:
             records = self.store.replica_objects(self.service, self.target_name, container)
         finally:
             source = listing.result()  # the source's failure first: it says more than a target's
-        plan = plan_bucket(source, target, records, local_disk=self.local_disk, delete=delete)
+        plan = plan_bucket(source, target, records, local_disk=self.local_disk, delete=delete, storage=self.target,
+                           bucket=bucket)
         if delete and not force:
             check_deletions(bucket, container, len(plan.delete), len(source), len(target))
 
@@ -396,7 +420,7 @@ def verify_copy(bucket: str, container: str, source: ObjectInfo, size_read: int,
     elif source.md5 is not None and received.md5 != source.md5:
         problems.append(f"the MD5 of the bytes read ({received.md5}) is not the source's ETag ({source.md5})")
     if problems:
-        raise OperationFailed(f"copy of {source.key!r} from bucket {bucket} into container {container}: {'; '.join(problems)}")
+        raise OperationFailed(f"copy of {shown(source.key)} from bucket {bucket} into container {container}: {'; '.join(problems)}")
 
 
 class _Reading:
@@ -538,7 +562,5 @@ def _age_s(as_of: str | None) -> float | None:
 
 
 def quote_keys(keys: Iterable[str], limit: int = 5) -> str:
-    """A few of ``keys`` for a message: ``'a', 'b' and 3 more``."""
-    keys = list(keys)
-    shown = ", ".join(repr(key) for key in keys[:limit])
-    return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
+    """A few of ``keys`` for a message: ``'a', 'b' and 3 more``, long keys cut, controls escaped."""
+    return shown_all(keys, limit)

@@ -63,6 +63,7 @@ from failover.config import Config, DatabaseSpec, resolve_secrets
 from failover.dnsnames import selected_zones
 from failover.dumps import DumpResult, check_dsn, database_dsn, dump_database, prune
 from failover.engine.lock import ServiceLock
+from failover.keytext import shown
 from failover.adapters import source_storage, source_zones
 from failover.errors import (
     ConfigError,
@@ -290,7 +291,7 @@ class Buckets:
         failures = [f"bucket {row['bucket']}: {row['error']}" for row in rows if row["error"]]
         notes = [
             f"bucket {row['bucket']}: {len(row['refused_keys'])} key(s) not copied: "
-            + "; ".join(f"{key!r} ({why})" for key, why in list(row["refused_keys"].items())[:5])
+            + "; ".join(f"{shown(key)} ({why})" for key, why in list(row["refused_keys"].items())[:5])
             for row in rows if row["refused_keys"]
         ]
         return SectionReport(document=document, table=buckets_table(document), failures=failures, notes=notes)
