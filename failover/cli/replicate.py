@@ -403,6 +403,9 @@ class Zones:
         failures = [f"zone {row['zone']}: {row['error']}" for row in rows if row["error"]]
         notes = []
         for row in rows:
+            if row["refused_sets"]:
+                notes.append(f"zone {row['zone']}: {len(row['refused_sets'])} record set(s) refused: " + "; ".join(
+                    f"{shown(item['name'])} {item['type']} ({item['reason']})" for item in row["refused_sets"][:5]))
             if row["skipped"]:
                 notes.append(f"zone {row['zone']}: {len(row['skipped'])} record set(s) not mirrored: " + "; ".join(
                     f"{item['name']} {item['type']} ({item['reason']})" for item in row["skipped"][:5]))
@@ -430,8 +433,10 @@ class Zones:
 
 def zone_row(zone: str, result: ZonePass | None, elapsed: float, error: str | None = None, refused: int = 0) -> dict[str, Any]:
     counts = {name: getattr(result, name, 0) for name in ("record_sets", "written", "unchanged", "deleted")}
+    refused_sets = list(result.refused_sets) if result else []
     return {
-        "zone": zone, **counts, "refused": refused, "created_zone": bool(result and result.created_zone),
+        "zone": zone, **counts, "refused": refused + len(refused_sets), "refused_sets": refused_sets,
+        "created_zone": bool(result and result.created_zone),
         "elapsed_s": round(elapsed, 3), "error": error,
         "written_sets": list(result.written_sets) if result else [], "deleted_sets": list(result.deleted_sets) if result else [],
         "extra": list(result.extra) if result else [], "skipped": list(result.skipped) if result else [],

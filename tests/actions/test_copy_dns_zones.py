@@ -334,3 +334,23 @@ def test_a_run_copies_cuts_over_and_rolls_back_through_the_engine(lab: DnsLab) -
     assert rolled_back.status is RunStatus.ROLLED_BACK, rolled_back.error
     assert lab.zone_names() == {"example.org."}, "the zone the run created is gone, the adopted one stays"
     assert lab.sets("example.org.") == before
+
+
+def test_a_set_the_target_refuses_or_that_cannot_be_carried_is_reported_and_the_zone_copied(lab: DnsLab) -> None:
+    zone = example_org().model_copy(update={"records": [
+        *example_org().records,
+        record("<script>.example.org.", "A", 300, "203.0.113.66"),
+        record("bad.example.org.", "TXT", 300, '"x" ; rm -rf /'),
+    ]})
+
+    outputs, _ = copy(lab, snapshot=manifest(zone))
+
+    [copied] = outputs["zones"]
+    refused = {(item["name"], item["type"]): item["reason"] for item in copied["refused"]}
+    assert set(refused) == {("<script>.example.org.", "A"), ("bad.example.org.", "TXT")}
+    assert "the target refused it" in refused[("<script>.example.org.", "A")]
+    assert "not only quoted strings" in refused[("bad.example.org.", "TXT")]
+    assert lab.answer("bad.example.org", "TXT") is None  # never rewritten to "x"
+    for item in example_org().records:  # every other set is on the server
+        if item.type not in ("SOA", "NS"):
+            assert lab.answer(item.name.rstrip("."), item.type) is not None, item
