@@ -519,6 +519,7 @@ class ReplicaStatus:
     differing: tuple[str, ...] = ()  # recorded copies changed on the target since
     as_of: str | None = None
     age_s: float | None = None
+    refused: int = 0  # the source's objects the last replication refused (keys the target cannot hold)
 
     @property
     def intact(self) -> bool:
@@ -544,7 +545,7 @@ def replica_status(
     return ReplicaStatus(
         bucket=bucket, container=container, exists=True, objects=len(stored),
         bytes=sum(item.size for item in stored.values()), missing=missing, differing=differing,
-        as_of=as_of, age_s=_age_s(as_of),
+        as_of=as_of, age_s=_age_s(as_of), refused=last.refused if last is not None else 0,
     )
 
 

@@ -277,6 +277,12 @@ def test_keys_a_target_cannot_hold_are_refused_one_by_one_and_the_rest_copied_an
     [row] = again["buckets"]["items"]
     assert (row["copied"], row["refused"], row["skipped"]) == (0, len(REFUSED_ON[kind]), len(held))
 
+    # `check` lists the container and counts the refused keys: a warning, not an incomplete replica.
+    checked = failover("check", "standard", "--target", "fallback", "-c", str(config), "--json")
+    [replicas] = [item for item in json.loads(checked.stdout)["checks"] if item["name"] == "replicas"]
+    assert replicas["status"] == "warn", replicas["detail"]
+    assert f"{len(REFUSED_ON[kind])} object(s) with keys the target cannot hold were refused" in replicas["detail"]
+
 
 @pytest.mark.parametrize("storage_config", ["disk"], indirect=True)
 def test_a_long_key_is_refused_with_a_short_message(clients, config: Path, failover, bucket: str) -> None:
