@@ -247,3 +247,20 @@ def test_an_unset_dsn_or_a_profile_without_storage_is_invalid_input(
     assert no_storage.code == 2
     assert "targets.fallback.storage: replicate stores database dumps in the target's storage" in no_storage.stderr
     assert sorted(path.name for path in (tmp_path / "replicas").iterdir()) == []
+
+
+def test_a_dump_on_local_disk_is_readable_by_its_owner_only_whatever_the_umask(
+    clients, config: Path, failover, postgres: LocalPostgres, orders: str, tmp_path: Path
+) -> None:
+    seed_rds(clients)
+    snapshot(failover, config)
+
+    result = failover("replicate", "--target", "fallback", "-c", str(config), "--json", umask=0o022)
+
+    assert result.code == 0, result.stderr
+    [row] = json.loads(result.stdout)["databases"]["items"]
+    container = tmp_path / "replicas" / row["container"]
+    dump = container.joinpath(*row["key"].split("/"))
+    assert oct(dump.stat().st_mode & 0o777) == "0o600"  # was 0o664
+    folders = [container, *(path for path in container.rglob("*") if path.is_dir())]
+    assert {oct(path.stat().st_mode & 0o777) for path in folders} == {"0o700"}
