@@ -92,8 +92,10 @@ class CopyDnsZones(Action):
                 before = target.sets.get((wanted.name, wanted.type))
                 if not wanted.matches(before):
                     changes.append(_set_change(wanted, before))
-            for s in [*copy.skipped, *copy.refused]:
+            for s in copy.skipped:
                 changes.append(Change("none", "record", f"{s['name']} {s['type']}", f"not copied: {s['reason']}"))
+            for s in copy.refused:
+                changes.append(Change("none", "record", f"{shown(s['name'])} {s['type']}", f"refused: {s['reason']}"))
         return changes
 
     def apply(self, ctx: ActionContext, params: CopyDnsZonesParams) -> dict[str, Any]:

@@ -358,3 +358,16 @@ def test_a_record_set_that_cannot_be_carried_or_is_refused_is_reported_and_the_o
 
     again = zone_row(replicated(failover, config))  # the same refused again, nothing else written
     assert (again["written"], again["unchanged"], again["refused"]) == (0, len(BASE_SETS), len(HOSTILE_SETS))
+
+
+def test_check_warns_about_record_sets_that_cannot_be_carried(clients, config: Path, failover, powerdns: PowerDns) -> None:
+    malformed = {key: value for key, value in HOSTILE_SETS.items() if key[1] == "TXT"}
+    seed_zone(clients, {**BASE_SETS, **malformed})
+    snapshot(failover, config)
+    assert zone_row(replicated(failover, config))["refused"] == len(malformed)
+
+    checked = failover("check", "standard", "--target", "fallback", "-c", str(config), "--json")
+
+    [mirror] = [item for item in json.loads(checked.stdout)["checks"] if item["name"] == "dns-mirror"]
+    assert mirror["status"] == "warn", mirror["detail"]
+    assert "2 record set(s) of the source cannot be carried" in mirror["detail"]
