@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from failover.errors import Interrupted, OperationFailed
+from failover.errors import FailoverError, Interrupted, OperationFailed
 from failover.keytext import shown, shown_all
 from failover.manifest import now_iso
 from failover.retry import in_context, retry_requests
@@ -293,20 +293,28 @@ class Replicator:
             source = listing.result()  # the source's failure first: it says more than a target's
         plan = plan_bucket(source, target, records, local_disk=self.local_disk, delete=delete, storage=self.target,
                            bucket=bucket)
-        if delete and not force:
-            check_deletions(bucket, container, len(plan.delete), len(source), len(target))
-
-        if not existed:
-            self._create_container(bucket, container)
-        self._remember(container, plan.adopt)
-        copied = self._copy(pool, bucket, container, plan.copy, journal_new=existed, existing=target.keys())
-        self._verify_stored(bucket, container, copied)
-        deleted = self._delete(pool, bucket, container, plan.delete)
-
         result.objects, result.bytes = len(source), sum(item.size for item in source.values())
+        result.refused, result.skipped = plan.refused, plan.unchanged
+        copied: list[ReplicaObject] = []
+        try:
+            if delete and not force:
+                check_deletions(bucket, container, len(plan.delete), len(source), len(target))
+            if not existed:
+                self._create_container(bucket, container)
+                result.created_container = True
+            self._remember(container, plan.adopt)
+            self._copy(pool, bucket, container, plan.copy, journal_new=existed, existing=target.keys(), copied=copied)
+            self._verify_stored(bucket, container, copied)
+            deleted = self._delete(pool, bucket, container, plan.delete)
+        except FailoverError as exc:
+            # Not a pass (it is not recorded as one), but what it did is reported: counts, refusals.
+            result.copied, result.copied_bytes = len(copied), sum(item.size for item in copied)
+            exc.bucket_result = result  # type: ignore[attr-defined]
+            raise
+
         result.copied, result.copied_bytes = len(copied), sum(item.size for item in copied)
         result.skipped = len(source) - len(plan.refused) - len(copied)
-        result.deleted, result.refused, result.created_container = deleted, plan.refused, not existed
+        result.deleted = deleted
         self.store.save_replication(self._record_of(replication_id, result))
         return result
 
@@ -317,9 +325,10 @@ class Replicator:
 
     def _copy(
         self, pool: ThreadPoolExecutor, bucket: str, container: str, items: list[ObjectInfo], *,
-        journal_new: bool, existing: Iterable[str],
-    ) -> list[ReplicaObject]:
-        """Copy ``items``; when ``journal_new``, journal each object that was not on the target
+        journal_new: bool, existing: Iterable[str], copied: list[ReplicaObject],
+    ) -> None:
+        """Copy ``items`` (each copy appended to ``copied`` as it is done, so a failure leaves
+        what was done); when ``journal_new``, journal each object that was not on the target
         (an undo removes those, and only those, from a container that held a replica before)."""
         existing = set(existing)
         meter = _Meter(bucket, len(items), sum(item.size for item in items), self.progress)
@@ -329,7 +338,6 @@ class Replicator:
             # A transient failure mid-stream cannot resume the upload: copy the object again, afresh.
             return retry_requests(lambda: self._copy_one(bucket, container, item, meter, journal=journal))
 
-        copied: list[ReplicaObject] = []
         unrecorded: list[ReplicaObject] = []
         try:
             for done in _completed(pool, copy, items, window=2 * self.workers, cancel=self.cancel):
@@ -341,7 +349,6 @@ class Replicator:
                     unrecorded = []
         finally:
             self._remember(container, unrecorded)  # what was copied before a failure need not be copied again
-        return copied
 
     def _copy_one(self, bucket: str, container: str, item: ObjectInfo, meter: _Meter, *, journal: bool) -> ReplicaObject | None:
         """Stream one object from the source into the target and verify it; None when it is gone from the source."""

@@ -312,7 +312,8 @@ class Buckets:
             try:
                 result = replicator.replicate([item.id], delete=options.delete, force=options.force).buckets[0]
             except (OperationFailed, TransientError) as exc:  # not ProviderError: unreachable is exit 4 at once
-                return bucket_row(item.id, replication.targets.storage.container_name(item.id), None,
+                done = getattr(exc, "bucket_result", None)  # what the failed pass had done
+                return bucket_row(item.id, replication.targets.storage.container_name(item.id), done,
                                   time.monotonic() - started, error=str(exc))
         return bucket_row(item.id, result.container, result, time.monotonic() - started)
 

@@ -318,3 +318,20 @@ def test_local_disk_replicas_are_private_and_leave_no_lock_files(
     assert {oct(path.stat().st_mode & 0o777) for path in folders} == {"0o700"}
     assert list(scratch.iterdir()) == []  # libcloud's <sha256>.lock per object, before
     assert not list(container.rglob(".*"))  # no temporary or lock file in the replica either
+
+
+@pytest.mark.parametrize("storage_config", ["disk"], indirect=True)
+def test_a_failed_bucket_still_reports_what_its_pass_found_and_refused(clients, config: Path, failover, bucket: str) -> None:
+    seed_bucket(clients, bucket, {**OBJECTS, "ctl\x01key": b"refused"})
+    snapshot(failover, config)
+    replicated(failover, config)
+    for key in list(OBJECTS)[:3]:
+        clients("s3").delete_object(Bucket=bucket, Key=key)
+
+    result = replicate(failover, config, "--delete", "--json")  # 3 of the 4 stored would go: refused
+
+    assert result.code == 1
+    [row] = json.loads(result.stdout)["buckets"]["items"]
+    assert "refusing to delete 3 of the 4 objects" in row["error"]
+    assert (row["objects"], row["copied"], row["refused"], list(row["refused_keys"])) == (2, 0, 1, ["ctl\x01key"])
+    assert json.loads(result.stdout)["buckets"]["totals"]["refused"] == 1
