@@ -121,6 +121,7 @@ class LibcloudStorage:
         driver = self.session.driver
         if getattr(self._tuned, "driver", None) is not driver:
             stop_environment_lookups(driver)
+            read_answers_as_utf8(driver)
             self._tuned.driver = driver
         return driver
 
@@ -617,6 +618,21 @@ def stop_environment_lookups(driver: Any) -> None:
     if session is None or _environment_configures(http):
         return
     session.trust_env = False
+
+
+def read_answers_as_utf8(driver: Any) -> None:
+    """Decode answers that name no charset as UTF-8, as their XML declares (Azure's listings:
+    ``application/xml``), instead of letting requests guess from the bytes: a listing of keys
+    with many accented letters was guessed to be EUC-KR, so ``éé`` came back as ``챕챕``."""
+    session = getattr(getattr(getattr(driver, "connection", None), "connection", None), "session", None)
+    if session is not None and _utf8_unless_stated not in session.hooks["response"]:
+        session.hooks["response"].append(_utf8_unless_stated)
+
+
+def _utf8_unless_stated(response: Any, *args: Any, **kwargs: Any) -> Any:
+    if "charset" not in response.headers.get("content-type", "").lower():
+        response.encoding = "utf-8"
+    return response
 
 
 def _environment_configures(http: Any) -> bool:

@@ -335,3 +335,17 @@ def test_a_failed_bucket_still_reports_what_its_pass_found_and_refused(clients, 
     assert "refusing to delete 3 of the 4 objects" in row["error"]
     assert (row["objects"], row["copied"], row["refused"], list(row["refused_keys"])) == (2, 0, 1, ["ctl\x01key"])
     assert json.loads(result.stdout)["buckets"]["totals"]["refused"] == 1
+
+
+@pytest.mark.parametrize("storage_config", ["azure"], indirect=True)
+def test_a_key_of_many_accented_letters_is_listed_back_as_it_is(clients, config: Path, failover, replica, bucket: str) -> None:
+    key = "é" * 100  # Azure's listing names no charset: requests guessed EUC-KR for it, and read "챕" * 100
+    seed_bucket(clients, bucket, {key: b"x"})
+    snapshot(failover, config)
+
+    first = replicated(failover, config)
+
+    assert first["buckets"]["items"][0]["copied"] == 1
+    assert [item.key for item in replica.iter_objects(bucket)] == [key]
+    again = replicated(failover, config)  # the copy is found under its own name: nothing copied again
+    assert (again["buckets"]["items"][0]["copied"], again["buckets"]["items"][0]["skipped"]) == (0, 1)
