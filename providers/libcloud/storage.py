@@ -89,9 +89,9 @@ _XML_CODE = re.compile(r"<Code>([^<]*)</Code>")
 # Azure metadata names are C# identifiers: S3's common "source-etag" is refused, and only
 # as "Error in blocklist commit" after the whole object was sent.
 _AZURE_META_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-# C0 and C1 controls and DEL: XML 1.0 cannot carry most of them (Azure and S3 list in XML), and
-# a terminal obeys them.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# C0 and C1 controls, DEL, and the non-characters U+FFFE and U+FFFF: XML 1.0 cannot carry most
+# of them (Azure and S3 list in XML), and a terminal obeys the controls.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ufffe\uffff]")
 AZURE_MAX_KEY = 1024  # characters in a blob name
 S3_MAX_KEY = 1024  # bytes of an object key, UTF-8
 # Folders libcloud's local driver leaves out of every listing (its IGNORE_FOLDERS).
