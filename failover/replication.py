@@ -32,7 +32,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -177,7 +177,7 @@ def refusal(key: str, *, local_disk: bool, storage: StorageTarget | None = None,
 
 
 def refusals(
-    keys: Iterable[str], stored: Iterable[str], *, local_disk: bool, storage: StorageTarget | None = None,
+    keys: Collection[str], stored: Collection[str], *, local_disk: bool, storage: StorageTarget | None = None,
     bucket: str = "",
 ) -> dict[str, str]:
     """Each of ``keys`` (a listing of the source) that cannot be stored under its own name, with

@@ -96,7 +96,7 @@ AZURE_MAX_KEY = 1024  # characters in a blob name
 S3_MAX_KEY = 1024  # bytes of an object key, UTF-8
 # Folders libcloud's local driver leaves out of every listing (its IGNORE_FOLDERS).
 LOCAL_HIDDEN_FOLDERS = frozenset({".lock", ".hash"})
-PRIVATE_FILE, PRIVATE_FOLDER = 0o600, 0o700
+PRIVATE_FOLDER = 0o700  # objects: 0600, as tempfile.mkstemp makes them
 
 
 def connect_storage(spec: StorageSpec, *, file: str = DEFAULT_FILE, field: str | None = None) -> LibcloudStorage:
