@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from failover.errors import InputError, Problem
+from failover.keytext import shown
 from failover.ports import DnsTarget, RecordSet, ZoneInfo
 
 HOSTNAME_TYPES = frozenset({"CNAME", "NS", "PTR", "DNAME", "ALIAS"})
@@ -180,6 +181,29 @@ def _escape(text: str) -> str:
 def _caa(value: str) -> str:
     flags, tag, rest = (value.split(None, 2) + ["", "", ""])[:3]
     return f'{flags} {tag.lower()} {quoted_strings(["".join(character_strings(rest))])}'
+
+
+# -- what cannot be carried ------------------------------------------------------------------
+
+TEXT_VALUE = re.compile(r'\s*"(?:[^"\\]|\\.)*"(?:\s*"(?:[^"\\]|\\.)*")*\s*', re.DOTALL)  # "a" "b c"
+
+
+def record_problem(name: str, type: str, values: Iterable[str]) -> str | None:
+    """Why a source's record set cannot be carried as it is, or None: a name or value with a
+    character that does not print (a zone file would split its line there; a terminal obeys
+    it), or a TXT value that is not only quoted strings (``"unterminated``, ``"x" ; rm -rf /``),
+    which failover would otherwise have to rewrite. Such a set is refused and reported,
+    never rewritten."""
+    bad = next((char for char in name if not char.isprintable() or char.isspace()), None)
+    if bad is not None:
+        return f"a character that does not belong in a name ({shown(bad)})"
+    for value in values:
+        bad = next((char for char in value if not char.isprintable() and char != "\t"), None)  # tabs separate fields
+        if bad is not None:
+            return f"a character that does not print in a value ({shown(bad)})"
+        if type.upper() in TEXT_TYPES and value.strip().startswith('"') and not TEXT_VALUE.fullmatch(value):
+            return f"a text value that is not only quoted strings: {shown(value)}"
+    return None
 
 
 # -- the snapshot's zones ------------------------------------------------------------------

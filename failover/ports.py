@@ -8,7 +8,7 @@ round; ``failover.adapters`` is the one place that names them (lazily).
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -203,6 +203,17 @@ class StorageTarget(Protocol):
         """Store an object from an iterable of byte chunks, never holding it whole; ``md5`` of the
         result is of what was sent. ``size`` and ``md5`` (hex), when the caller knows them, let
         the adapter send the object in one streamed request that the service verifies."""
+
+    def key_problem(self, bucket: str, key: str) -> str | None:
+        """Why this target cannot hold ``key`` under that very name in the bucket's container
+        (a character its listings cannot carry, a name it would store as another, a length it
+        refuses), or None. Asked before any upload: such a key is refused, never sent."""
+
+    def key_collisions(self, bucket: str, keys: Collection[str], stored: Collection[str]) -> dict[str, str]:
+        """Of ``keys`` (one listing of the source), those that cannot be held beside another
+        key of ``keys`` or of ``stored`` (the container's listing), each with why: on local
+        disk, ``a`` and ``a/b`` cannot both be files. Which one gives way is decided from the
+        two listings alone, so every pass refuses the same key."""
 
     def download_stream(self, bucket: str, key: str) -> Iterator[bytes]:
         """An object's content as byte chunks."""

@@ -17,6 +17,7 @@ from failover.dnsnames import (
     fqdn,
     is_alias,
     presentation,
+    record_problem,
     same_values,
     unique,
 )
@@ -48,6 +49,7 @@ class ZoneCopy:
     domain: str
     sets: dict[tuple[str, str], WantedSet] = field(default_factory=dict)
     skipped: list[dict[str, Any]] = field(default_factory=list)
+    refused: list[dict[str, Any]] = field(default_factory=list)  # what cannot be carried (record_problem)
     apex_skips: frozenset[str] = frozenset()
 
     def add(self, name: str, type: str, ttl: int, values: list[str]) -> None:
@@ -59,6 +61,14 @@ class ZoneCopy:
     def skip(self, record: Any, reason: str) -> None:
         entry = {"name": record.name, "type": record.type.upper(), "values": list(record.values)}
         self.skipped.append({**entry, "reason": reason})
+
+    def refuse(self, name: str, type: str, reason: str) -> None:
+        """A record set not written, and why: it cannot be carried, or the target refused it."""
+        self.refused.append({"name": name, "type": type.upper(), "reason": reason})
+
+    def left_out(self) -> set[tuple[str, str]]:
+        """The record sets of the source not copied (skipped or refused): never extra on the target."""
+        return {(fqdn(entry["name"]), entry["type"]) for entry in [*self.skipped, *self.refused]}
 
     def is_own(self, current: RecordSet) -> bool:
         """The target's own apex records (its SOA and NS), never reported as extra."""
@@ -72,6 +82,10 @@ def zone_copy(zone: Any, rename: ZoneRename, skip_types: list[str]) -> ZoneCopy:
     for record in zone.records:
         type = record.type.upper()
         if fqdn(record.name) == apex and type in skip_types:
+            continue
+        problem = record_problem(record.name, type, record.values)
+        if problem is not None:
+            copy.refuse(rename.name(record.name, apex), type, problem)
             continue
         if is_alias(record):
             aliases.append(record)

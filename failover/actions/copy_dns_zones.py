@@ -9,6 +9,10 @@ A Route53 alias has no portable equivalent: below the apex it becomes a CNAME to
 alias's target (which answers the same); at the apex it is not copied and is reported
 (``cutover-dns`` rewrites aliases to moved load balancers as A records).
 
+A record set that cannot be carried (a name or value with a character that does not print,
+a TXT value that is not only quoted strings) or that the target refuses is not written and
+is reported in ``refused``; the zone's other sets are written all the same.
+
 Undo deletes the zones this step created and puts back, in the zones it adopted, every
 record set it replaced, as journaled before the change.
 
@@ -34,7 +38,8 @@ from failover.dnsnames import (
     restore_replaced_sets,
     selected_zones,
 )
-from failover.errors import Interrupted
+from failover.errors import Interrupted, OperationFailed
+from failover.keytext import shown
 from failover.ports import DnsTarget, RecordSet
 from failover.zonecopy import WantedSet, ZoneCopy, zone_copy
 
@@ -89,6 +94,8 @@ class CopyDnsZones(Action):
                     changes.append(_set_change(wanted, before))
             for s in copy.skipped:
                 changes.append(Change("none", "record", f"{s['name']} {s['type']}", f"not copied: {s['reason']}"))
+            for s in copy.refused:
+                changes.append(Change("none", "record", f"{shown(s['name'])} {s['type']}", f"refused: {s['reason']}"))
         return changes
 
     def apply(self, ctx: ActionContext, params: CopyDnsZonesParams) -> dict[str, Any]:
@@ -134,16 +141,27 @@ def _copy_zone(ctx: ActionContext, dns: DnsTarget, copy: ZoneCopy, target: Targe
             raise Interrupted(f"copy-dns-zones: cancelled while copying {zone.domain}")
         if not created_by_run:  # a zone the run created is deleted whole by undo
             remember_before_change(ctx, zone, wanted.name, wanted.type, before)
-        dns.set_record(zone, wanted.name, wanted.type, wanted.ttl, wanted.values)
+        try:
+            dns.set_record(zone, wanted.name, wanted.type, wanted.ttl, wanted.values)
+        except OperationFailed as exc:  # this set refused (not unreachable, not throttled): the others go on
+            copy.refuse(wanted.name, wanted.type, f"the target refused it: {exc}")
+            ctx.info(f"record set {shown(wanted.name)} {wanted.type} refused by the target: {exc}")
+            continue
         changed.append(wanted.label)
-    extra = [f"{rs.name} {rs.type}" for key, rs in current.items() if key not in copy.sets and not copy.is_own(rs)]
+    left_out = copy.left_out()
+    extra = [
+        f"{rs.name} {rs.type}" for key, rs in current.items()
+        if key not in copy.sets and not copy.is_own(rs) and key not in left_out
+    ]
+    refused_by_target = sum(1 for item in copy.refused if (item["name"], item["type"]) in copy.sets)
     return {
         "zone": zone.domain,
         "source": copy.source,
         "created": created_by_run,
         "changed": changed,
-        "unchanged": len(copy.sets) - len(changed),
+        "unchanged": len(copy.sets) - len(changed) - refused_by_target,
         "skipped": copy.skipped,
+        "refused": copy.refused,
         "not_in_snapshot": sorted(extra),
     }
 

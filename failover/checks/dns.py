@@ -29,6 +29,7 @@ from failover.checks.base import (
 )
 from failover.clock import approx_duration
 from failover.dnsnames import ZoneRename, fqdn, read_zone, same_values, selected_zones
+from failover.keytext import shown
 from failover.zonecopy import zone_copy
 
 APEX_TYPES = ["SOA", "NS"]  # written by the target itself; copy-dns-zones skips them
@@ -55,7 +56,8 @@ def _zone(ctx: CheckContext, zone: Any) -> dict[str, Any]:
     target = read_zone(ctx.targets.dns, copy.domain)
     row: dict[str, Any] = {"zone": copy.domain, "exists": target.zone is not None, "record_sets": len(copy.sets),
                            "missing": [], "differing": [], "ttl_differing": [],
-                           "not_copied": [f"{s['name']} {s['type']}" for s in copy.skipped]}
+                           "not_copied": [f"{s['name']} {s['type']}" for s in copy.skipped],
+                           "refused": [f"{shown(s['name'])} {s['type']} ({s['reason']})" for s in copy.refused]}
     mirror = _last_mirror(ctx, copy.domain)
     row["last_mirror"] = None if mirror is None else {"id": mirror.id, "read_at": mirror.read_at,
                                                       "finished_at": mirror.finished_at}
@@ -83,6 +85,9 @@ def _zone(ctx: CheckContext, zone: Any) -> dict[str, Any]:
     if row["ttl_differing"]:
         status = "warn"
         notes.append(f"{len(row['ttl_differing'])} TTL(s) differ: {some(row['ttl_differing'], 3)}")
+    if copy.refused:  # never written anywhere: the failover goes without them, and says so
+        status = "warn"
+        notes.append(f"{len(copy.refused)} record set(s) of the source cannot be carried: {some(row['refused'], 3)}")
     rpo = ctx.readiness.rpo
     if mirror is None:
         status = "warn"

@@ -47,7 +47,7 @@ def _bucket(ctx: CheckContext, bucket: Any) -> dict[str, Any]:
         "bucket": bucket.id, "container": status.container, "exists": status.exists, "objects": status.objects,
         "bytes": status.bytes, "snapshot_objects": bucket.objects, "missing": list(status.missing),
         "differing": list(status.differing), "as_of": status.as_of,
-        "age_s": round(status.age_s, 1) if status.age_s is not None else None,
+        "age_s": round(status.age_s, 1) if status.age_s is not None else None, "refused": status.refused,
     }
     name = f"bucket {bucket.id} ({status.container})"
     if not status.exists:
@@ -58,7 +58,7 @@ def _bucket(ctx: CheckContext, bucket: Any) -> dict[str, Any]:
         problems.append(f"{len(status.missing)} recorded object(s) missing: {quote_keys(status.missing)}")
     if status.differing:
         problems.append(f"{len(status.differing)} object(s) changed since copied: {quote_keys(status.differing)}")
-    if status.objects < bucket.objects:
+    if status.objects + status.refused < bucket.objects:
         problems.append(f"incomplete: {status.objects} of the snapshot's {bucket.objects} objects")
     rpo = ctx.readiness.rpo
     if status.age_s is not None and status.age_s > rpo:
@@ -69,4 +69,8 @@ def _bucket(ctx: CheckContext, bucket: Any) -> dict[str, Any]:
     if status.age_s is None:
         return {**row, "status": "warn",
                 "detail": f"{name}: {counts}, age unknown (no replication recorded): run `failover replicate`"}
+    if status.refused:
+        return {**row, "status": "warn",
+                "detail": f"{name}: {counts}, {approx_duration(status.age_s)} old; {status.refused} object(s) with keys the"
+                          " target cannot hold were refused (see `failover replicate`)"}
     return {**row, "status": "pass", "detail": f"{name}: {counts}, {approx_duration(status.age_s)} old"}

@@ -21,7 +21,10 @@ each bucket a pass:
 
 Keys that are not plain relative paths are refused, reported and never copied: HTTP
 clients resolve ``.`` and ``..`` segments in URLs, and local disk joins keys as paths,
-so such a key would be stored somewhere else than its name says.
+so such a key would be stored somewhere else than its name says. So are the keys the
+target says it cannot hold (``StorageTarget.key_problem``: a control character, a name
+it would store as another, a length it refuses; ``key_collisions``: ``a`` beside ``a/b``
+on local disk): per object, counted, and the rest of the bucket is copied and recorded.
 """
 
 from __future__ import annotations
@@ -29,13 +32,14 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from failover.errors import Interrupted, OperationFailed
+from failover.errors import FailoverError, Interrupted, OperationFailed
+from failover.keytext import shown, shown_all
 from failover.manifest import now_iso
 from failover.ports import ObjectInfo, SourceStorage, StorageTarget
 from failover.retry import in_context, retry_requests
@@ -134,11 +138,13 @@ class BucketPlan:
 
 def plan_bucket(
     source: dict[str, ObjectInfo], target: dict[str, ObjectInfo], records: dict[str, ReplicaObject],
-    *, local_disk: bool, delete: bool,
+    *, local_disk: bool, delete: bool, storage: StorageTarget | None = None, bucket: str = "",
 ) -> BucketPlan:
+    """``storage`` (the target, holding ``bucket``) says which keys it cannot hold."""
     plan = BucketPlan()
+    refused = refusals(source, target, local_disk=local_disk, storage=storage, bucket=bucket)
     for key, item in source.items():
-        why = refusal(key, local_disk=local_disk)
+        why = refused.get(key)
         copy, record = target.get(key), records.get(key)
         if why is not None:
             plan.refused[key] = why
@@ -154,7 +160,7 @@ def plan_bucket(
     return plan
 
 
-def refusal(key: str, *, local_disk: bool) -> str | None:
+def refusal(key: str, *, local_disk: bool, storage: StorageTarget | None = None, bucket: str = "") -> str | None:
     """Why ``key`` cannot be stored under its own name on the target, or None."""
     segments = key.split("/")
     if not key:
@@ -167,7 +173,24 @@ def refusal(key: str, *, local_disk: bool) -> str | None:
         return "a '.' or '..' path segment"
     if local_disk and "" in segments:
         return "an empty path segment, which local disk cannot keep"
-    return None
+    return storage.key_problem(bucket, key) if storage is not None else None
+
+
+def refusals(
+    keys: Collection[str], stored: Collection[str], *, local_disk: bool, storage: StorageTarget | None = None,
+    bucket: str = "",
+) -> dict[str, str]:
+    """Each of ``keys`` (a listing of the source) that cannot be stored under its own name, with
+    why: by itself (:func:`refusal`), or beside another key of the listing or of ``stored``."""
+    refused = {}
+    for key in keys:
+        why = refusal(key, local_disk=local_disk, storage=storage, bucket=bucket)
+        if why is not None:
+            refused[key] = why
+    if storage is not None:
+        held = [key for key in keys if key not in refused]
+        refused.update(storage.key_collisions(bucket, held, list(stored)))
+    return refused
 
 
 def is_current(item: ObjectInfo, copy: ObjectInfo | None, record: ReplicaObject) -> bool:
@@ -268,21 +291,30 @@ class Replicator:
             records = self.store.replica_objects(self.service, self.target_name, container)
         finally:
             source = listing.result()  # the source's failure first: it says more than a target's
-        plan = plan_bucket(source, target, records, local_disk=self.local_disk, delete=delete)
-        if delete and not force:
-            check_deletions(bucket, container, len(plan.delete), len(source), len(target))
-
-        if not existed:
-            self._create_container(bucket, container)
-        self._remember(container, plan.adopt)
-        copied = self._copy(pool, bucket, container, plan.copy, journal_new=existed, existing=target.keys())
-        self._verify_stored(bucket, container, copied)
-        deleted = self._delete(pool, bucket, container, plan.delete)
-
+        plan = plan_bucket(source, target, records, local_disk=self.local_disk, delete=delete, storage=self.target,
+                           bucket=bucket)
         result.objects, result.bytes = len(source), sum(item.size for item in source.values())
+        result.refused, result.skipped = plan.refused, plan.unchanged
+        copied: list[ReplicaObject] = []
+        try:
+            if delete and not force:
+                check_deletions(bucket, container, len(plan.delete), len(source), len(target))
+            if not existed:
+                self._create_container(bucket, container)
+                result.created_container = True
+            self._remember(container, plan.adopt)
+            self._copy(pool, bucket, container, plan.copy, journal_new=existed, existing=target.keys(), copied=copied)
+            self._verify_stored(bucket, container, copied)
+            deleted = self._delete(pool, bucket, container, plan.delete)
+        except FailoverError as exc:
+            # Not a pass (it is not recorded as one), but what it did is reported: counts, refusals.
+            result.copied, result.copied_bytes = len(copied), sum(item.size for item in copied)
+            exc.bucket_result = result  # type: ignore[attr-defined]
+            raise
+
         result.copied, result.copied_bytes = len(copied), sum(item.size for item in copied)
         result.skipped = len(source) - len(plan.refused) - len(copied)
-        result.deleted, result.refused, result.created_container = deleted, plan.refused, not existed
+        result.deleted = deleted
         self.store.save_replication(self._record_of(replication_id, result))
         return result
 
@@ -293,9 +325,10 @@ class Replicator:
 
     def _copy(
         self, pool: ThreadPoolExecutor, bucket: str, container: str, items: list[ObjectInfo], *,
-        journal_new: bool, existing: Iterable[str],
-    ) -> list[ReplicaObject]:
-        """Copy ``items``; when ``journal_new``, journal each object that was not on the target
+        journal_new: bool, existing: Iterable[str], copied: list[ReplicaObject],
+    ) -> None:
+        """Copy ``items`` (each copy appended to ``copied`` as it is done, so a failure leaves
+        what was done); when ``journal_new``, journal each object that was not on the target
         (an undo removes those, and only those, from a container that held a replica before)."""
         existing = set(existing)
         meter = _Meter(bucket, len(items), sum(item.size for item in items), self.progress)
@@ -305,7 +338,6 @@ class Replicator:
             # A transient failure mid-stream cannot resume the upload: copy the object again, afresh.
             return retry_requests(lambda: self._copy_one(bucket, container, item, meter, journal=journal))
 
-        copied: list[ReplicaObject] = []
         unrecorded: list[ReplicaObject] = []
         try:
             for done in _completed(pool, copy, items, window=2 * self.workers, cancel=self.cancel):
@@ -317,7 +349,6 @@ class Replicator:
                     unrecorded = []
         finally:
             self._remember(container, unrecorded)  # what was copied before a failure need not be copied again
-        return copied
 
     def _copy_one(self, bucket: str, container: str, item: ObjectInfo, meter: _Meter, *, journal: bool) -> ReplicaObject | None:
         """Stream one object from the source into the target and verify it; None when it is gone from the source."""
@@ -396,7 +427,7 @@ def verify_copy(bucket: str, container: str, source: ObjectInfo, size_read: int,
     elif source.md5 is not None and received.md5 != source.md5:
         problems.append(f"the MD5 of the bytes read ({received.md5}) is not the source's ETag ({source.md5})")
     if problems:
-        raise OperationFailed(f"copy of {source.key!r} from bucket {bucket} into container {container}: {'; '.join(problems)}")
+        raise OperationFailed(f"copy of {shown(source.key)} from bucket {bucket} into container {container}: {'; '.join(problems)}")
 
 
 class _Reading:
@@ -495,6 +526,7 @@ class ReplicaStatus:
     differing: tuple[str, ...] = ()  # recorded copies changed on the target since
     as_of: str | None = None
     age_s: float | None = None
+    refused: int = 0  # the source's objects the last replication refused (keys the target cannot hold)
 
     @property
     def intact(self) -> bool:
@@ -520,7 +552,7 @@ def replica_status(
     return ReplicaStatus(
         bucket=bucket, container=container, exists=True, objects=len(stored),
         bytes=sum(item.size for item in stored.values()), missing=missing, differing=differing,
-        as_of=as_of, age_s=_age_s(as_of),
+        as_of=as_of, age_s=_age_s(as_of), refused=last.refused if last is not None else 0,
     )
 
 
@@ -538,7 +570,5 @@ def _age_s(as_of: str | None) -> float | None:
 
 
 def quote_keys(keys: Iterable[str], limit: int = 5) -> str:
-    """A few of ``keys`` for a message: ``'a', 'b' and 3 more``."""
-    keys = list(keys)
-    shown = ", ".join(repr(key) for key in keys[:limit])
-    return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
+    """A few of ``keys`` for a message: ``'a', 'b' and 3 more``, long keys cut, controls escaped."""
+    return shown_all(keys, limit)

@@ -40,6 +40,7 @@ from failover.databases.base import engine_for
 from failover.dnsnames import selected_zones
 from failover.engine.lock import ServiceLock
 from failover.errors import ConfigError, InputError, OperationFailed, Problem, TransientError
+from failover.keytext import shown
 from failover.manifest import Database, DnsZone, Manifest, now_iso
 from failover.naming import DUMPS_BUCKET
 from failover.ports import SourceZones
@@ -292,7 +293,7 @@ class Buckets:
         failures = [f"bucket {row['bucket']}: {row['error']}" for row in rows if row["error"]]
         notes = [
             f"bucket {row['bucket']}: {len(row['refused_keys'])} key(s) not copied: "
-            + "; ".join(f"{key!r} ({why})" for key, why in list(row["refused_keys"].items())[:5])
+            + "; ".join(f"{shown(key)} ({why})" for key, why in list(row["refused_keys"].items())[:5])
             for row in rows if row["refused_keys"]
         ]
         return PartResult(self.name, rows, totals(rows), failures, notes)
@@ -313,7 +314,8 @@ class Buckets:
             try:
                 result = replicator.replicate([item.id], delete=options.delete, force=options.force).buckets[0]
             except (OperationFailed, TransientError) as exc:  # not ProviderError: unreachable is exit 4 at once
-                return bucket_row(item.id, replication.targets.storage.container_name(item.id), None,
+                done = getattr(exc, "bucket_result", None)  # what the failed pass had done
+                return bucket_row(item.id, replication.targets.storage.container_name(item.id), done,
                                   time.monotonic() - started, error=str(exc))
         return bucket_row(item.id, result.container, result, time.monotonic() - started)
 
@@ -373,6 +375,9 @@ class Zones:
         failures = [f"zone {row['zone']}: {row['error']}" for row in rows if row["error"]]
         notes = []
         for row in rows:
+            if row["refused_sets"]:
+                notes.append(f"zone {row['zone']}: {len(row['refused_sets'])} record set(s) refused: " + "; ".join(
+                    f"{shown(item['name'])} {item['type']} ({item['reason']})" for item in row["refused_sets"][:5]))
             if row["skipped"]:
                 notes.append(f"zone {row['zone']}: {len(row['skipped'])} record set(s) not mirrored: " + "; ".join(
                     f"{item['name']} {item['type']} ({item['reason']})" for item in row["skipped"][:5]))
@@ -402,8 +407,10 @@ def zone_row(
     zone: str, result: ZonePass | None, elapsed: float, error: str | None = None, refused: int = 0,
 ) -> dict[str, Any]:
     counts = {name: getattr(result, name, 0) for name in ("record_sets", "written", "unchanged", "deleted")}
+    refused_sets = list(result.refused_sets) if result else []
     return {
-        "zone": zone, **counts, "refused": refused, "created_zone": bool(result and result.created_zone),
+        "zone": zone, **counts, "refused": refused + len(refused_sets), "refused_sets": refused_sets,
+        "created_zone": bool(result and result.created_zone),
         "elapsed_s": round(elapsed, 3), "error": error,
         "written_sets": list(result.written_sets) if result else [],
         "deleted_sets": list(result.deleted_sets) if result else [],

@@ -8,7 +8,9 @@ A pass over one zone:
    prefix): the apex SOA and NS stay the target's own, a Route53 alias below the apex
    becomes a CNAME, an alias at the apex is skipped and reported;
 3. creates the zone on the target if it is missing, lists it once, and writes only the
-   record sets that differ, so a pass over an unchanged zone writes nothing;
+   record sets that differ, so a pass over an unchanged zone writes nothing; a set that
+   cannot be carried (``failover.dnsnames.record_problem``) or that the target refuses is
+   refused, reported and counted, and the others are written all the same;
 4. leaves the record sets the target has and the source does not alone, unless asked to
    delete them; then refuses a mass deletion (the source listing no record set, or more
    than a tenth of the mirror's sets going) unless forced, before writing anything;
@@ -112,6 +114,7 @@ class ZonePass:
     deleted_sets: list[str] = field(default_factory=list)
     extra: list[str] = field(default_factory=list)
     skipped: list[dict[str, Any]] = field(default_factory=list)
+    refused_sets: list[dict[str, Any]] = field(default_factory=list)  # {name, type, reason}: not written
     digest: str = ""
 
 
@@ -138,6 +141,7 @@ def mirror_zone(
     target = read_zone(dns, copy.domain)
     extra = _extra_sets(copy, target)
     result.extra = [label(*key) for key in sorted(extra)]
+    refused_as_data = len(copy.refused)  # before any write: sets that were never in copy.sets
     if delete and extra and not force:
         check_deletions(copy.domain, len(extra), len(copy.sets), len(extra) + _kept(copy, target))
     if target.zone is None:
@@ -149,14 +153,19 @@ def mirror_zone(
     for want in copy.sets.values():
         if want.matches(current.get((want.name, want.type))):
             continue
-        dns.set_record(zone_info, want.name, want.type, want.ttl, want.values)
+        try:
+            dns.set_record(zone_info, want.name, want.type, want.ttl, want.values)
+        except OperationFailed as exc:  # this set refused (not unreachable, not throttled): the others go on
+            copy.refuse(want.name, want.type, f"the target refused it: {exc}")
+            continue
         result.written_sets.append(want.label)
+    result.refused_sets = list(copy.refused)
     if delete:
         for name, type in sorted(extra):
             dns.delete_record(zone_info, name, type)
             result.deleted_sets.append(label(name, type))
     result.written, result.deleted = len(result.written_sets), len(result.deleted_sets)
-    result.unchanged = len(copy.sets) - result.written
+    result.unchanged = len(copy.sets) - result.written - (len(copy.refused) - refused_as_data)
     store.save_zone_mirror(ZoneMirrorRecord(
         id=new_id("zm"), service=service, target=target_name, zone=copy.domain, read_at=read_at,
         finished_at=now_iso(), record_sets=len(copy.sets), written=result.written, deleted=result.deleted,
@@ -167,11 +176,12 @@ def mirror_zone(
 
 def _extra_sets(copy: ZoneCopy, target: TargetZone) -> set[tuple[str, str]]:
     """The target's record sets the source does not have: not the target's own apex SOA and
-    NS, and not a set the copy skipped (an apex alias, which ``cutover-dns`` may have written)."""
-    skipped = {(fqdn(entry["name"]), entry["type"]) for entry in copy.skipped}
+    NS, and not a set the copy skipped (an apex alias, which ``cutover-dns`` may have written)
+    or refused."""
+    left_out = copy.left_out()
     return {
         key for key, current in target.sets.items()
-        if key not in copy.sets and not copy.is_own(current) and (fqdn(key[0]), key[1]) not in skipped
+        if key not in copy.sets and not copy.is_own(current) and (fqdn(key[0]), key[1]) not in left_out
     }
 
 

@@ -29,6 +29,7 @@ from typing import Any
 from libcloud.dns.base import DNSDriver, Record, Zone
 from libcloud.dns.types import (
     RecordDoesNotExistError,
+    RecordError,
     RecordType,
     ZoneAlreadyExistsError,
     ZoneDoesNotExistError,
@@ -103,6 +104,7 @@ class FileDNSDriver(DNSDriver):
         return self._record(record_id, entry["records"][record_id], self.get_zone(zone_id))
 
     def create_record(self, name: str, zone: Zone, type: str, data: str, extra: dict | None = None) -> Record:
+        self._check_printable(name, data)
         extra = dict(extra or {})
         with self._changing() as content:
             entry = self._zone_entry(content, zone.id)
@@ -112,6 +114,7 @@ class FileDNSDriver(DNSDriver):
 
     def update_record(self, record: Record, name: str | None, type: str | None, data: str | None,
                       extra: dict | None = None) -> Record:
+        self._check_printable(name, data)
         extra = dict(extra or {})
         with self._changing() as content:
             fields = self._record_fields(content, record)
@@ -131,6 +134,15 @@ class FileDNSDriver(DNSDriver):
             self._record_fields(content, record)
             del content["zones"][record.zone.id]["records"][record.id]
         return True
+
+    def _check_printable(self, name: str | None, data: str | None) -> None:
+        """Refuse what a zone file cannot hold on one line, as a provider refuses an invalid name:
+        a name with a control character or a space, data with a control character."""
+        if any(not char.isprintable() or char.isspace() for char in name or ""):
+            raise RecordError(value=f"invalid record name {name!r}: a control character or space", driver=self,
+                              record_id=None)
+        if any(not char.isprintable() for char in data or ""):
+            raise RecordError(value=f"invalid record data {data!r}: a control character", driver=self, record_id=None)
 
     # -- the file ------------------------------------------------------------------------
 

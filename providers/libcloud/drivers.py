@@ -65,9 +65,13 @@ class DriverSession:
     (the current response, a streamed body) that concurrent steps would trample.
     """
 
-    def __init__(self, capability: str, spec: DriverSpec, *, file: str = DEFAULT_FILE, field: str | None = None) -> None:
+    def __init__(
+        self, capability: str, spec: DriverSpec, *, file: str = DEFAULT_FILE, field: str | None = None,
+        defaults: Callable[[type], dict[str, Any]] | None = None,
+    ) -> None:
         self.capability = capability
         self.spec = spec
+        self.defaults = defaults  # driver class -> constructor arguments the profile's options override
         self.file = file
         self.field = field or capability
         self.where = f"{capability} target ({spec.driver})"
@@ -98,6 +102,8 @@ class DriverSession:
     def _build(self) -> Any:
         cls = driver_class(self.capability, self.spec.driver, file=self.file, field=self.field)
         options = resolve_secrets(self.spec.options, file=self.file, field=f"{self.field}.options")
+        if self.defaults is not None:
+            options = {**self.defaults(cls), **options}
         with self.translating(f"connect with {cls.__name__}"):
             try:
                 return cls(**options)

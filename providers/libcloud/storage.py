@@ -20,6 +20,17 @@ kept low:
   - anything else still goes through libcloud's streamed upload;
 - requests stops consulting the environment (proxies, .netrc) on every request when the
   environment configures nothing it would use.
+
+Keys are data from the source: ``key_problem`` and ``key_collisions`` say which keys this
+target cannot hold under their own names (a control character, which XML listings cannot
+carry: Azure answers every later listing of the container with 500; a name Azure stores as
+another; a file name or path too long for local disk; a file where local disk needs a
+folder), so that replication refuses them before any upload.
+
+On local disk an object is written to a temporary file of mode 0600 beside it, then renamed
+into place, and folders are created 0700, whatever the umask (libcloud's driver makes files
+0664); and libcloud's per-object lock, a predictable ``<sha256>.lock`` file left in the
+shared ``$TMPDIR``, is off: a rename is atomic, so there is nothing left for it to guard.
 """
 
 from __future__ import annotations
@@ -30,13 +41,17 @@ import inspect
 import mimetypes
 import os
 import re
+import sys
+import tempfile
 import threading
 import urllib.request
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -50,6 +65,7 @@ from libcloud.utils.xml import fixxpath
 
 from failover.config import DEFAULT_FILE, StorageSpec
 from failover.errors import OperationFailed
+from failover.keytext import shown
 from failover.ports import ObjectInfo
 from providers.libcloud.drivers import ADAPTERS, DriverSession, is_instance_of, retried
 
@@ -72,6 +88,14 @@ _XML_CODE = re.compile(r"<Code>([^<]*)</Code>")
 # Azure metadata names are C# identifiers: S3's common "source-etag" is refused, and only
 # as "Error in blocklist commit" after the whole object was sent.
 _AZURE_META_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# C0 and C1 controls, DEL, and the non-characters U+FFFE and U+FFFF: XML 1.0 cannot carry most
+# of them (Azure and S3 list in XML), and a terminal obeys the controls.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ufffe\uffff]")
+AZURE_MAX_KEY = 1024  # characters in a blob name
+S3_MAX_KEY = 1024  # bytes of an object key, UTF-8
+# Folders libcloud's local driver leaves out of every listing (its IGNORE_FOLDERS).
+LOCAL_HIDDEN_FOLDERS = frozenset({".lock", ".hash"})
+PRIVATE_FOLDER = 0o700  # objects: 0600, as tempfile.mkstemp makes them
 
 
 def connect_storage(spec: StorageSpec, *, file: str = DEFAULT_FILE, field: str | None = None) -> LibcloudStorage:
@@ -84,7 +108,7 @@ class LibcloudStorage:
 
     def __init__(self, spec: StorageSpec, *, file: str = DEFAULT_FILE, field: str | None = None) -> None:
         self.spec = spec
-        self.session = DriverSession("storage", spec, file=file, field=field)
+        self.session = DriverSession("storage", spec, file=file, field=field, defaults=_driver_defaults)
         # name -> Container. The driver methods read only a container's name, so one
         # thread's Container serves every thread's driver.
         self._containers: dict[str, Any] = {}
@@ -96,6 +120,7 @@ class LibcloudStorage:
         driver = self.session.driver
         if getattr(self._tuned, "driver", None) is not driver:
             stop_environment_lookups(driver)
+            read_answers_as_utf8(driver)
             self._tuned.driver = driver
         return driver
 
@@ -127,6 +152,9 @@ class LibcloudStorage:
                     self._containers[name] = self.driver.create_container(name)
                 except ContainerAlreadyExistsError:
                     pass  # created meanwhile by a concurrent step: what we wanted
+                else:
+                    if _is_local_disk(self.driver):  # created as the umask says (0755)
+                        os.chmod(self.driver.get_container_cdn_url(self._containers[name]), PRIVATE_FOLDER)
         return name
 
     @retried
@@ -163,6 +191,41 @@ class LibcloudStorage:
             raise OperationFailed(f"no container {self.container_name(bucket)}", where=self.session.where)
         return container
 
+    # -- keys ----------------------------------------------------------------------------
+
+    def key_problem(self, bucket: str, key: str) -> str | None:
+        control = _CONTROL.search(key)
+        if control is not None:
+            return f"a control character ({shown(control.group())}), which listings cannot carry and terminals obey"
+        driver = self.driver
+        if is_instance_of(driver, AZURE_BLOBS):
+            return _azure_key_problem(key)
+        if is_instance_of(driver, S3_FAMILY) and len(key.encode("utf-8")) > S3_MAX_KEY:
+            return f"{len(key.encode('utf-8')):,} bytes long, more than the {S3_MAX_KEY:,} an S3 key takes"
+        if _is_local_disk(driver):
+            return _local_key_problem(driver.base_path, self.container_name(bucket), key)
+        return None
+
+    def key_collisions(self, bucket: str, keys: Collection[str], stored: Collection[str]) -> dict[str, str]:
+        """On local disk a key is a file, and its folders are folders: ``a`` and ``a/b`` cannot
+        both be stored. A file already stored keeps its place (the keys under it give way);
+        otherwise the file gives way to the folder holding the other keys."""
+        if not _is_local_disk(self.driver):
+            return {}
+        stored = set(stored)
+        under: dict[str, str] = {}  # folder -> a key it holds
+        for key in [*keys, *stored]:
+            for folder in _folders_of(key):
+                under.setdefault(folder, key)
+        refused = {}
+        for key in keys:
+            blocking = next((folder for folder in _folders_of(key) if folder in stored), None)
+            if blocking is not None:
+                refused[key] = f"the target stores a file {shown(blocking)} where this key needs a folder"
+            elif key in under and key not in stored:
+                refused[key] = f"local disk needs a folder of this name for {shown(under[key])}"
+        return refused
+
     # -- objects -------------------------------------------------------------------------
 
     def iter_objects(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:
@@ -191,7 +254,10 @@ class LibcloudStorage:
         self._check_meta_names(meta)
         container = self._existing_container(bucket)
         single = single_put_for(self.driver)
-        action = f"upload {container.name}/{key}"
+        action = f"upload {container.name}/{shown(key)}"
+        if _is_local_disk(self.driver):
+            with self.session.translating(action):
+                return self._written_to_disk(container, key, chunks, content_type)
         if single is not None and size is not None and 0 < size <= STREAMED_PUT_LIMIT:
             with self.session.translating(action):
                 return single.put_streamed(self.driver, container, key, chunks, size, md5, content_type, meta)
@@ -205,6 +271,26 @@ class LibcloudStorage:
         return ObjectInfo(
             key=key, size=sent.size, hash=_unquoted(target_hash), md5=sent.md5, content_type=content_type, meta=meta,
         )
+
+    def _written_to_disk(self, container: Any, key: str, chunks: Iterable[bytes], content_type: str | None) -> ObjectInfo:
+        """Write ``chunks`` to a temporary file (0600) beside the object's path and rename it into
+        place; a stated size and MD5 are hints here, as for libcloud's upload (the caller verifies)."""
+        root = Path(self.driver.get_container_cdn_url(container, check=True))
+        path = root.joinpath(*key.split("/"))
+        _make_private_folders(root, path.parent)
+        sent = SentStream(chunks)
+        handle, temporary = tempfile.mkstemp(prefix=".failover-", suffix=".part", dir=path.parent)
+        try:
+            with os.fdopen(handle, "wb") as file:
+                for chunk in sent:
+                    file.write(chunk)
+            os.replace(temporary, path)
+        except BaseException:
+            with suppress(FileNotFoundError):
+                os.unlink(temporary)
+            raise
+        stored = self.driver.get_object(container.name, key)  # its "hash" is what listings state
+        return ObjectInfo(key=key, size=sent.size, hash=_unquoted(stored.hash), md5=sent.md5, content_type=content_type)
 
     def _check_meta_names(self, meta: dict[str, str]) -> None:
         if not is_instance_of(self.driver, AZURE_BLOBS):
@@ -533,6 +619,21 @@ def stop_environment_lookups(driver: Any) -> None:
     session.trust_env = False
 
 
+def read_answers_as_utf8(driver: Any) -> None:
+    """Decode answers that name no charset as UTF-8, as their XML declares (Azure's listings:
+    ``application/xml``), instead of letting requests guess from the bytes: a listing of keys
+    with many accented letters was guessed to be EUC-KR, so ``éé`` came back as ``챕챕``."""
+    session = getattr(getattr(getattr(driver, "connection", None), "connection", None), "session", None)
+    if session is not None and _utf8_unless_stated not in session.hooks["response"]:
+        session.hooks["response"].append(_utf8_unless_stated)
+
+
+def _utf8_unless_stated(response: Any, *args: Any, **kwargs: Any) -> Any:
+    if "charset" not in response.headers.get("content-type", "").lower():
+        response.encoding = "utf-8"
+    return response
+
+
 def _environment_configures(http: Any) -> bool:
     """Whether requests would take a proxy or a CA bundle for ``http`` from the environment."""
     if urllib.request.getproxies() or getattr(http, "http_proxy_used", False):
@@ -597,6 +698,73 @@ def _parsed_date(text: str) -> datetime:
 
 def _is_local_disk(driver: Any) -> bool:
     return is_instance_of(driver, LOCAL_DISK)
+
+
+# -- keys a target can hold -------------------------------------------------------------------
+
+def _azure_key_problem(key: str) -> str | None:
+    """Seen on Azurite: ``x//y`` is stored as ``x/y`` and ``a\\b`` as ``a/b``, over another key's blob."""
+    if len(key) > AZURE_MAX_KEY:
+        return f"{len(key):,} characters long, more than the {AZURE_MAX_KEY:,} an Azure blob name takes"
+    if "//" in key:
+        return "an empty path segment ('//'), which Azure stores as one '/'"
+    if "\\" in key:
+        return "a backslash, which Azure stores as '/'"
+    return None
+
+
+def _local_key_problem(base_path: str, container: str, key: str) -> str | None:
+    segments = key.split("/")
+    hidden = next((segment for segment in segments if segment in LOCAL_HIDDEN_FOLDERS), None)
+    if hidden is not None:
+        return f"a path segment {hidden!r}, a folder local disk leaves out of its listings"
+    name_max, path_max = _disk_limits(base_path)
+    longest = max(len(os.fsencode(segment)) for segment in segments)
+    if longest > name_max:
+        return f"a path segment of {longest:,} bytes, more than the {name_max} local disk takes in a file name"
+    path = len(os.fsencode(os.path.join(os.path.abspath(base_path), container, key)))
+    if path >= path_max:
+        return f"a path of {path:,} bytes on local disk, more than the {path_max - 1:,} it takes"
+    return None
+
+
+def _disk_limits(base_path: str) -> tuple[int, int]:
+    """The longest file name and path (bytes, with the final NUL) the file system takes."""
+    try:
+        return os.pathconf(base_path, "PC_NAME_MAX"), os.pathconf(base_path, "PC_PATH_MAX")
+    except (OSError, ValueError):
+        return 255, 4096
+
+
+def _folders_of(key: str) -> Iterator[str]:
+    """``a/b/c`` -> ``a``, ``a/b``."""
+    position = key.find("/")
+    while position > 0:
+        yield key[:position]
+        position = key.find("/", position + 1)
+
+
+def _make_private_folders(root: Path, folder: Path) -> None:
+    """Create ``folder`` and every missing folder between ``root`` and it, each 0700."""
+    missing = []
+    while folder != root and not folder.is_dir():
+        missing.append(folder)
+        folder = folder.parent
+    for path in reversed(missing):
+        try:
+            os.mkdir(path, PRIVATE_FOLDER)
+        except FileExistsError:
+            continue  # made meanwhile by another copy
+        os.chmod(path, PRIVATE_FOLDER)  # the umask may have taken more
+
+
+def _driver_defaults(cls: type) -> dict[str, Any]:
+    """Constructor arguments of our own, which the profile's options override: no locks on
+    local disk (see the module's docstring)."""
+    module_name, _, class_name = LOCAL_DISK.partition(":")
+    module = sys.modules.get(module_name)
+    local = module is not None and issubclass(cls, getattr(module, class_name))
+    return {"ex_use_locking": False} if local else {}
 
 
 def _unquoted(value: Any) -> str | None:

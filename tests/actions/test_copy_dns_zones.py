@@ -329,3 +329,29 @@ def test_a_run_copies_cuts_over_and_rolls_back_through_the_engine(lab: DnsLab) -
     assert rolled_back.status is RunStatus.ROLLED_BACK, rolled_back.error
     assert lab.zone_names() == {"example.org."}, "the zone the run created is gone, the adopted one stays"
     assert lab.sets("example.org.") == before
+
+
+@pytest.mark.parametrize("prefix", [None, "drill"])  # a drill's copy too
+def test_a_set_the_target_refuses_or_that_cannot_be_carried_is_reported_and_the_zone_copied(
+    lab: DnsLab, prefix: str | None
+) -> None:
+    zone = example_org().model_copy(update={"records": [
+        *example_org().records,
+        record("<script>.example.org.", "A", 300, "203.0.113.66"),
+        record("bad.example.org.", "TXT", 300, '"x" ; rm -rf /'),
+    ]})
+    domain = f"{prefix}.example.org" if prefix else "example.org"
+
+    outputs, _ = copy(lab, Params(prefix=prefix), snapshot=manifest(zone))
+
+    [copied] = outputs["zones"]
+    refused = {(item["name"], item["type"]): item["reason"] for item in copied["refused"]}
+    assert set(refused) == {(f"<script>.{domain}.", "A"), (f"bad.{domain}.", "TXT")}
+    assert "the target refused it" in refused[(f"<script>.{domain}.", "A")]
+    assert "not only quoted strings" in refused[(f"bad.{domain}.", "TXT")]
+    assert lab.answer(f"bad.{domain}", "TXT") is None  # never rewritten to "x"
+    written = [item for item in example_org().records if item.type not in ("SOA", "NS")]
+    assert written and copied["unchanged"] == 0 and len(copied["changed"]) == len({(r.name, r.type) for r in written})
+    for item in written:  # every other set is on the server
+        name = item.name.rstrip(".").replace("example.org", domain)
+        assert lab.answer(name, item.type) is not None, item

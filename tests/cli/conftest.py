@@ -49,10 +49,10 @@ def write_config(tmp_path: Path):
 def failover(tmp_path: Path):
     """Run the real CLI in a subprocess, in ``tmp_path``."""
 
-    def run(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> Result:
+    def run(*args: str, env: dict[str, str] | None = None, timeout: float = 120, umask: int = -1) -> Result:
         proc = subprocess.run(
             [*FAILOVER, *args], cwd=tmp_path, capture_output=True, text=True, timeout=timeout,
-            env={**os.environ, **(env or {})},
+            env={**os.environ, **(env or {})}, umask=umask,
         )
         return Result(proc.returncode, proc.stdout, proc.stderr)
 

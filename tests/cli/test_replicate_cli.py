@@ -225,3 +225,127 @@ def test_a_run_or_drill_holding_the_lock_makes_replicate_wait_with_exit_3(
     assert replicated(failover, config)["ok"] is True  # free again
     with StateStore(config.parent / ".failover") as store:
         assert ServiceLock(store, "social-app").holder() is None  # released after the pass
+
+
+# -- keys a target cannot hold (issue 10) ---------------------------------------------------------
+
+LONG_KEY = "k" * 1024
+HOSTILE = {
+    "a": b"a file where local disk needs a folder",
+    "a/b": b"under a",
+    LONG_KEY: b"a file name too long for local disk",
+    "x/y": b"the real x/y",
+    "x//y": b"what Azure would store over x/y",
+    "ctl\x01key": b"a control character",
+    "esc\x1b[2Jkey": b"a terminal control",
+}
+REFUSED_ON = {
+    "disk": {"a", LONG_KEY, "x//y", "ctl\x01key", "esc\x1b[2Jkey"},
+    "azure": {"x//y", "ctl\x01key", "esc\x1b[2Jkey"},
+}
+
+
+def test_keys_a_target_cannot_hold_are_refused_one_by_one_and_the_rest_copied_and_recorded(
+    request: pytest.FixtureRequest, clients, config: Path, failover, replica, bucket: str
+) -> None:
+    kind = request.node.callspec.params["storage_config"]
+    seed_bucket(clients, bucket, {**OBJECTS, **HOSTILE})
+    snapshot(failover, config)
+    held = {key: body for key, body in {**OBJECTS, **HOSTILE}.items() if key not in REFUSED_ON[kind]}
+
+    result = replicate(failover, config, "--json")
+
+    assert result.code == 0, result.stderr
+    [row] = json.loads(result.stdout)["buckets"]["items"]
+    assert row["error"] is None
+    assert set(row["refused_keys"]) == REFUSED_ON[kind]
+    assert (row["objects"], row["copied"], row["refused"]) == (len(OBJECTS) + len(HOSTILE), len(held), len(REFUSED_ON[kind]))
+    assert json.loads(result.stdout)["buckets"]["totals"]["refused"] == len(REFUSED_ON[kind])
+    # The container still lists (Azure answered 500 to every listing after a control character),
+    # and holds every other key, x/y with its own content.
+    assert stored(replica, bucket) == {key: _md5(body) for key, body in held.items()}
+    # Messages escape controls and cut long keys.
+    assert "\x1b" not in result.stderr and "\x01" not in result.stderr
+    assert "'esc\\x1b[2Jkey'" in result.stderr.replace("\n", "")
+    assert LONG_KEY not in result.stderr
+    from failover.state import StateStore
+
+    with StateStore(config.parent / ".failover") as store:  # the pass is recorded: the RPO is measured from it
+        assert store.last_replication("social-app", "fallback", bucket) is not None
+
+    again = replicated(failover, config)  # the same keys refused, nothing copied again
+    [row] = again["buckets"]["items"]
+    assert (row["copied"], row["refused"], row["skipped"]) == (0, len(REFUSED_ON[kind]), len(held))
+
+    # `check` lists the container and counts the refused keys: a warning, not an incomplete replica.
+    checked = failover("check", "standard", "--target", "fallback", "-c", str(config), "--json")
+    [replicas] = [item for item in json.loads(checked.stdout)["checks"] if item["name"] == "replicas"]
+    assert replicas["status"] == "warn", replicas["detail"]
+    assert f"{len(REFUSED_ON[kind])} object(s) with keys the target cannot hold were refused" in replicas["detail"]
+
+
+@pytest.mark.parametrize("storage_config", ["disk"], indirect=True)
+def test_a_long_key_is_refused_with_a_short_message(clients, config: Path, failover, bucket: str) -> None:
+    seed_bucket(clients, bucket, {LONG_KEY: b"x", "ok.txt": b"y"})
+    snapshot(failover, config)
+
+    result = replicate(failover, config)
+
+    assert result.code == 0, result.stderr
+    assert "'" + "k" * 80 + "…' (1,024 characters)" in result.stderr.replace("\n", "")
+    assert "k" * 81 not in result.stderr.replace("\n", "")
+
+
+@pytest.mark.parametrize("storage_config", ["disk"], indirect=True)
+def test_local_disk_replicas_are_private_and_leave_no_lock_files(
+    clients, config: Path, failover, bucket: str, tmp_path: Path
+) -> None:
+    seed_bucket(clients, bucket, OBJECTS)
+    snapshot(failover, config)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+
+    # umask 022, as a login shell has it, and a $TMPDIR of the test's own to see what is left there
+    result = failover("replicate", "--target", "fallback", "-c", str(config), env={"TMPDIR": str(scratch)},
+                      umask=0o022)
+
+    assert result.code == 0, result.stderr
+    container = tmp_path / "replicas" / f"replica-{bucket}"
+    files = [path for path in container.rglob("*") if path.is_file()]
+    folders = [container, *(path for path in container.rglob("*") if path.is_dir())]
+    assert len(files) == len(OBJECTS) and len(folders) >= 3
+    assert {oct(path.stat().st_mode & 0o777) for path in files} == {"0o600"}
+    assert {oct(path.stat().st_mode & 0o777) for path in folders} == {"0o700"}
+    assert list(scratch.iterdir()) == []  # libcloud's <sha256>.lock per object, before
+    assert not list(container.rglob(".*"))  # no temporary or lock file in the replica either
+
+
+@pytest.mark.parametrize("storage_config", ["disk"], indirect=True)
+def test_a_failed_bucket_still_reports_what_its_pass_found_and_refused(clients, config: Path, failover, bucket: str) -> None:
+    seed_bucket(clients, bucket, {**OBJECTS, "ctl\x01key": b"refused"})
+    snapshot(failover, config)
+    replicated(failover, config)
+    for key in list(OBJECTS)[:3]:
+        clients("s3").delete_object(Bucket=bucket, Key=key)
+
+    result = replicate(failover, config, "--delete", "--json")  # 3 of the 4 stored would go: refused
+
+    assert result.code == 1
+    [row] = json.loads(result.stdout)["buckets"]["items"]
+    assert "refusing to delete 3 of the 4 objects" in row["error"]
+    assert (row["objects"], row["copied"], row["refused"], list(row["refused_keys"])) == (2, 0, 1, ["ctl\x01key"])
+    assert json.loads(result.stdout)["buckets"]["totals"]["refused"] == 1
+
+
+@pytest.mark.parametrize("storage_config", ["azure"], indirect=True)
+def test_a_key_of_many_accented_letters_is_listed_back_as_it_is(clients, config: Path, failover, replica, bucket: str) -> None:
+    key = "é" * 100  # Azure's listing names no charset: requests guessed EUC-KR for it, and read "챕" * 100
+    seed_bucket(clients, bucket, {key: b"x"})
+    snapshot(failover, config)
+
+    first = replicated(failover, config)
+
+    assert first["buckets"]["items"][0]["copied"] == 1
+    assert [item.key for item in replica.iter_objects(bucket)] == [key]
+    again = replicated(failover, config)  # the copy is found under its own name: nothing copied again
+    assert (again["buckets"]["items"][0]["copied"], again["buckets"]["items"][0]["skipped"]) == (0, 1)

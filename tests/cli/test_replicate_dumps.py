@@ -322,3 +322,20 @@ def test_a_wrong_unencoded_password_or_two_different_ones_never_reach_argv_or_a_
         assert "SECRET" not in text
     assert all(b"SECRET" not in data for data in state_files(tmp_path).values())
     assert dump_keys(replica) == []
+
+
+def test_a_dump_on_local_disk_is_readable_by_its_owner_only_whatever_the_umask(
+    clients, config: Path, failover, postgres: LocalPostgres, orders: str, tmp_path: Path
+) -> None:
+    seed_rds(clients)
+    snapshot(failover, config)
+
+    result = failover("replicate", "--target", "fallback", "-c", str(config), "--json", umask=0o022)
+
+    assert result.code == 0, result.stderr
+    [row] = json.loads(result.stdout)["databases"]["items"]
+    container = tmp_path / "replicas" / row["container"]
+    dump = container.joinpath(*row["key"].split("/"))
+    assert oct(dump.stat().st_mode & 0o777) == "0o600"  # was 0o664
+    folders = [container, *(path for path in container.rglob("*") if path.is_dir())]
+    assert {oct(path.stat().st_mode & 0o777) for path in folders} == {"0o700"}

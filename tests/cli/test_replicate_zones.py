@@ -327,3 +327,47 @@ def test_an_unset_dns_secret_is_invalid_input(
     assert result.code == 2
     assert "targets.fallback.dns.options.key" in result.stderr and "PDNS_KEY is not set" in result.stderr
     assert pdns_zone(powerdns) is None
+
+
+HOSTILE_SETS = {
+    ("<script>.shop.example.", "A"): (300, ["192.0.2.66"]),  # PowerDNS refuses the name
+    ("t1.shop.example.", "TXT"): (300, ['"unterminated']),  # not only quoted strings: never rewritten
+    ("t2.shop.example.", "TXT"): (300, ['"x" ; rm -rf /']),
+}
+
+
+def test_a_record_set_that_cannot_be_carried_or_is_refused_is_reported_and_the_others_written(
+    clients, config: Path, failover, powerdns: PowerDns
+) -> None:
+    seed_zone(clients, {**BASE_SETS, **HOSTILE_SETS})
+    snapshot(failover, config)
+
+    result = replicate(failover, config, "--json")
+
+    assert result.code == 0, result.stderr
+    row = zone_row(json.loads(result.stdout))
+    assert row["error"] is None
+    assert (row["written"], row["refused"]) == (len(BASE_SETS), len(HOSTILE_SETS))
+    assert {(item["name"], item["type"]) for item in row["refused_sets"]} == set(HOSTILE_SETS)
+    reasons = {item["name"]: item["reason"] for item in row["refused_sets"]}
+    assert "the target refused it" in reasons["<script>.shop.example."]
+    assert "not only quoted strings" in reasons["t1.shop.example."] and "rm -rf" in reasons["t2.shop.example."]
+    assert json.loads(result.stdout)["zones"]["totals"]["refused"] == len(HOSTILE_SETS)
+    assert pdns_sets(powerdns) == expected(BASE_SETS)  # every other set written, no TXT rewritten
+    assert "3 record set(s) refused" in result.stderr.replace("\n", " ")
+
+    again = zone_row(replicated(failover, config))  # the same refused again, nothing else written
+    assert (again["written"], again["unchanged"], again["refused"]) == (0, len(BASE_SETS), len(HOSTILE_SETS))
+
+
+def test_check_warns_about_record_sets_that_cannot_be_carried(clients, config: Path, failover, powerdns: PowerDns) -> None:
+    malformed = {key: value for key, value in HOSTILE_SETS.items() if key[1] == "TXT"}
+    seed_zone(clients, {**BASE_SETS, **malformed})
+    snapshot(failover, config)
+    assert zone_row(replicated(failover, config))["refused"] == len(malformed)
+
+    checked = failover("check", "standard", "--target", "fallback", "-c", str(config), "--json")
+
+    [mirror] = [item for item in json.loads(checked.stdout)["checks"] if item["name"] == "dns-mirror"]
+    assert mirror["status"] == "warn", mirror["detail"]
+    assert "2 record set(s) of the source cannot be carried" in mirror["detail"]

@@ -421,3 +421,41 @@ def test_azure_lists_thousands_of_blobs_in_one_request(azurite: Azurite, unique:
     assert [item.key for item in storage.iter_objects(bucket)] == [item.key for item in listed]  # three pages
     assert requests.count == 2 + 3
     storage.delete_container(bucket)
+
+
+@pytest.mark.parametrize(("storage", "key", "why"), [
+    ("azure_blobs", "a\x01b", "a control character ('\\x01')"),
+    ("azure_blobs", "esc\x1b[2J", "a control character ('\\x1b')"),
+    ("azure_blobs", "x//y", "which Azure stores as one '/'"),
+    ("azure_blobs", "a\\b", "a backslash"),
+    ("azure_blobs", "k" * 1025, "1,025 characters long"),
+    ("minio", "k" * 1025, "1,025 bytes long"),
+    ("minio", "x\ufffe", "a control character"),
+    ("local", "k" * 256, "a path segment of 256 bytes"),
+    ("local", "d/" * 2100 + "f", "a path of"),
+    ("local", ".lock/x", "a folder local disk leaves out of its listings"),
+    ("local", "tab\tkey", "a control character"),
+], indirect=["storage"])
+def test_keys_a_target_cannot_hold_are_named_with_why(storage: LibcloudStorage, key: str, why: str) -> None:
+    problem = storage.key_problem("bucket", key)
+    assert problem is not None and why in problem, problem
+    assert key not in problem or len(key) < 20  # a long key is never repeated whole
+
+
+@pytest.mark.parametrize("storage", BACKENDS, indirect=True)
+@pytest.mark.parametrize("key", ["a/b", "x/y", "é" * 100, "sp ace/ü.txt", "k" * 255, "a/", "trailing."])
+def test_ordinary_keys_are_held(storage: LibcloudStorage, key: str) -> None:
+    if storage.key_problem("bucket", key) is not None:
+        assert key == "a/" and storage.spec.driver == "local"  # an empty segment: refused before asking the target
+    assert storage.key_collisions("bucket", [key], []) == {}
+
+
+@pytest.mark.parametrize("storage", ["local", "azure_blobs"], indirect=True)
+def test_on_local_disk_a_file_gives_way_to_a_folder_unless_it_is_stored_already(storage: LibcloudStorage) -> None:
+    collisions = storage.key_collisions("bucket", ["a", "a/b", "a/b/c", "d/e", "f"], stored=["d"])
+    if storage.spec.driver != "local":
+        assert collisions == {}  # object stores have no folders
+        return
+    assert set(collisions) == {"a", "a/b", "d/e"}
+    assert "needs a folder of this name for 'a/" in collisions["a"]
+    assert "stores a file 'd' where this key needs a folder" in collisions["d/e"]
