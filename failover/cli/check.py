@@ -31,7 +31,6 @@ from failover.checks.playbook_valid import require_playbook
 from failover.checks.runner import Report, run_checks
 from failover.cli.common import (
     ConfigOption,
-    DebugOption,
     JsonOption,
     MetricsOption,
     load,
@@ -73,7 +72,6 @@ def check(
     metrics: MetricsOption = None,
     config_file: ConfigOption = None,
     json_out: JsonOption = False,
-    debug: DebugOption = False,
 ) -> None:
     """Readiness, read-only: is failover possible right now? Exit 0 ready, 1 not ready."""
     overrides = parse_var_args(var or [])

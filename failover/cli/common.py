@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -45,13 +46,17 @@ ConfigOption = Annotated[
     typer.Option("--config", "-c", help="Config file (default: $FAILOVER_CONFIG, else ./failover.yaml).", show_default=False),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
-DebugOption = Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")]
 MetricsOption = Annotated[
     Path | None,
     typer.Option("--metrics", metavar="FILE", show_default=False,
                  help="Also write Prometheus text-format metrics to FILE, atomically (for node_exporter's "
                       "textfile collector)."),
 ]
+
+
+def debug_requested(argv: list[str]) -> bool:
+    """``--debug`` anywhere on the command line (every command takes it), or ``$FAILOVER_DEBUG``."""
+    return "--debug" in argv or os.environ.get("FAILOVER_DEBUG", "") not in ("", "0")
 
 
 def load(config_file: Path | None) -> Config:

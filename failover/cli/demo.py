@@ -36,7 +36,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from failover import demo as world
-from failover.cli.common import DebugOption, JsonOption, console, print_json
+from failover.cli.common import JsonOption, console, print_json
 from failover.cli.replicate import TransferProgress, print_summary
 from failover.errors import ExitCode, InputError, Interrupted, OperationFailed, Problem
 
@@ -59,7 +59,6 @@ def demo(
                      help="Keep the demo's files (config, state, target storage and DNS) in DIR, a new directory."),
     ] = None,
     json_out: JsonOption = False,
-    debug: DebugOption = False,
 ) -> None:
     """The whole story offline on embedded mock clouds: a sample service on a mock AWS account is
     inventoried and replicated, the account is terminated, and the service fails over to other clouds."""

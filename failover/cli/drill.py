@@ -11,7 +11,6 @@ from rich.table import Table
 
 from failover.cli.common import (
     ConfigOption,
-    DebugOption,
     JsonOption,
     console,
     open_state,
@@ -50,7 +49,6 @@ def drill(
     snapshot: SnapshotOption = None,
     config_file: ConfigOption = None,
     json_out: JsonOption = False,
-    debug: DebugOption = False,
 ) -> None:
     """A real failover into isolated names, health-checked and timed, then torn down (always); writes a report."""
     prefix = check_drill_prefix(prefix)

@@ -19,7 +19,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from failover.cli.common import ConfigOption, DebugOption, JsonOption, console, print_json, status, table_console
+from failover.cli.common import ConfigOption, JsonOption, console, debug_requested, print_json, status, table_console
 from failover.config import config_path, load_config
 from failover.errors import InputError, Problem
 from failover.initconfig import Candidate, Discovery, discover, render, service_name, shown, unsafe
@@ -55,7 +55,6 @@ def init(
     ] = False,
     config_file: ConfigOption = None,
     json_out: JsonOption = False,
-    debug: DebugOption = False,
 ) -> None:
     """Write a commented failover.yaml for one service of the source account (never overwrites)."""
     path = config_path(config_file)
@@ -131,7 +130,7 @@ def _print_discovery(found: Discovery) -> None:
     if found.notes:
         out.print(f"[dim]the tagging API failed in {len(found.notes)} regions, read per service instead "
                   f"(--debug names them)[/]")
-        if debug_wanted():
+        if debug_requested(sys.argv):
             for note in found.notes:
                 out.print(f"[dim]{escape(note)}[/]")
     if found.refused:
@@ -140,8 +139,6 @@ def _print_discovery(found: Discovery) -> None:
             out.print(f"  {escape(item['resource'])}: {escape(item['tag'])}: {escape(item['reason'])}")
 
 
-def debug_wanted() -> bool:
-    return "--debug" in sys.argv or os.environ.get("FAILOVER_DEBUG", "") not in ("", "0")
 
 
 def _ask(found: Discovery) -> Candidate:

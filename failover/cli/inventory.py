@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from failover.cli.common import ConfigOption, DebugOption, JsonOption, Tasks, console, load, open_state, print_json
+from failover.cli.common import ConfigOption, JsonOption, Tasks, console, load, open_state, print_json
 from failover.errors import InputError, Problem
 from failover.inventory import take_snapshot, write_manifest
 from failover.manifest import KINDS
@@ -26,7 +26,6 @@ def inventory(
     fmt: Annotated[str | None, typer.Option("--format", help="Manifest format for --output: json or yaml.")] = None,
     config_file: ConfigOption = None,
     json_out: JsonOption = False,
-    debug: DebugOption = False,
 ) -> None:
     """Snapshot the service's resources on the source into the state store (and FILE)."""
     if fmt not in (None, "json", "yaml"):

@@ -3,7 +3,6 @@ become exit codes (DESIGN.md). A traceback is shown only with ``--debug``."""
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 import traceback
@@ -13,6 +12,7 @@ import typer
 from failover import signals
 from failover.cli import check, demo, drill, init, inventory, playbooks, replicate, runs, snapshots, state
 from failover.cli import run as run_commands
+from failover.cli.common import debug_requested
 from failover.cli.completion import attach as attach_completion
 from failover.cli.version import version_callback
 from failover.errors import ExitCode, FailoverError
@@ -31,17 +31,14 @@ for module in (init, inventory, snapshots, playbooks, run_commands, runs, replic
     app.add_typer(module.app)
 
 
-def _debug(argv: list[str]) -> bool:
-    return "--debug" in argv or os.environ.get("FAILOVER_DEBUG", "") not in ("", "0")
-
-
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     sys.exit(run(argv))
 
 
 def run(argv: list[str]) -> int:
-    debug = _debug(argv)
+    debug = debug_requested(argv)
+    argv = [arg for arg in argv if arg != "--debug"]  # taken here for every command, wherever it stands
     command = attach_completion(typer.main.get_command(app))
     try:
         # standalone: usage errors print their usage line and exit 2 (invalid input)

@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from failover.actions.base import ACTIONS
-from failover.cli.common import ConfigOption, DebugOption, JsonOption, console, print_json
+from failover.cli.common import ConfigOption, JsonOption, console, print_json
 from failover.config import Config, config_path, load_config
 from failover.errors import InputError, Problem
 from failover.playbook import Playbook, builtin_playbooks, load_playbook, parse_var_args, playbook_schema
@@ -36,7 +36,6 @@ def validate(
     target: TargetOption = None,
     config_file: ConfigOption = None,
     json_out: JsonOption = False,
-    debug: DebugOption = False,
 ) -> None:
     """Check a playbook (and the config, if there is one) completely; no cloud calls."""
     try:
@@ -102,7 +101,7 @@ def _problem_dict(problem: Problem) -> dict[str, Any]:
 
 
 @app.command()
-def playbooks(config_file: ConfigOption = None, json_out: JsonOption = False, debug: DebugOption = False) -> None:
+def playbooks(config_file: ConfigOption = None, json_out: JsonOption = False) -> None:
     """List the built-in playbooks (use their name wherever a PLAYBOOK is asked for)."""
     found = builtin_playbooks()
     if json_out:
@@ -117,7 +116,7 @@ def playbooks(config_file: ConfigOption = None, json_out: JsonOption = False, de
 
 
 @app.command()
-def actions(config_file: ConfigOption = None, json_out: JsonOption = False, debug: DebugOption = False) -> None:
+def actions(config_file: ConfigOption = None, json_out: JsonOption = False) -> None:
     """List the actions a playbook step can use, with their parameters and an example."""
     if json_out:
         print_json({"actions": [_action_dict(name, action) for name, action in ACTIONS], "playbook_schema": playbook_schema()})

@@ -34,7 +34,6 @@ from rich.table import Table
 
 from failover.cli.common import (
     ConfigOption,
-    DebugOption,
     JsonOption,
     MetricsOption,
     console,
@@ -77,7 +76,6 @@ def replicate(
     metrics: MetricsOption = None,
     config_file: ConfigOption = None,
     json_out: JsonOption = False,
-    debug: DebugOption = False,
 ) -> None:
     """Copy the latest snapshot's buckets, DNS zones and database dumps to the target, ahead of time.
 

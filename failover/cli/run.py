@@ -15,7 +15,7 @@ from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 
-from failover.cli.common import ConfigOption, DebugOption, JsonOption, console, load, open_state, print_json
+from failover.cli.common import ConfigOption, JsonOption, console, load, open_state, print_json
 from failover.cli.runs import print_run, styled
 from failover.config import Config
 from failover.engine import DEFAULT_PARALLELISM, Engine, Observer, Plan, RunStatus
@@ -50,7 +50,6 @@ def plan(
     parallelism: ParallelismOption = DEFAULT_PARALLELISM,
     config_file: ConfigOption = None,
     json_out: JsonOption = False,
-    debug: DebugOption = False,
 ) -> None:
     """Resolve every step against the snapshot and the target (read-only): what would be created or changed."""
     config, book = _inputs(config_file, playbook, var, target)
@@ -75,7 +74,6 @@ def run(
     rollback_on_failure: RollbackOption = False,
     config_file: ConfigOption = None,
     json_out: JsonOption = False,
-    debug: DebugOption = False,
 ) -> None:
     """Execute a playbook on the target; prints the run id. Journaled, resumable, rolled back on request."""
     asking = not dry_run and not yes
@@ -103,7 +101,6 @@ def resume(
     rollback_on_failure: RollbackOption = False,
     config_file: ConfigOption = None,
     json_out: JsonOption = False,
-    debug: DebugOption = False,
 ) -> None:
     """Continue a stopped run: steps done are skipped, the others applied (again, idempotently)."""
     config = load(config_file)
@@ -120,7 +117,6 @@ def rollback(
     run: RunArgument,
     config_file: ConfigOption = None,
     json_out: JsonOption = False,
-    debug: DebugOption = False,
 ) -> None:
     """Undo what a run created, in reverse dependency order; safe to repeat."""
     config = load(config_file)

@@ -11,7 +11,6 @@ from rich.table import Table
 
 from failover.cli.common import (
     ConfigOption,
-    DebugOption,
     JsonOption,
     console,
     load,
@@ -30,7 +29,7 @@ STATUS_STYLE = {
 
 
 @app.command()
-def runs(config_file: ConfigOption = None, json_out: JsonOption = False, debug: DebugOption = False) -> None:
+def runs(config_file: ConfigOption = None, json_out: JsonOption = False) -> None:
     """List the service's runs, oldest first."""
     config = load(config_file)
     with open_state(config) as store:
@@ -56,7 +55,6 @@ def status(
     run: Annotated[str, typer.Argument(help="Run id, an unambiguous prefix of one, or latest.")],
     config_file: ConfigOption = None,
     json_out: JsonOption = False,
-    debug: DebugOption = False,
 ) -> None:
     """One run's steps: status, attempts, timings, outputs, errors."""
     config = load(config_file)

@@ -10,14 +10,15 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from failover.cli.common import ConfigOption, DebugOption, JsonOption, console, load, open_state, print_json
-from failover.manifest import KINDS, Manifest, diff as diff_manifests, load_manifest
+from failover.cli.common import ConfigOption, JsonOption, console, load, open_state, print_json
+from failover.manifest import KINDS, Manifest, load_manifest
+from failover.manifest import diff as diff_manifests
 
 app = typer.Typer()
 
 
 @app.command()
-def snapshots(config_file: ConfigOption = None, json_out: JsonOption = False, debug: DebugOption = False) -> None:
+def snapshots(config_file: ConfigOption = None, json_out: JsonOption = False) -> None:
     """List the service's snapshots, oldest first."""
     config = load(config_file)
     with open_state(config) as store:
@@ -47,7 +48,6 @@ def diff(
     b: Annotated[str, typer.Argument(help="Newer snapshot (default: latest).")] = "latest",
     config_file: ConfigOption = None,
     json_out: JsonOption = False,
-    debug: DebugOption = False,
 ) -> None:
     """Compare two snapshots: resources added, removed and changed, field by field."""
     config = load(config_file)

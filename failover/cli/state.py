@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from failover.cli.common import ConfigOption, DebugOption, JsonOption, console, load, open_state, print_json
+from failover.cli.common import ConfigOption, JsonOption, console, load, open_state, print_json
 from failover.errors import InputError, Problem
 from failover.statetransfer import TABLES, export_state, import_state, read_export, write_export
 
@@ -21,8 +21,7 @@ FileArgument = Annotated[Path, typer.Argument(metavar="FILE", help="The JSON fil
 
 
 @state_app.command("export")
-def export(file: FileArgument, config_file: ConfigOption = None, json_out: JsonOption = False,
-           debug: DebugOption = False) -> None:
+def export(file: FileArgument, config_file: ConfigOption = None, json_out: JsonOption = False) -> None:
     """Write the whole state (the config's `state:`) to FILE, as one JSON document."""
     if not file.parent.is_dir():
         raise InputError([Problem(file="arguments", field="FILE", message=f"directory {file.parent} does not exist")])
@@ -37,8 +36,7 @@ def export(file: FileArgument, config_file: ConfigOption = None, json_out: JsonO
 
 
 @state_app.command("import")
-def import_(file: FileArgument, config_file: ConfigOption = None, json_out: JsonOption = False,
-            debug: DebugOption = False) -> None:
+def import_(file: FileArgument, config_file: ConfigOption = None, json_out: JsonOption = False) -> None:
     """Load FILE (from `failover state export`) into the config's `state:`, which must be empty."""
     document = read_export(file)
     config = load(config_file)
