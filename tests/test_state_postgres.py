@@ -281,6 +281,10 @@ def test_the_story_on_a_postgresql_state(postgres: LocalPostgres, database: str)
 
 
 def on_pg(world: EmulatedWorld, dsn: str) -> None:
+    """The world's config on the PostgreSQL state; the SQLite state the world seeded (its
+    stand-in dump's record) is dropped, so nothing after this can be read from it."""
+    for leftover in world.state_dir.glob("state.db*"):
+        leftover.unlink()
     config = yaml.safe_load(world.config_path.read_text())
     config["state"] = dsn
     world.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
