@@ -23,7 +23,17 @@ from failover.actions.base import ACTIONS
 from failover.config import Config, missing_secrets
 from failover.errors import ConfigError, InputError, NotFound, PlaybookError, Problem
 from failover.targets import profile_problems
-from failover.templates import Ref, TemplateError, evaluate_when, find_refs, lookup, parse, render, split_comparison, walk_strings
+from failover.templates import (
+    Ref,
+    TemplateError,
+    evaluate_when,
+    find_refs,
+    lookup,
+    parse,
+    render,
+    split_comparison,
+    walk_strings,
+)
 from failover.yamlio import Document, Loc, load_file, load_text
 
 BUILTIN_PACKAGE = "playbooks"
@@ -270,10 +280,9 @@ class _Checker:
             header = _Header.model_validate({k: data[k] for k in FILE_KEYS if k in data and k != "steps"})
         except ValidationError as exc:
             self.problems += _validation_problems(exc, self.doc, (), data)
-        if header is not None:
-            declared = header.vars
-        else:  # still resolve what can be, so a bad header does not make every reference an error
-            declared = data["vars"] if isinstance(data.get("vars"), dict) else {}
+        # With a bad header, still resolve what can be, so that every reference is not an error too.
+        raw_vars = data["vars"] if isinstance(data.get("vars"), dict) else {}
+        declared = header.vars if header is not None else raw_vars
         for loc, text in walk_strings(declared, ("vars",)):
             if "${" in text:
                 self.report(loc, "vars hold plain values, not templates; write the reference where the var is used")

@@ -15,6 +15,7 @@ templates or literals, compared as text.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -116,10 +117,8 @@ def find_refs(value: Any) -> list[tuple[Loc, Ref]]:
     found = []
     for loc, text in walk_strings(value):
         if "${" in text:
-            try:
+            with contextlib.suppress(TemplateError):
                 found += [(loc, part) for part in parse(text) if isinstance(part, Ref)]
-            except TemplateError:
-                pass
     return found
 
 

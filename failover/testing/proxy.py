@@ -21,6 +21,7 @@ read-only command sent no PUT, POST, PATCH or DELETE).
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import random
 import re
@@ -134,10 +135,8 @@ class LatencyProxy:
             upstream = getattr(handler, "upstream", None)
             for sock in (handler.connection, upstream.sock if upstream is not None else None):
                 if sock is not None:
-                    try:
+                    with contextlib.suppress(OSError):
                         sock.shutdown(socket.SHUT_RDWR)  # a blocked read returns at once
-                    except OSError:
-                        pass
         deadline = time.monotonic() + timeout
         for thread in [thread for thread, _ in open_now] + [self._thread]:
             if thread is not None:

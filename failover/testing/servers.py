@@ -57,8 +57,8 @@ class MotoServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> "MotoServer":
-        out = open(self.log, "ab") if self.log else subprocess.DEVNULL
+    def start(self) -> MotoServer:
+        out = open(self.log, "ab") if self.log else subprocess.DEVNULL  # noqa: SIM115 - the server writes it while it runs
         self.process = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
             stdout=out,
@@ -85,7 +85,7 @@ class MotoServer:
         with urllib.request.urlopen(request, timeout=10):
             pass
 
-    def __enter__(self) -> "MotoServer":
+    def __enter__(self) -> MotoServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
