@@ -111,3 +111,14 @@ def test_the_firewall_config_installs_nftables_and_loads_the_rules_at_every_boot
     assert "systemctl enable --now failover-firewall.service" in loader
     # written as literal blocks: readable on the node
     assert "content: |" in cloud_config(config)
+
+
+def test_a_single_mime_part_becomes_the_first_of_two() -> None:
+    original = 'MIME-Version: 1.0\nContent-Type: text/x-shellscript; charset="utf-8"\n\n#!/bin/sh\necho own\n'
+
+    combined = with_cloud_config(original, ADDED)
+
+    parts = user_data_parts(combined)
+    assert [subtype for subtype, _ in parts] == ["x-shellscript", "cloud-config"]
+    assert parts[0][1] == "#!/bin/sh\necho own\n"
+    assert cloud_config_parts(combined)[0]["runcmd"] == ADDED["runcmd"]
