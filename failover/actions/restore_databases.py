@@ -352,13 +352,17 @@ def restore_into_dsn(ctx: ActionContext, database: Database, dump: DumpKey, dsn:
         command, env = engine.restore_command(dsn, Path(workdir))
         sent = _run_restore(ctx, command, env, engine.restore_stream(chunks, f"dump {dump.key}"), dsn)
     ctx.info(f"restored {database.name} into {dsn.describe()} ({sent} bytes)")
+    return {**_dsn_fields(ctx, database, dump, dsn, engine), "restored_bytes": sent}
+
+
+def _dsn_fields(ctx: ActionContext, database: Database, dump: DumpKey, dsn: Dsn, engine: Engine) -> dict[str, Any]:
+    """What a step in mode dsn outputs for a database, restored or validated."""
     return {
         "mode": "dsn",
         **dump_fields(ctx, database, dump),
         "host": dsn.host or "localhost",
         "port": dsn.port or engine.default_port,
         "database": dsn.database,
-        "restored_bytes": sent,
     }
 
 
@@ -379,11 +383,7 @@ def validate_for_dsn(ctx: ActionContext, database: Database, dump: DumpKey, dsn:
     checks = engine.validate_dump(chunks, f"dump {dump.key}", ctx.cancel.is_set)
     ctx.info(f"{database.name}: {dump.key} {DRILL_NOTE}")
     return {
-        "mode": "dsn",
-        **dump_fields(ctx, database, dump),
-        "host": dsn.host or "localhost",
-        "port": dsn.port or engine.default_port,
-        "database": dsn.database,
+        **_dsn_fields(ctx, database, dump, dsn, engine),
         "restored": False,
         "validated": True,
         **checks,

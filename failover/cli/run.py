@@ -105,9 +105,7 @@ def resume(
     """Continue a stopped run: steps done are skipped, the others applied (again, idempotently)."""
     config = load(config_file)
     with open_state(config) as store:
-        view = RunView()
-        engine = Engine(store, config, observer=view)
-        run_id = engine.journal.resolve_run(config.service, run)
+        view, engine, run_id = _stored_run(store, config, run)
         _report(store, view, json_out,
                 lambda: engine.resume(run_id, parallelism=parallelism, rollback_on_failure=rollback_on_failure))
 
@@ -121,10 +119,15 @@ def rollback(
     """Undo what a run created, in reverse dependency order; safe to repeat."""
     config = load(config_file)
     with open_state(config) as store:
-        view = RunView()
-        engine = Engine(store, config, observer=view)
-        run_id = engine.journal.resolve_run(config.service, run)
+        view, engine, run_id = _stored_run(store, config, run)
         _report(store, view, json_out, lambda: engine.rollback(run_id), ok=RunStatus.ROLLED_BACK)
+
+
+def _stored_run(store: StateStore, config: Config, run: str) -> tuple[RunView, Engine, str]:
+    """The engine that shows its progress in a new view, and the run id ``run`` names."""
+    view = RunView()
+    engine = Engine(store, config, observer=view)
+    return view, engine, engine.journal.resolve_run(config.service, run)
 
 
 def _inputs(config_file: Any, playbook: str, var: list[str] | None, target: str) -> tuple[Config, Playbook]:

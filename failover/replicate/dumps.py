@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from failover.config import resolve_secrets
-from failover.databases.base import engine_for
+from failover.databases.base import Engine, engine_for
 from failover.dsn import Dsn, parse_dsn, redacted
 from failover.errors import InputError, OperationFailed, Problem
 from failover.manifest import now_iso
@@ -165,20 +165,13 @@ def dump_database(
     """Dump ``database`` (its name in the manifest) from ``dsn`` straight into the dumps
     container, verify and record it. DumpFailed (the partial object deleted) when the tool
     fails or the stored object is not what was sent."""
-    found = engine_for(engine)
-    if found is None:
-        raise ValueError(f"no dump format for engine {engine!r}")
-    started = time.monotonic()
-    container = storage.ensure_container(DUMPS_BUCKET)
-    taken_at, key = _free_key(storage, database, engine, clock, sleep)
+    found, started, container, taken_at, key = _begin(storage, database, engine, clock, sleep)
     with tempfile.TemporaryDirectory(prefix="failover-dump-") as workdir, tempfile.TemporaryFile() as errors:
         command, env = found.dump_command(dsn, Path(workdir))
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors, env=env)
         sent = _Metered(found.dump_stream(_output(process.stdout)), progress)
         try:
-            uploaded = storage.upload_stream(DUMPS_BUCKET, key, sent, content_type=found.dump_content_type)
-            if next(sent, None) is not None:  # an upload must take the stream to its end
-                raise DumpFailed(f"the upload of {key} stopped before the end of the dump")
+            uploaded = _upload(storage, key, sent, found)
             status = process.wait()
             if status != 0:
                 message = redacted(_last_line(errors), dsn.secrets)
@@ -213,22 +206,35 @@ def store_dump(
     :func:`dump_database` stores one: under the key of now in the dumps container,
     verified, recorded. DumpFailed (the partial object deleted) when the stored object is
     not what was sent."""
+    found, started, container, taken_at, key = _begin(storage, database, engine, clock, sleep)
+    sent = _Metered(chunks, None)
+    try:
+        _verify(storage, container, key, _upload(storage, key, sent, found), sent)
+    except BaseException:
+        _discard(storage, key)
+        raise
+    return _recorded(store, service, target_name, database, engine, container, key, taken_at, sent, started)
+
+
+def _begin(
+    storage: StorageTarget, database: str, engine: str, clock: Clock, sleep: Callable[[float], None],
+) -> tuple[Engine, float, str, datetime, str]:
+    """The engine of a dump about to be stored, when it started, the dumps container (made if
+    missing), and the dump's time and key (of now, never one taken already)."""
     found = engine_for(engine)
     if found is None:
         raise ValueError(f"no dump format for engine {engine!r}")
     started = time.monotonic()
     container = storage.ensure_container(DUMPS_BUCKET)
     taken_at, key = _free_key(storage, database, engine, clock, sleep)
-    sent = _Metered(chunks, None)
-    try:
-        uploaded = storage.upload_stream(DUMPS_BUCKET, key, sent, content_type=found.dump_content_type)
-        if next(sent, None) is not None:  # an upload must take the stream to its end
-            raise DumpFailed(f"the upload of {key} stopped before the end of the dump")
-        _verify(storage, container, key, uploaded, sent)
-    except BaseException:
-        _discard(storage, key)
-        raise
-    return _recorded(store, service, target_name, database, engine, container, key, taken_at, sent, started)
+    return found, started, container, taken_at, key
+
+
+def _upload(storage: StorageTarget, key: str, sent: _Metered, engine: Engine) -> ObjectInfo:
+    uploaded = storage.upload_stream(DUMPS_BUCKET, key, sent, content_type=engine.dump_content_type)
+    if next(sent, None) is not None:  # an upload must take the stream to its end
+        raise DumpFailed(f"the upload of {key} stopped before the end of the dump")
+    return uploaded
 
 
 def _recorded(
