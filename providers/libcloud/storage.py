@@ -34,6 +34,7 @@ import re
 import threading
 import urllib.request
 from collections import deque
+from contextlib import suppress
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -124,11 +125,9 @@ class LibcloudStorage:
     def ensure_container(self, bucket: str) -> str:
         name = self.container_name(bucket)
         if self._container(bucket) is None:
-            with self.session.translating(f"create container {name}"):
-                try:
-                    self._containers[name] = self.driver.create_container(name)
-                except ContainerAlreadyExistsError:
-                    pass  # created meanwhile by a concurrent step: what we wanted
+            # Already there: created meanwhile by a concurrent step, or by this request (its answer lost).
+            with self.session.translating(f"create container {name}"), suppress(ContainerAlreadyExistsError):
+                self._containers[name] = self.driver.create_container(name)
         return name
 
     @retried
