@@ -145,9 +145,19 @@ class ComputeTarget(Protocol):
         """The firewall of that name, if any."""
 
     def create_firewall(
-        self, name: str, rules: Sequence[FirewallRuleInfo], labels: dict[str, str] | None = None
+        self, name: str, rules: Sequence[FirewallRuleInfo], labels: dict[str, str] | None = None,
+        on_created: Callable[[str], None] | None = None,
     ) -> FirewallInfo:
-        """Create a firewall holding exactly ``rules``."""
+        """Create a firewall holding exactly ``rules``, carrying ``labels`` where the provider has
+        them (in the creating request where it can). ``on_created(id)`` is called the moment the
+        firewall exists, before its rules are written: a failure after that leaves a firewall
+        the caller knows (``set_firewall_rules`` finishes it)."""
+
+    def set_firewall_rules(
+        self, firewall_id: str, rules: Sequence[FirewallRuleInfo], labels: dict[str, str] | None = None
+    ) -> FirewallInfo:
+        """Make a firewall hold exactly ``rules`` (adding the missing ones, removing the others)
+        and carry ``labels``, from whatever state a failed attempt left it in (idempotent)."""
 
     def attach_firewall(self, firewall_id: str, node_id: str) -> None:
         """Apply a firewall to a node, keeping the node's other firewalls."""

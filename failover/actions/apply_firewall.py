@@ -32,7 +32,7 @@ from typing import Any
 from pydantic import Field
 
 from failover.actions.base import ACTIONS, Action, ActionContext, Change, Params
-from failover.errors import OperationFailed
+from failover.errors import Interrupted, OperationFailed
 from failover.manifest import Firewall, FirewallRule, Manifest, Node
 from failover.naming import firewall_names, node_names
 from failover.nodes import (
@@ -43,6 +43,7 @@ from failover.nodes import (
     NodeSelector,
     check_adoptable,
     node_firewalls,
+    recorded,
     run_labels,
     select_nodes,
 )
@@ -81,7 +82,8 @@ class FirewallPlan:
 class ApplyFirewall(Action):
     """Carry the nodes' security groups over: target firewalls, or a check of the cloud-init ones."""
 
-    summary = "Carry the nodes' security groups over: target firewalls where the driver has an API, else check cloud-init's."
+    summary = ("Carry the nodes' security groups over: target firewalls where the driver has an API, "
+               "else check cloud-init's.")
     Params = ApplyFirewallParams
     example = {"select": {"tags": {"role": "web"}}}
 
@@ -157,7 +159,9 @@ def _cloud_init_change(ctx: ActionContext, node: Node) -> Change:
 def plan_firewalls(ctx: ActionContext, compute: ComputeTarget, nodes: Sequence[Node]) -> list[FirewallPlan]:
     """The target firewall of every security group of ``nodes``, its rules translated."""
     groups = _groups_of(ctx.manifest, nodes)
-    members = {group.id: [node for node in ctx.manifest.of_kind("node") if group.id in node.firewalls] for group in groups}
+    members = {
+        group.id: [node for node in ctx.manifest.of_kind("node") if group.id in node.firewalls] for group in groups
+    }
     referenced = {source for group in groups for rule in group.rules for source in rule.sources if not _is_cidr(source)}
     for group_id in referenced - members.keys():
         members[group_id] = [node for node in ctx.manifest.of_kind("node") if group_id in node.firewalls]
@@ -221,28 +225,38 @@ def _ensure_attached(ctx: ActionContext, compute: ComputeTarget, plan: FirewallP
 
 
 def _find_or_create(ctx: ActionContext, compute: ComputeTarget, plan: FirewallPlan) -> tuple[FirewallInfo, bool]:
-    """The plan's firewall: adopted when it exists with the same rules; replaced when it is
-    this run's and its rules differ (a crash between creating it and adding its rules)."""
+    """The plan's firewall: adopted when it exists with the same rules; when it is this run's
+    (labelled or journaled) with other rules, what a failed attempt left half made: its rules
+    are converged. Created otherwise, and journaled the moment it exists."""
     existing = compute.find_firewall(plan.name)
     if existing is not None:
         check_adoptable(ctx, "firewall", plan.name, existing.id, existing.labels)
-        ours = existing.labels.get(RUN_LABEL) == ctx.run_id or any(item["id"] == existing.id for item in ctx.created)
+        ours = existing.labels.get(RUN_LABEL) == ctx.run_id or recorded(ctx, existing.id)
+        if ours and not recorded(ctx, existing.id):
+            # Created by this run, which crashed before the journal heard of it: it is ours to undo.
+            ctx.record("firewall", existing.id, name=plan.name, source_id=plan.group.id)
         if _rule_set(existing.rules) == _rule_set(plan.rules):
-            if ours and not any(item["id"] == existing.id for item in ctx.created):
-                ctx.record("firewall", existing.id, name=plan.name, source_id=plan.group.id)
             return existing, True
         if not ours:
             raise OperationFailed(
                 f"firewall {plan.name} ({existing.id}) exists on the target with other rules, and this run did not "
                 f"create it: delete or rename it, then run again"
             )
-        ctx.info(f"firewall {plan.name} ({existing.id}) has other rules than planned: replacing it")
-        compute.delete_firewall(existing.id)
-    labels = {**run_labels(ctx), SOURCE_LABEL: plan.group.id}
-    created = compute.create_firewall(plan.name, plan.rules, labels=labels)
-    ctx.record("firewall", created.id, name=plan.name, source_id=plan.group.id)
+        ctx.info(f"firewall {plan.name} ({existing.id}) was left half made by an earlier attempt: converging its rules")
+        return compute.set_firewall_rules(existing.id, plan.rules, labels=_labels(ctx, plan)), True
+    if ctx.cancel.is_set():
+        raise Interrupted(f"cancelled before creating firewall {plan.name}")
+
+    def journal(firewall_id: str) -> None:
+        ctx.record("firewall", firewall_id, name=plan.name, source_id=plan.group.id)
+
+    created = compute.create_firewall(plan.name, plan.rules, labels=_labels(ctx, plan), on_created=journal)
     ctx.info(f"created firewall {plan.name} ({created.id}) from {plan.group.id}")
     return created, False
+
+
+def _labels(ctx: ActionContext, plan: FirewallPlan) -> dict[str, str]:
+    return {**run_labels(ctx), SOURCE_LABEL: plan.group.id}
 
 
 def _api_change(ctx: ActionContext, compute: ComputeTarget, group: Firewall, nodes: Sequence[Node]) -> Change:
@@ -272,7 +286,8 @@ def _target_nodes(ctx: ActionContext, compute: ComputeTarget, source_ids: set[st
         if entry is not None:
             found[source_id] = TargetNode(source_id, entry["id"], entry["name"], entry.get("private_ip"))
         elif (node := compute.find_node(names[source_id])) is not None:
-            found[source_id] = TargetNode(source_id, node.id, node.name, node.private_ips[0] if node.private_ips else None)
+            private_ip = node.private_ips[0] if node.private_ips else None
+            found[source_id] = TargetNode(source_id, node.id, node.name, private_ip)
     return found
 
 

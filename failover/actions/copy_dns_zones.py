@@ -85,7 +85,8 @@ class CopyDnsZones(Action):
     def plan(self, ctx: ActionContext, params: CopyDnsZonesParams) -> list[Change]:
         copies = _wanted(ctx, params)
         changes: list[Change] = []
-        for copy, target in zip(copies, read_zones(ctx.targets.dns, [copy.domain for copy in copies]), strict=True):
+        targets = read_zones(ctx.targets.dns, [copy.domain for copy in copies])
+        for copy, target in zip(copies, targets, strict=True):
             if target.zone is None:
                 changes.append(Change("create", "dns_zone", copy.domain, _copied_from(copy)))
             for wanted in copy.sets.values():
@@ -125,8 +126,9 @@ def _wanted(ctx: ActionContext, params: CopyDnsZonesParams) -> list[ZoneCopy]:
 def _copy_zone(ctx: ActionContext, dns: DnsTarget, copy: ZoneCopy, target: TargetZone) -> dict[str, Any]:
     if target.zone is None:
         # Journaled before it exists: whatever happens between the request and its answer,
-        # a rollback knows the run made this zone.
-        ctx.record(CREATED_ZONE, copy.domain, source=copy.source)
+        # a rollback knows the run made this zone (once: an earlier attempt may have journaled it).
+        if not any(item["kind"] == CREATED_ZONE and item["id"] == copy.domain for item in ctx.created):
+            ctx.record(CREATED_ZONE, copy.domain, source=copy.source)
         zone = dns.create_zone(copy.domain)
         ctx.info(f"created zone {zone.domain}")
         target = read_zone(dns, zone.domain)  # with the SOA (and NS) the target wrote

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from failover.manifest import Certificate
 from providers.aws.inventory import Context, Found, name_of, tag_dict
@@ -40,4 +40,4 @@ def _certificate(ctx: Context, region: str, arn: str) -> Certificate | None:
 
 
 def _utc_iso(moment: datetime | None) -> str | None:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None

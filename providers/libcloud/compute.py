@@ -6,13 +6,14 @@ import inspect
 import secrets
 import threading
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from libcloud.compute.base import NodeImage
 
 from failover.config import DEFAULT_FILE, ComputeSpec
-from failover.errors import ConfigError, Interrupted, OperationFailed, Problem
+from failover.errors import ConfigError, FailoverError, Interrupted, OperationFailed, Problem, TransientError
+from failover.retry import retry_requests
 from failover.ports import FirewallInfo, FirewallRuleInfo, ImageInfo, LocationInfo, NodeInfo, SizeInfo
 from providers.libcloud.catalog import to_image_info, to_size_info
 from providers.libcloud.drivers import ADAPTERS, DriverSession, retried
@@ -26,6 +27,7 @@ USER_DATA_KEYWORDS = ("ex_userdata", "ex_user_data", "ex_customdata", "cloud_ini
 GONE_STATES = frozenset({"terminated"})
 FAILED_STATES = frozenset({"error"})
 POLL_INTERVAL = 5.0
+T = TypeVar("T")
 
 
 def connect_compute(spec: ComputeSpec, *, file: str = DEFAULT_FILE, field: str | None = None) -> LibcloudCompute:
@@ -123,12 +125,26 @@ class LibcloudCompute:
         self, name: str, size_id: str, image_id: str, user_data: str | None = None, labels: dict[str, str] | None = None
     ) -> NodeInfo:
         size, image, location = self._native_size(size_id), self._native_image(image_id), self._native_location()
-        with self.session.translating(f"create node {name}"):
-            driver = self.session.driver
-            arguments = {"name": name, "size": size, "image": image, **creation_keywords(driver, user_data, labels or {})}
-            if location is not None:
-                arguments["location"] = location
-            return node_info(driver.create_node(**arguments))
+        labels = labels or {}
+
+        def attempt() -> NodeInfo:
+            try:
+                with self.session.translating(f"create node {name}"):
+                    driver = self.session.driver
+                    keywords = creation_keywords(driver, user_data, labels)
+                    arguments = {"name": name, "size": size, "image": image, **keywords}
+                    if location is not None:
+                        arguments["location"] = location
+                    return node_info(driver.create_node(**arguments))
+            except TransientError:
+                # Executed, its answer lost? The node carries the labels it was created with.
+                found = self.find_node(name) if labels else None
+                if found is not None and labels.items() <= found.labels.items():
+                    return found
+                raise
+
+        # Without labels, a node found after a failure could be anyone's: the caller decides.
+        return retry_requests(attempt) if labels else attempt()
 
     def wait_running(self, node_id: str, timeout: float = 600, cancel: threading.Event | None = None) -> NodeInfo:
         cancel = cancel or threading.Event()
@@ -138,11 +154,13 @@ class LibcloudCompute:
             if node is None or node.state in GONE_STATES:
                 raise OperationFailed(f"node {node_id} disappeared while starting", where=self.session.where)
             if node.state in FAILED_STATES:
-                raise OperationFailed(f"node {node.name} ({node_id}) failed to start: state {node.state}", where=self.session.where)
+                failed = f"node {node.name} ({node_id}) failed to start: state {node.state}"
+                raise OperationFailed(failed, where=self.session.where)
             if node.state == "running":
                 return node
             if time.monotonic() >= deadline:
-                raise OperationFailed(f"node {node.name} ({node_id}) not running after {timeout:g}s (state {node.state})", where=self.session.where)
+                late = f"node {node.name} ({node_id}) not running after {timeout:g}s (state {node.state})"
+                raise OperationFailed(late, where=self.session.where)
             if cancel.wait(min(self.poll_interval, max(0.0, deadline - time.monotonic()))):
                 raise Interrupted(f"cancelled while waiting for node {node_id}")
 
@@ -181,10 +199,38 @@ class LibcloudCompute:
             return self._firewalls().find(self.session.driver, name)
 
     def create_firewall(
-        self, name: str, rules: Sequence[FirewallRuleInfo], labels: dict[str, str] | None = None
+        self, name: str, rules: Sequence[FirewallRuleInfo], labels: dict[str, str] | None = None,
+        on_created: Callable[[str], None] | None = None,
     ) -> FirewallInfo:
-        with self.session.translating(f"create firewall {name}"):
-            return self._firewalls().create(self.session.driver, name, list(rules), labels or {})
+        labels = labels or {}
+        firewall_id = retry_requests(lambda: self._create_firewall(name, labels))
+        if on_created is not None:
+            on_created(firewall_id)  # before any other request: whatever fails next, the caller knows it
+        return self.set_firewall_rules(firewall_id, rules, labels=labels)
+
+    def _create_firewall(self, name: str, labels: dict[str, str]) -> str:
+        """One attempt: the new firewall's id. After a failure, a firewall of that name carrying
+        ``labels`` is this request's own, executed but its answer lost: it is not made twice."""
+        try:
+            with self.session.translating(f"create firewall {name}"):
+                return self._firewalls().create(self.session.driver, name, labels)
+        except FailoverError:
+            found = self.find_firewall(name) if labels else None
+            if found is not None and labels.items() <= found.labels.items():
+                return found.id
+            raise
+
+    def set_firewall_rules(
+        self, firewall_id: str, rules: Sequence[FirewallRuleInfo], labels: dict[str, str] | None = None
+    ) -> FirewallInfo:
+        return self._firewalls().converge(self.session.driver, firewall_id, list(rules), labels or {}, self._request)
+
+    def _request(self, what: str, call: Callable[[], T]) -> T:
+        def attempt() -> T:
+            with self.session.translating(what):
+                return call()
+
+        return retry_requests(attempt)
 
     @retried
     def attach_firewall(self, firewall_id: str, node_id: str) -> None:

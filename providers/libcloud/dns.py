@@ -16,8 +16,9 @@ from libcloud.dns.base import Zone
 from libcloud.dns.types import ZoneDoesNotExistError
 
 from failover.config import DEFAULT_FILE, DnsSpec
-from failover.errors import OperationFailed
+from failover.errors import FailoverError, OperationFailed, TransientError
 from failover.ports import RecordSet, ZoneInfo
+from failover.retry import retry_requests
 from providers.libcloud.drivers import ADAPTERS, DriverSession, retried
 
 # Types whose first word libcloud drivers keep apart, in ``extra["priority"]``.
@@ -56,19 +57,27 @@ class LibcloudDns:
 
     def create_zone(self, domain: str, ttl: int | None = None) -> ZoneInfo:
         wanted = fqdn(domain)
-        with self.session.translating(f"create zone {wanted}"):
-            driver, dialect = self.session.driver, self.dialect
-            try:
-                driver.create_zone(dialect.zone_domain(wanted), ttl=ttl, extra=dialect.zone_extra(self.spec.nameservers))
-            except Exception:
-                if self.find_zone(wanted) is not None:
-                    raise OperationFailed(f"zone {wanted} exists already", where=self.session.where) from None
-                raise
+        retry_requests(lambda: self._create_zone(wanted, ttl))
         # Read back rather than trust the answer (PowerDNS's carries a doubled trailing dot).
         created = self.find_zone(wanted)
         if created is None:
             raise OperationFailed(f"zone {wanted} was created but is not listed", where=self.session.where)
         return created
+
+    def _create_zone(self, wanted: str, ttl: int | None) -> None:
+        """One attempt. A zone there after a temporary failure is this request's own, executed
+        but its answer lost (the caller found none before asking): not an error. After any
+        other failure, it is someone else's."""
+        try:
+            with self.session.translating(f"create zone {wanted}"):
+                driver, dialect = self.session.driver, self.dialect
+                extra = dialect.zone_extra(self.spec.nameservers)
+                driver.create_zone(dialect.zone_domain(wanted), ttl=ttl, extra=extra)
+        except FailoverError as exc:
+            if self.find_zone(wanted) is None:
+                raise
+            if not isinstance(exc, TransientError):
+                raise OperationFailed(f"zone {wanted} exists already", where=self.session.where) from None
 
     @retried
     def delete_zone(self, zone: ZoneInfo) -> bool:
@@ -147,13 +156,15 @@ class LibcloudRecords:
     def native_name(self, name: str, zone_domain: str) -> str:
         return relative_name(name, zone_domain) or self.apex
 
-    def replace(self, driver: Any, zone: Any, name: str, type: str, ttl: int, values: list[str], existing: list[Any]) -> None:
+    def replace(
+        self, driver: Any, zone: Any, name: str, type: str, ttl: int, values: list[str], existing: list[Any]
+    ) -> None:
         unchanged = [r for r in existing if presentation(r) in values and r.ttl == ttl]
         stale = [r for r in existing if r not in unchanged]
         missing = [v for v in values if v not in {presentation(r) for r in unchanged}]
         native = self.native_name(name, zone.domain)
         # Update in place first, so the name never goes without an answer midway.
-        for record, value in zip(stale, missing, strict=False):
+        for record, value in zip(stale, missing, strict=False):  # as many as both have
             data, extra = _split_priority(type, value)
             driver.update_record(record, native, type, data, {**extra, "ttl": ttl})
         for value in missing[len(stale):]:
@@ -188,7 +199,9 @@ class PowerDnsRecords(LibcloudRecords):
     def native_name(self, name: str, zone_domain: str) -> str:
         return name
 
-    def replace(self, driver: Any, zone: Any, name: str, type: str, ttl: int, values: list[str], existing: list[Any]) -> None:
+    def replace(
+        self, driver: Any, zone: Any, name: str, type: str, ttl: int, values: list[str], existing: list[Any]
+    ) -> None:
         records = [{"content": value, "disabled": False} for value in values]
         self._patch(driver, zone, {"name": name, "type": type, "ttl": ttl, "changetype": "REPLACE", "records": records})
 

@@ -67,6 +67,7 @@ from failover.config import DEFAULT_FILE, StorageSpec
 from failover.errors import OperationFailed
 from failover.keytext import shown
 from failover.ports import ObjectInfo
+from failover.retry import retry_requests
 from providers.libcloud.drivers import ADAPTERS, DriverSession, is_instance_of, retried
 
 CHUNK_SIZE = 1024 * 1024
@@ -147,11 +148,12 @@ class LibcloudStorage:
     def ensure_container(self, bucket: str) -> str:
         name = self.container_name(bucket)
         if self._container(bucket) is None:
+            # Already there: created meanwhile by a concurrent step, or by this request (its answer lost).
             with self.session.translating(f"create container {name}"):
                 try:
                     self._containers[name] = self.driver.create_container(name)
                 except ContainerAlreadyExistsError:
-                    pass  # created meanwhile by a concurrent step: what we wanted
+                    pass
                 else:
                     if _is_local_disk(self.driver):  # created as the umask says (0755)
                         os.chmod(self.driver.get_container_cdn_url(self._containers[name]), PRIVATE_FOLDER)
@@ -231,7 +233,7 @@ class LibcloudStorage:
     def iter_objects(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:
         container = self._existing_container(bucket)
         if is_instance_of(self.driver, AZURE_BLOBS):
-            pages = azure_blobs(self.driver, container, prefix)
+            pages = azure_blobs(self.driver, container, prefix, request=self._retried(f"list {container.name}"))
         else:
             pages = self.driver.iterate_container_objects(container, prefix=prefix or None)
         yield from (object_info(item) for item in self._translated(pages, f"list {container.name}"))
@@ -346,6 +348,18 @@ class LibcloudStorage:
                 return self.driver.get_object(name, key)
             except (ObjectDoesNotExistError, ContainerDoesNotExistError):
                 return None
+
+    def _retried(self, action: str) -> Callable[[Callable[[], Any]], Any]:
+        """``request(call)``: one idempotent request, translated and retried on temporary failures."""
+
+        def request(call: Callable[[], Any]) -> Any:
+            def attempt() -> Any:
+                with self.session.translating(action):
+                    return call()
+
+            return retry_requests(attempt)
+
+        return request
 
     def _translated(self, items: Iterable[Any], action: str) -> Iterator[Any]:
         """``items``, with failures while iterating (a later page, a broken stream) translated too."""
@@ -581,24 +595,34 @@ def _guessed_type(key: str) -> str:
 AZURE_LIST_PAGE = 5000  # the most List Blobs returns at once; libcloud asks for 100
 
 
-def azure_blobs(driver: Any, container: Any, prefix: str = "") -> Iterator[Any]:
+def azure_blobs(
+    driver: Any, container: Any, prefix: str = "", request: Callable[[Callable[[], Any]], Any] | None = None
+) -> Iterator[Any]:
     """A container's blobs as libcloud lists them, in pages of ``AZURE_LIST_PAGE``: 2,000
-    blobs in one request instead of libcloud's twenty."""
-    params: dict[str, Any] = {"restype": "container", "comp": "list", "maxresults": AZURE_LIST_PAGE, "include": "metadata"}
+    blobs in one request instead of libcloud's twenty. Each page's request goes through
+    ``request(call)`` (which may retry it: the same page is asked for again)."""
+    params: dict[str, Any] = {
+        "restype": "container", "comp": "list", "maxresults": AZURE_LIST_PAGE, "include": "metadata",
+    }
     if prefix:
         params["prefix"] = prefix
+    request = request or (lambda call: call())
     while True:
-        response = driver.connection.request(f"/{container.name}", params=params)
-        if response.status == 404:
-            raise ContainerDoesNotExistError(value=None, driver=driver, container_name=container.name)
-        if response.status != 200:
-            raise exception_from_message(int(response.status), f"List Blobs answered {response.status}", response.headers)
-        body = response.parse_body()
+        body = request(lambda: _azure_page(driver, container, params))
         for blob in body.find(fixxpath(xpath="Blobs")).findall(fixxpath(xpath="Blob")):
             yield driver._xml_to_object(container, blob)
         params["marker"] = body.findtext("NextMarker")
         if not params["marker"]:
             return
+
+
+def _azure_page(driver: Any, container: Any, params: dict[str, Any]) -> Any:
+    response = driver.connection.request(f"/{container.name}", params=params)
+    if response.status == 404:
+        raise ContainerDoesNotExistError(value=None, driver=driver, container_name=container.name)
+    if response.status != 200:
+        raise exception_from_message(int(response.status), f"List Blobs answered {response.status}", response.headers)
+    return response.parse_body()
 
 
 # -- the HTTP session -------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from faultkit import Faults
 from targetkit import (
     ALLOW_ALL_EGRESS,
     RUN_ID,
@@ -23,9 +24,10 @@ from targetkit import (
     write_config,
 )
 
+import failover.retry
 from failover.actions.apply_firewall import ApplyFirewall, ApplyFirewallParams
 from failover.actions.provision_nodes import ProvisionNodes, ProvisionNodesParams
-from failover.errors import OperationFailed
+from failover.errors import OperationFailed, TransientError
 from failover.ports import FirewallRuleInfo
 from failover.targets import Targets
 
@@ -69,7 +71,8 @@ def firewall_context(config, outputs=None, **kwargs):
 
 
 def groups(server) -> dict[str, dict[str, Any]]:
-    return {g["GroupName"]: g for g in ec2(server).describe_security_groups()["SecurityGroups"] if g["GroupName"] != "default"}
+    described = ec2(server).describe_security_groups()["SecurityGroups"]
+    return {g["GroupName"]: g for g in described if g["GroupName"] != "default"}
 
 
 def permissions(group: dict[str, Any], direction: str) -> set[tuple]:
@@ -132,7 +135,9 @@ def test_groups_become_target_firewalls_with_translated_rules_attached_to_the_ne
         "nodes": [nodes["web-1"]["id"], nodes["web-2"]["id"]],
         "adopted": False,
     }
-    assert outputs["nodes"] == {"social-app-web-1": ["sg-0web"], "social-app-web-2": ["sg-0web"], "social-app-db-1": ["sg-0db"]}
+    assert outputs["nodes"] == {
+        "social-app-web-1": ["sg-0web"], "social-app-web-2": ["sg-0web"], "social-app-db-1": ["sg-0db"],
+    }
     assert outputs["dropped_rules"] == [
         "sg-0web (social-web): ingress tcp port 9100: no member of sg-0monitoring is on the target",
     ]
@@ -163,20 +168,85 @@ def test_reapply_after_a_crash_adopts_the_firewalls(config, target) -> None:
     assert sorted(item["id"] for item in resumed.created) == sorted(v["id"] for v in first["firewalls"].values())
 
 
-def test_a_half_made_firewall_of_this_run_is_replaced(config, target) -> None:
+def test_a_half_made_firewall_of_this_run_is_converged_in_place(config, target) -> None:
     nodes = provision(config)
     compute = Targets(config, "fallback").compute
     half = compute.create_firewall(
-        "social-app-social-db", [FirewallRuleInfo("egress", "tcp", 443, 443, ("0.0.0.0/0",))],
+        "social-app-social-db",
+        [FirewallRuleInfo("egress", "tcp", 443, 443, ("0.0.0.0/0",)),
+         FirewallRuleInfo("ingress", "tcp", 23, 23, ("0.0.0.0/0",))],  # a rule of no group: removed
         labels={"failover-run": RUN_ID},
     )  # then a crash, before the rest of its rules and before the journal heard of it
+    resumed = firewall_context(config, nodes, created=[])
 
-    outputs = apply(firewall_context(config, nodes, created=[]))
+    outputs = apply(resumed)
 
     db = groups(target)["social-app-social-db"]
-    assert db["GroupId"] != half.id and outputs["firewalls"]["sg-0db"]["id"] == db["GroupId"]
-    assert ("tcp", 5432, 5432, f"{nodes['web-1']['private_ip']}/32") in permissions(db, "ingress")
+    assert db["GroupId"] == half.id == outputs["firewalls"]["sg-0db"]["id"]
+    web_ips = {f"{nodes[name]['private_ip']}/32" for name in ("web-1", "web-2")}
+    assert permissions(db, "ingress") == {*{("tcp", 5432, 5432, ip) for ip in web_ips}, ("icmp", -1, -1, "10.0.0.0/8")}
+    assert permissions(db, "egress") == {("tcp", 443, 443, "0.0.0.0/0")}
+    assert half.id in [item["id"] for item in resumed.created]
     assert len(groups(target)) == 2
+
+
+def test_a_journaled_firewall_whose_tags_never_came_is_this_runs_and_converged(config, target) -> None:
+    """The case of issue 10: the step made the group, then a request after it failed; the
+    retry knows the group from the journal even though it carries none of the run's tags."""
+    nodes = provision(config)
+    bare = ec2(target).create_security_group(GroupName="social-app-social-web", Description="made, then a 503")
+    ctx = firewall_context(config, nodes, created=[{"kind": "firewall", "id": bare["GroupId"]}])
+
+    outputs = apply(ctx)
+
+    web = groups(target)["social-app-social-web"]
+    assert web["GroupId"] == bare["GroupId"] == outputs["firewalls"]["sg-0web"]["id"]
+    assert ("tcp", 80, 80, "0.0.0.0/0") in permissions(web, "ingress")
+    assert tags_of(web).items() >= {"failover-run": RUN_ID, "failover-source": "sg-0web"}.items()
+
+
+@pytest.mark.parametrize(
+    "failing", ["AuthorizeSecurityGroupIngress", "RevokeSecurityGroupEgress", "DescribeSecurityGroups"]
+)
+def test_a_503_after_the_firewall_exists_then_the_steps_retry_converges_it(config, target, monkeypatch, failing):
+    nodes = provision(config)
+    ctx = firewall_context(config, nodes)
+    monkeypatch.setattr(failover.retry, "REQUEST_RETRIES", 0)  # the 503 reaches the step, as when retries run out
+    faults = Faults(ctx.targets.compute.session.driver, monkeypatch)
+    made_before = {g["GroupId"] for g in groups(target).values()}
+    faults.fail(failing, after=1 if failing == "DescribeSecurityGroups" else 0)  # not the look-up before creating
+
+    with pytest.raises(TransientError):
+        apply(ctx)
+    assert faults.injected == [failing]
+    journaled = [item["id"] for item in ctx.created]
+    assert journaled and set(journaled) <= {g["GroupId"] for g in groups(target).values()} - made_before
+
+    outputs = apply(ctx)  # the step's retry, with what it journaled
+
+    found = groups(target)
+    assert set(found) == {"social-app-social-web", "social-app-social-db"}
+    assert {v["id"] for v in outputs["firewalls"].values()} == {g["GroupId"] for g in found.values()}
+    assert set(journaled) <= {g["GroupId"] for g in found.values()}
+    assert permissions(found["social-app-social-db"], "egress") == {("tcp", 443, 443, "0.0.0.0/0")}
+    assert ("tcp", 22, 22, "203.0.113.0/24") in permissions(found["social-app-social-web"], "ingress")
+
+
+def test_requests_executed_but_their_answers_lost_are_not_made_twice(config, target, monkeypatch) -> None:
+    nodes = provision(config)
+    ctx = firewall_context(config, nodes)
+    faults = Faults(ctx.targets.compute.session.driver, monkeypatch)
+    for action in ("CreateSecurityGroup", "AuthorizeSecurityGroupIngress", "RevokeSecurityGroupEgress"):
+        faults.fail(action, executed=True)
+
+    outputs = apply(ctx)
+
+    assert faults.injected == ["CreateSecurityGroup", "RevokeSecurityGroupEgress", "AuthorizeSecurityGroupIngress"]
+    found = groups(target)
+    assert set(found) == {"social-app-social-web", "social-app-social-db"}
+    assert sorted(item["id"] for item in ctx.created) == sorted(g["GroupId"] for g in found.values())
+    assert sorted(v["id"] for v in outputs["firewalls"].values()) == sorted(g["GroupId"] for g in found.values())
+    assert permissions(found["social-app-social-db"], "egress") == {("tcp", 443, 443, "0.0.0.0/0")}
 
 
 def test_a_foreign_firewall_of_that_name_with_other_rules_is_an_error(config, target) -> None:

@@ -5,20 +5,28 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import sys
 import threading
 import time
+from pathlib import Path
 
 import boto3
 import pytest
 
 from failover.config import ComputeSpec
-from failover.errors import ConfigError, Interrupted, OperationFailed
+from failover.errors import ConfigError, Interrupted, OperationFailed, TransientError
 from failover.ports import FirewallRuleInfo
 from failover.testing.servers import MotoServer
 from providers.libcloud import connect_compute
 from providers.libcloud.compute import LibcloudCompute
 
 from .conftest import EC2_SHIM
+
+SUPPORT = Path(__file__).resolve().parents[2] / "support"
+if str(SUPPORT) not in sys.path:
+    sys.path.insert(0, str(SUPPORT))
+
+from faultkit import Faults  # noqa: E402
 
 IMAGE = "ami-03cf127a"  # in moto's catalogue
 USER_DATA = "#!/bin/sh\necho 'héllo' > /tmp/greeting\n"
@@ -37,7 +45,8 @@ def compute(moto: MotoServer, monkeypatch: pytest.MonkeyPatch) -> LibcloudComput
 @pytest.fixture
 def ec2(moto: MotoServer):
     return boto3.client(
-        "ec2", region_name="us-east-1", endpoint_url=moto.url, aws_access_key_id="testing", aws_secret_access_key="testing"
+        "ec2", region_name="us-east-1", endpoint_url=moto.url, aws_access_key_id="testing",
+        aws_secret_access_key="testing",
     )
 
 
@@ -116,7 +125,8 @@ def test_sizes_images_and_location_are_listed_once(compute: LibcloudCompute) -> 
 
 
 def test_unknown_location_is_a_config_error_naming_the_known_ones(moto: MotoServer) -> None:
-    spec = ComputeSpec(driver=EC2_SHIM, location="mars-1a", options={"key": "testing", "secret": "testing", "port": moto.port})
+    options = {"key": "testing", "secret": "testing", "port": moto.port}
+    spec = ComputeSpec(driver=EC2_SHIM, location="mars-1a", options=options)
     with pytest.raises(ConfigError, match="compute.location: 'mars-1a' is not a location.*us-east-1a"):
         connect_compute(spec).sizes()
 
@@ -157,3 +167,82 @@ def test_a_firewall_without_the_default_egress_has_none(compute: LibcloudCompute
 
 def _must_not_be_called(*args, **kwargs):
     raise AssertionError("the catalogue should have been cached")
+
+
+# -- faults: a 503 before a request is executed, or after (its answer lost) ----------------------
+
+
+def named(ec2, name: str, kind: str = "instance") -> list[str]:
+    """Ids of the live instances, or of the security groups, of that name, as EC2 lists them."""
+    if kind == "group":
+        groups = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": [name]}])["SecurityGroups"]
+        return [group["GroupId"] for group in groups]
+    reservations = ec2.describe_instances(Filters=[{"Name": "tag:Name", "Values": [name]}])["Reservations"]
+    return [i["InstanceId"] for r in reservations for i in r["Instances"] if i["State"]["Name"] != "terminated"]
+
+
+@pytest.mark.parametrize("executed", [False, True], ids=["not-executed", "answer-lost"])
+def test_a_labelled_node_is_created_once_whatever_the_503_hid(compute, ec2, unique, monkeypatch, executed) -> None:
+    faults = Faults(compute.session.driver, monkeypatch)
+    faults.fail("RunInstances", executed=executed)
+
+    node = compute.create_node(f"once-{unique}", "t3.micro", IMAGE, labels={"failover-run": unique})
+
+    assert faults.injected == ["RunInstances"]
+    assert named(ec2, f"once-{unique}") == [node.id]
+    assert node.labels["failover-run"] == unique
+
+
+def test_an_unlabelled_node_is_not_retried_blindly(compute, ec2, unique, monkeypatch) -> None:
+    faults = Faults(compute.session.driver, monkeypatch)
+    faults.fail("RunInstances", executed=True)
+
+    with pytest.raises(TransientError):  # a node of that name could be anyone's: the caller decides
+        compute.create_node(f"bare-{unique}", "t3.micro", IMAGE)
+    assert len(named(ec2, f"bare-{unique}")) == 1
+
+
+@pytest.mark.parametrize(
+    "failing", ["CreateSecurityGroup", "RevokeSecurityGroupEgress", "AuthorizeSecurityGroupIngress"]
+)
+@pytest.mark.parametrize("executed", [False, True], ids=["not-executed", "answer-lost"])
+def test_a_firewall_is_created_once_with_exactly_its_rules(compute, ec2, unique, monkeypatch, failing, executed):
+    rules = [FirewallRuleInfo("ingress", "tcp", 443, 443, ("0.0.0.0/0", "10.0.0.0/8"))]
+    faults = Faults(compute.session.driver, monkeypatch)
+    faults.fail(failing, executed=executed)
+    journaled = []
+
+    labels = {"failover-run": unique}
+    firewall = compute.create_firewall(f"fw-{unique}", rules, labels=labels, on_created=journaled.append)
+
+    assert faults.injected == [failing]
+    assert named(ec2, f"fw-{unique}", "group") == journaled == [firewall.id]
+    assert {(rule.port_from, source) for rule in firewall.rules for source in rule.sources} == {
+        (443, "0.0.0.0/0"), (443, "10.0.0.0/8")}  # the default egress revoked
+    assert firewall.labels == labels  # tagged in the creating request
+    compute.delete_firewall(firewall.id)
+
+
+def test_set_firewall_rules_converges_from_any_state(compute: LibcloudCompute, unique: str) -> None:
+    half = compute.create_firewall(f"half-{unique}", [
+        FirewallRuleInfo("ingress", "tcp", 22, 22, ("0.0.0.0/0",)),  # not wanted
+        FirewallRuleInfo("ingress", "tcp", 443, 443, ("10.0.0.0/8",)),  # wanted, one source short
+    ])
+    wanted = [
+        FirewallRuleInfo("ingress", "tcp", 443, 443, ("10.0.0.0/8",)),
+        FirewallRuleInfo("ingress", "tcp", 443, 443, ("192.168.0.0/16",)),
+        FirewallRuleInfo("egress", "udp", 53, 53, ("0.0.0.0/0",)),
+    ]
+
+    converged = compute.set_firewall_rules(half.id, wanted, labels={"failover-run": unique})
+    again = compute.set_firewall_rules(half.id, wanted, labels={"failover-run": unique})
+
+    assert converged.id == half.id == again.id
+    assert facts(converged.rules) == facts(wanted) == facts(again.rules)
+    assert converged.labels == {"failover-run": unique}
+    compute.delete_firewall(half.id)
+
+
+def facts(rules) -> set[tuple]:
+    """Rules as (direction, protocol, from, to, source): providers group sources differently."""
+    return {(r.direction, r.protocol, r.port_from, r.port_to, source) for r in rules for source in r.sources}

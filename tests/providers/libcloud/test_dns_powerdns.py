@@ -3,8 +3,10 @@ checked by asking that server over DNS, as a resolver would."""
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
+from pathlib import Path
 
 import dns.message
 import dns.query
@@ -17,6 +19,12 @@ from failover.ports import RecordSet, ZoneInfo
 from failover.testing.emulators import PowerDns
 from providers.libcloud import connect_dns
 from providers.libcloud.dns import LibcloudDns
+
+SUPPORT = Path(__file__).resolve().parents[2] / "support"
+if str(SUPPORT) not in sys.path:
+    sys.path.insert(0, str(SUPPORT))
+
+from faultkit import Faults  # noqa: E402
 
 
 @pytest.fixture
@@ -56,7 +64,26 @@ def test_creating_an_existing_zone_says_so(target: LibcloudDns, zone: ZoneInfo) 
         target.create_zone(zone.domain)
 
 
-def test_set_record_writes_the_whole_set_and_the_server_answers_it(target: LibcloudDns, zone: ZoneInfo, powerdns: PowerDns) -> None:
+def zone_requests(action: str, params: dict, method: str) -> str:
+    return f"{method} {action.rsplit('/', 1)[-1]}"
+
+
+@pytest.mark.parametrize("executed", [False, True], ids=["not-executed", "answer-lost"])
+def test_a_503_on_creating_a_zone_creates_it_once(target: LibcloudDns, unique: str, monkeypatch, executed) -> None:
+    faults = Faults(target.session.driver, monkeypatch, name_of=zone_requests)
+    faults.fail("POST zones", executed=executed)
+
+    zone = target.create_zone(f"lost-{unique}.example")  # not "exists already": it is this request's own
+
+    assert faults.injected == ["POST zones"]
+    assert zone.domain == f"lost-{unique}.example."
+    assert [z.domain for z in target.list_zones()].count(zone.domain) == 1
+    target.delete_zone(zone)
+
+
+def test_set_record_writes_the_whole_set_and_the_server_answers_it(
+    target: LibcloudDns, zone: ZoneInfo, powerdns: PowerDns
+) -> None:
     www = f"www.{zone.domain}"
 
     written = target.set_record(zone, "www", "A", 300, ["192.0.2.10", "192.0.2.11"])
@@ -91,7 +118,9 @@ def test_list_records_gives_every_set_fully_qualified(target: LibcloudDns, zone:
     assert all(name.endswith(".") for name, _ in listed)
 
 
-def test_delete_record_is_idempotent_and_leaves_other_types(target: LibcloudDns, zone: ZoneInfo, powerdns: PowerDns) -> None:
+def test_delete_record_is_idempotent_and_leaves_other_types(
+    target: LibcloudDns, zone: ZoneInfo, powerdns: PowerDns
+) -> None:
     host = f"host.{zone.domain}"
     target.set_record(zone, host, "A", 300, ["192.0.2.5"])
     target.set_record(zone, host, "AAAA", 300, ["2001:db8::5"])
@@ -113,13 +142,15 @@ def test_names_outside_the_zone_and_empty_sets_are_refused(target: LibcloudDns, 
 def test_parallel_steps_share_the_profile_adapter_each_thread_with_its_own_driver(
     target: LibcloudDns, zone: ZoneInfo, powerdns: PowerDns
 ) -> None:
-    again = connect_dns(DnsSpec(driver="powerdns", options={**powerdns.driver_options, "key": "${env:TARGET_PDNS_KEY}"}))
+    options = {**powerdns.driver_options, "key": "${env:TARGET_PDNS_KEY}"}
+    again = connect_dns(DnsSpec(driver="powerdns", options=options))
     drivers, failures = [], []
 
     def step(index: int) -> None:
         try:
             for round_ in range(5):
-                retried(lambda round_=round_: again.set_record(zone, f"n{index}", "A", 60, [f"192.0.2.{index * 10 + round_}"]))
+                value = f"192.0.2.{index * 10 + round_}"
+                retried(lambda value=value: again.set_record(zone, f"n{index}", "A", 60, [value]))
             drivers.append(again.session.driver)
         except Exception as exc:  # noqa: BLE001 - reported below
             failures.append(exc)

@@ -4,6 +4,7 @@ local-disk drivers: streamed both ways, content type, metadata and checksums kep
 from __future__ import annotations
 
 import hashlib
+import sys
 import tracemalloc
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -26,6 +27,12 @@ from providers.libcloud.storage import (
     modified_time,
     single_put_for,
 )
+
+SUPPORT = Path(__file__).resolve().parents[2] / "support"
+if str(SUPPORT) not in sys.path:
+    sys.path.insert(0, str(SUPPORT))
+
+from faultkit import Faults  # noqa: E402
 
 BACKENDS = ["azure_blobs", "s3", "minio", "local"]
 KEYS = ["plain.txt", "with space/and more spaces.txt", "ünïcødé/日本語 ファイル.txt"]
@@ -459,3 +466,23 @@ def test_on_local_disk_a_file_gives_way_to_a_folder_unless_it_is_stored_already(
     assert set(collisions) == {"a", "a/b", "d/e"}
     assert "needs a folder of this name for 'a/" in collisions["a"]
     assert "stores a file 'd' where this key needs a folder" in collisions["d/e"]
+
+
+def test_a_503_on_a_page_of_an_azure_listing_asks_for_that_page_again(
+    azurite: Azurite, unique: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = StorageSpec(driver="azure_blobs", options=azurite.driver_options, container_prefix="list-")
+    storage = connect_storage(spec)
+    bucket = f"paged-{unique}"
+    storage.ensure_container(bucket)
+    for n in range(25):
+        storage.upload_stream(bucket, f"k{n:04d}", [b"v"], size=1)
+    monkeypatch.setattr("providers.libcloud.storage.AZURE_LIST_PAGE", 10)
+    faults = Faults(storage.driver, monkeypatch, name_of=lambda action, params, method: params.get("comp"))
+    faults.fail("list", after=1)  # the second page
+
+    listed = [item.key for item in storage.iter_objects(bucket)]
+
+    assert faults.injected == ["list"]
+    assert listed == [f"k{n:04d}" for n in range(25)]  # each once, in order
+    storage.delete_container(bucket)
