@@ -193,6 +193,10 @@ class Manifest(_Model):
             counts["unsupported"] = len(self.unsupported)
         return counts
 
+    def left_behind(self) -> dict[str, int]:
+        """How many unsupported resources of each type the snapshot holds: what a failover leaves behind."""
+        return dict(sorted(Counter(item.type for item in self.unsupported).items()))
+
     # -- canonical form --------------------------------------------------------------
     def canonical(self) -> "Manifest":
         data = self.model_dump(mode="json")

@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -28,19 +28,35 @@ def table_console(width: int = LOG_WIDTH) -> Console:
     return console if console.is_terminal else Console(stderr=True, highlight=False, width=width)
 
 ConfigOption = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option("--config", "-c", help="Config file (default: $FAILOVER_CONFIG, else ./failover.yaml).", show_default=False),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 DebugOption = Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")]
 
 
-def load(config_file: Optional[Path]) -> Config:
+def load(config_file: Path | None) -> Config:
     return load_config(config_file)
 
 
 def open_state(config: Config) -> StateStore:
     return StateStore(config.state_dir)
+
+
+def print_left_behind(counts: dict[str, int], accepted: list[str] | None = None) -> None:
+    """The snapshot's unsupported resources per type, on stderr: what a failover leaves behind."""
+    if not counts:
+        return
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title="left behind (unsupported, not moved)", title_justify="left")
+    table.add_column("type")
+    table.add_column("count", justify="right")
+    for resource_type, count in counts.items():
+        note = " (accepted)" if accepted and resource_type in accepted else ""
+        table.add_row(escape(resource_type) + note, str(count))
+    console.print(table)
 
 
 def print_json(document: Any) -> None:
@@ -60,7 +76,7 @@ class Tasks:
         self._task = None
         self._running: list[str] = []
 
-    def __enter__(self) -> "Tasks":
+    def __enter__(self) -> Tasks:
         if self.live:
             self._progress = Progress(
                 SpinnerColumn(),

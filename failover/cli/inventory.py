@@ -4,12 +4,24 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from failover.cli.common import ConfigOption, DebugOption, JsonOption, Tasks, console, load, open_state, print_json
+from rich.markup import escape
+
+from failover.cli.common import (
+    ConfigOption,
+    DebugOption,
+    JsonOption,
+    Tasks,
+    console,
+    load,
+    open_state,
+    print_json,
+    print_left_behind,
+)
 from failover.errors import InputError, Problem
 from failover.inventory import take_snapshot, write_manifest
 from failover.manifest import KINDS
@@ -20,9 +32,9 @@ app = typer.Typer()
 @app.command()
 def inventory(
     output: Annotated[
-        Optional[Path], typer.Option("--output", "-o", help="Also write the manifest here (.json or .yaml; - for stdout).")
+        Path | None, typer.Option("--output", "-o", help="Also write the manifest here (.json or .yaml; - for stdout).")
     ] = None,
-    fmt: Annotated[Optional[str], typer.Option("--format", help="Manifest format for --output: json or yaml.")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="Manifest format for --output: json or yaml.")] = None,
     config_file: ConfigOption = None,
     json_out: JsonOption = False,
     debug: DebugOption = False,
@@ -45,7 +57,8 @@ def inventory(
         else:
             write_manifest(manifest, output, fmt)
     if json_out:
-        print_json({"snapshot": info.to_dict(), "output": str(output) if output else None, "elapsed_s": round(elapsed, 3)})
+        print_json({"snapshot": info.to_dict(), "output": str(output) if output else None,
+                    "elapsed_s": round(elapsed, 3), "left_behind": manifest.left_behind()})
         return
     table = Table(title=f"{config.service}: snapshot {info.id}", title_justify="left")
     table.add_column("kind")
@@ -55,7 +68,8 @@ def inventory(
             table.add_row(kind, str(info.counts[kind]))
     console.print(table)
     for item in manifest.unsupported:
-        console.print(f"[yellow]unsupported[/] {item.type} {item.id}: {item.reason}")
+        console.print(f"[yellow]unsupported[/] {escape(item.type)} {escape(item.id)}: {escape(item.reason)}")
+    print_left_behind(manifest.left_behind(), config.readiness.accept_unsupported)
     written = f", written to {output}" if output is not None and str(output) != "-" else ""
     console.print(f"Snapshot {info.id} taken in {elapsed:.1f}s (account {manifest.source.account}){written}.")
 

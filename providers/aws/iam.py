@@ -17,7 +17,9 @@ def _roles(ctx: Context) -> list[Tagged]:
     region = HOME_REGION
     roles = [role for page in ctx.session.pages("iam", region, "list_roles") for role in page.get("Roles", [])]
     tagged = ctx.map(lambda role: (role, _role_tags(ctx, region, role)), roles)
-    return [Tagged("AWS::IAM::Role", role["Arn"], None, tags.get("Name")) for role, tags in tagged if ctx.selected(tags)]
+    return [
+        Tagged("AWS::IAM::Role", role["Arn"], None, tags.get("Name")) for role, tags in tagged if ctx.selected(tags)
+    ]
 
 
 def _role_tags(ctx: Context, region: str, role: dict[str, Any]) -> dict[str, str]:

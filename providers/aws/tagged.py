@@ -130,7 +130,8 @@ def cfn_type(arn: str) -> str:
     if known:
         return known
     words = [w for w in kind.replace("/", "-").split("-") if w]
-    return f"AWS::{service.upper() if len(service) <= 4 else service.title()}::{''.join(w[:1].upper() + w[1:] for w in words) or 'Resource'}"
+    namespace = service.upper() if len(service) <= 4 else service.title()
+    return f"AWS::{namespace}::{''.join(w[:1].upper() + w[1:] for w in words) or 'Resource'}"
 
 
 def short_id(resource_id: str) -> str:
@@ -168,7 +169,8 @@ def _ec2(ctx: Context, region: str) -> list[Tagged]:
     for key, value in ctx.selector.items():
         filters = [{"Name": "key", "Values": [key]}, {"Name": "value", "Values": [value]}]
         pages = ctx.session.pages("ec2", region, "describe_tags", Filters=filters)
-        found = {t["ResourceId"]: t["ResourceType"] for page in pages for t in page.get("Tags", []) if t.get("Value") == value}
+        listed = [tag for page in pages for tag in page.get("Tags", []) if tag.get("Value") == value]
+        found = {tag["ResourceId"]: tag["ResourceType"] for tag in listed}
         matches = found if matches is None else {k: v for k, v in matches.items() if k in found}
     if not matches:
         return []
@@ -212,7 +214,8 @@ def _classic_load_balancers(ctx: Context, region: str) -> list[Tagged]:
 def _elbv2(ctx: Context, region: str) -> list[Tagged]:
     arns = [lb["LoadBalancerArn"] for page in ctx.session.pages("elbv2", region, "describe_load_balancers")
             for lb in page.get("LoadBalancers", [])]
-    arns += [group["TargetGroupArn"] for page in _target_group_pages(ctx, region) for group in page.get("TargetGroups", [])]
+    groups = [group for page in _target_group_pages(ctx, region) for group in page.get("TargetGroups", [])]
+    arns += [group["TargetGroupArn"] for group in groups]
     out = []
     for chunk in batches(arns, ELBV2_ARNS_PER_REQUEST):
         answer = ctx.session.call("elbv2", region, "describe_tags", ResourceArns=chunk)
@@ -267,13 +270,15 @@ def distinct(items: Iterable[Tagged]) -> list[Tagged]:
 # Why each kind stays behind, as the SRE reading the snapshot needs it said.
 REASONS: dict[str, str] = {
     "AWS::EC2::RouteTable": "routing is the target network's own; recreate the routes on the target by hand",
-    "AWS::EC2::NatGateway": "no failover action moves NAT gateways; give the target's private nodes outbound access by hand",
+    "AWS::EC2::NatGateway": "no failover action moves NAT gateways; give the target's private nodes outbound access "
+    "by hand",
     "AWS::EC2::InternetGateway": "the target network's internet access is the target provider's own",
     "AWS::EC2::Subnet": "a subnet is moved with its VPC; this one's VPC is not in the manifest",
     "AWS::EC2::LaunchTemplate": "no failover action moves launch templates; nodes are re-created from the manifest",
     "AWS::ElasticLoadBalancing::LoadBalancer": "no failover action moves classic load balancers; put a load balancer "
     "in front of the target's nodes by hand",
-    "AWS::ElasticLoadBalancingV2::TargetGroup": "target groups are AWS's; the target's load balancing is set up by hand",
+    "AWS::ElasticLoadBalancingV2::TargetGroup": "target groups are AWS's; the target's load balancing is set up by "
+    "hand",
     "AWS::ElasticLoadBalancingV2::Listener": "listeners are AWS's; the target's load balancing is set up by hand",
     "AWS::AutoScaling::AutoScalingGroup": "no failover action moves Auto Scaling groups; its current instances are "
     "moved as nodes, the scaling policy is not",

@@ -65,6 +65,11 @@ def deploy(session: Any, name: str, service: str, region: str = "us-east-1") -> 
         tags = {"service": service, **{t["Key"]: t["Value"] for t in declared if isinstance(t["Value"], str)}}
         if resource.get("PhysicalResourceId"):  # moto leaves it off a Lambda permission
             _tag(session, region, resource["ResourceType"], resource["PhysicalResourceId"], tags)
+        properties = body["Resources"][resource["LogicalResourceId"]].get("Properties", {})
+        versioning = properties.get("VersioningConfiguration")
+        if resource["ResourceType"] == "AWS::S3::Bucket" and versioning:  # moto's CloudFormation ignores it
+            session.client("s3", region_name=region).put_bucket_versioning(
+                Bucket=resource["PhysicalResourceId"], VersioningConfiguration=versioning)
     return stack
 
 
@@ -82,6 +87,9 @@ def _tag(session: Any, region: str, resource_type: str, physical_id: str, tags: 
         lam = client("lambda", region_name=region)
         arn = lam.get_function(FunctionName=physical_id)["Configuration"]["FunctionArn"]
         lam.tag_resource(Resource=arn, Tags=tags)
+    elif resource_type == "AWS::Route53::HostedZone":
+        client("route53", region_name=region).change_tags_for_resource(
+            ResourceType="hostedzone", ResourceId=physical_id.rsplit("/", 1)[-1], AddTags=pairs)
     elif resource_type == "AWS::EC2::EIP":  # moto tags the public IP, not the allocation
         ec2 = client("ec2", region_name=region)
         address = ec2.describe_addresses(PublicIps=[physical_id])["Addresses"][0]

@@ -130,7 +130,8 @@ TEMPLATES: dict[str, dict] = {
         },
     ),
     "vpc-wizard": template(
-        "The VPC wizard's network: two zones, public and private subnets, NAT gateways (after VPC_With_PublicIPs_And_DNS)",
+        "The VPC wizard's network: two zones, public and private subnets, NAT gateways "
+        "(after VPC_With_PublicIPs_And_DNS)",
         network("wizard", "10.20", 2, nat=True),
     ),
     "classic-elb-two-instances": template(
@@ -143,7 +144,8 @@ TEMPLATES: dict[str, dict] = {
         },
     ),
     "asg-classic-elb-log-bucket": template(
-        "An Auto Scaling group behind a classic load balancer with access logs in a bucket (after AutoScalingMultiAZWithNotifications)",
+        "An Auto Scaling group behind a classic load balancer with access logs in a bucket "
+        "(after AutoScalingMultiAZWithNotifications)",
         {
             "LogBucket": {"Type": "AWS::S3::Bucket", "Properties": {"Tags": tags("elb-logs")}},
             "WebServerGroupSecurityGroup": security_group("asg-web", [80]),
@@ -224,6 +226,20 @@ TEMPLATES: dict[str, dict] = {
                 "NotificationConfiguration": {"LambdaConfigurations": [
                     {"Event": "s3:ObjectCreated:*", "Function": {"Fn::GetAtt": ["Thumbnailer", "Arn"]}}]},
                 "Tags": tags("uploads")}},
+        },
+    ),
+    "dns-zone": template(
+        "A public hosted zone and its records, nothing else (after Route53_A and Route53_CNAME)",
+        {
+            "Zone": {"Type": "AWS::Route53::HostedZone", "Properties": {
+                "Name": {"Fn::Sub": "${Service}.example."},
+                "HostedZoneTags": [{"Key": "service", "Value": {"Ref": "Service"}}]}},
+            "Apex": {"Type": "AWS::Route53::RecordSet", "Properties": {
+                "HostedZoneId": {"Ref": "Zone"}, "Name": {"Fn::Sub": "${Service}.example."}, "Type": "A",
+                "TTL": "300", "ResourceRecords": ["198.51.100.7"]}},
+            "Www": {"Type": "AWS::Route53::RecordSet", "Properties": {
+                "HostedZoneId": {"Ref": "Zone"}, "Name": {"Fn::Sub": "www.${Service}.example."}, "Type": "CNAME",
+                "TTL": "300", "ResourceRecords": [{"Fn::Sub": "${Service}.example."}]}},
         },
     ),
     "git-server": template(
