@@ -118,7 +118,7 @@ def seed_sample_service(clients: Any) -> dict[str, Any]:
     for i in range(12):
         s3.put_object(Bucket="social-app-media", Key=f"avatars/user-{i}.png", Body=b"\x89PNG" + bytes(100 * i),
                       ContentType="image/png")
-    s3.put_object(Bucket="social-app-media", Key="posts/café menu.txt", Body="bonjour".encode(), ContentType="text/plain")
+    s3.put_object(Bucket="social-app-media", Key="posts/café menu.txt", Body=b"bonjour", ContentType="text/plain")
 
     route53 = clients("route53", "us-east-1")
     zone_id = route53.create_hosted_zone(Name="social.example.", CallerReference="demo")["HostedZone"]["Id"]
