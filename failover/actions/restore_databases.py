@@ -41,6 +41,8 @@ Outputs::
 
 from __future__ import annotations
 
+import contextlib
+
 import os
 import re
 import shlex
@@ -183,6 +185,17 @@ class RestoreDatabases(Action):
     example = {"select": {"names": ["orders-db"]}, "mode": "node", "keep_node": False, "timeout": 900}
 
     def plan(self, ctx: ActionContext, params: RestoreDatabasesParams) -> list[Change]:
+        return self._plan_restores(ctx, params) + [
+            Change("none", "database", db.name, f"read replica of {db.replica_of}: left behind; its primary is restored")
+            for db in _replicas(ctx, params)
+        ]
+
+    def apply(self, ctx: ActionContext, params: RestoreDatabasesParams) -> dict[str, Any]:
+        outputs = self._restore(ctx, params)
+        replicas = {db.name: db.replica_of for db in _replicas(ctx, params)}
+        return {**outputs, "replicas_left_behind": replicas} if replicas else outputs
+
+    def _plan_restores(self, ctx: ActionContext, params: RestoreDatabasesParams) -> list[Change]:
         databases = select_databases(ctx, params)
         dumps = {db.name: find_newest_dump(ctx.targets.storage, db) for db in databases}
         if params.restore_mode == "dsn":
@@ -200,10 +213,10 @@ class RestoreDatabases(Action):
         plans = plan_database_nodes(ctx, params, databases, dumps, with_url=False)
         compute = ctx.targets.compute
         return [
-            _node_change(ctx, plan, db, dumps[db.name], compute.find_node(plan.name)) for plan, db in zip(plans, databases)
+            _node_change(ctx, plan, db, dumps[db.name], compute.find_node(plan.name)) for plan, db in zip(plans, databases, strict=True)
         ]
 
-    def apply(self, ctx: ActionContext, params: RestoreDatabasesParams) -> dict[str, Any]:
+    def _restore(self, ctx: ActionContext, params: RestoreDatabasesParams) -> dict[str, Any]:
         databases = select_databases(ctx, params)
         dumps = {db.name: find_newest_dump(ctx.targets.storage, db) for db in databases}
         if params.restore_mode == "dsn":
@@ -232,13 +245,18 @@ class RestoreDatabases(Action):
 # -- databases and their dumps ---------------------------------------------------------------
 
 
+def _replicas(ctx: ActionContext, params: RestoreDatabasesParams) -> list[Database]:
+    return [db for db in ctx.manifest.replicas() if not params.select.names or db.name in params.select.names]
+
+
 def select_databases(ctx: ActionContext, params: RestoreDatabasesParams) -> list[Database]:
     """The selected databases; InputError for unknown names, engines without dumps, or a
     DSN given more than one database."""
     databases = ctx.manifest.of_kind("database")
     names = params.select.names
     problems = [f"no database {name!r} in the snapshot" for name in names if not any(db.name == name for db in databases)]
-    selected = [db for db in databases if not names or db.name in names]
+    # A read replica is never a second standalone copy: its primary is restored, the replica left behind.
+    selected = [db for db in ctx.manifest.primary_databases() if not names or db.name in names]
     problems += [
         f"{db.name}: engine {db.engine} has no dumps (failover restores PostgreSQL, MySQL and MariaDB)"
         for db in selected if dump_format(db.engine) is None
@@ -651,10 +669,8 @@ def _feed_all(ctx: ActionContext, processes: Sequence[subprocess.Popen], chunks:
                 break
     finally:
         for process in processes:
-            try:
+            with contextlib.suppress(BrokenPipeError):
                 process.stdin.close()
-            except BrokenPipeError:
-                pass
     return size
 
 
@@ -689,8 +705,6 @@ def _feed(ctx: ActionContext, process: subprocess.Popen, chunks: Iterable[bytes]
     except BrokenPipeError:
         pass  # the tool stopped reading: its exit status and message say why
     finally:
-        try:
+        with contextlib.suppress(BrokenPipeError):
             process.stdin.close()
-        except BrokenPipeError:
-            pass
     return sent

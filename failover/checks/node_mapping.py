@@ -118,7 +118,7 @@ def database_nodes(ctx: CheckContext) -> list[tuple[object, RestoreDatabasesPara
             continue  # parameters known only at run time (a step's outputs): the run's plan maps them
         if params.restore_mode != "node":
             continue
-        for database in ctx.manifest.of_kind("database"):
+        for database in ctx.manifest.primary_databases():
             chosen = not params.select.names or database.name in params.select.names
             if chosen and dump_format(database.engine) is not None:
                 found.setdefault(database.id, (database_node(database), params))

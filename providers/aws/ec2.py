@@ -60,6 +60,7 @@ def collect(ctx: Context, region: str) -> Found:
     resources += [_node(i, region, details, elastic_ips) for i in listings.instances]
     resources += [_volume(v, region) for v in listings.volumes]
     resources += [_firewall(g, region) for g in listings.security_groups]
+    resources += [_firewall(g, region, owned=False) for g in _referenced_groups(ctx, region, listings)]
     resources += [_network(v, region, details.subnets.get(v["VpcId"], [])) for v in listings.vpcs]
     resources += [_address(a, region) for a in listings.addresses if ctx.selected(tag_dict(a.get("Tags")))]
     return Found(resources=resources)
@@ -246,7 +247,26 @@ def _volume(volume: Item, region: str) -> Volume:
     )
 
 
-def _firewall(group: Item, region: str) -> Firewall:
+def _referenced_groups(ctx: Context, region: str, listings: Listings) -> list[Item]:
+    """Security groups the service's nodes and groups use that are not tagged for it (the default
+    VPC's shared default group, say): pulled in as dependencies, one level deep."""
+    have = {group["GroupId"] for group in listings.security_groups}
+    wanted = {group["GroupId"] for instance in listings.instances for group in instance.get("SecurityGroups", [])}
+    wanted |= {
+        pair["GroupId"] for group in listings.security_groups
+        for permission in group.get("IpPermissions", []) + group.get("IpPermissionsEgress", [])
+        for pair in permission.get("UserIdGroupPairs", []) if pair.get("GroupId")
+    }
+    missing = sorted(wanted - have)
+    found: list[Item] = []
+    for chunk in batches(missing, FILTER_VALUES_MAX):
+        # A filter rather than GroupIds: a group of another account or deleted meanwhile is skipped, not an error.
+        found += _listing(ctx, region, "describe_security_groups", "SecurityGroups",
+                          Filters=[{"Name": "group-id", "Values": chunk}])
+    return found
+
+
+def _firewall(group: Item, region: str, owned: bool = True) -> Firewall:
     tags = tag_dict(group.get("Tags"))
     rules = [_rule("ingress", p) for p in group.get("IpPermissions", [])]
     rules += [_rule("egress", p) for p in group.get("IpPermissionsEgress", [])]
@@ -258,6 +278,7 @@ def _firewall(group: Item, region: str) -> Firewall:
         description=group.get("Description"),
         network=group.get("VpcId"),
         rules=rules,
+        owned=owned,
     )
 
 

@@ -546,3 +546,17 @@ def test_a_drill_in_mode_node_creates_the_database_node_under_the_drill_name(nod
     assert outputs["orders-db"]["node_name"] == "drill-social-app-orders-db"
     RestoreDatabases().undo(ctx, params())
     assert live_instances(target) == []
+
+
+def test_a_read_replica_is_left_behind_and_its_primary_restored(node_config, dumps) -> None:
+    """The replica has no dump of its own and needs none: never a second standalone copy."""
+    _, newer = store_dumps(node_config, dumps)
+    replica = database("orders-db-replica").model_copy(update={"replica_of": "orders-db"})
+    with_replica = manifest(database("orders-db"), replica)
+
+    changes = RestoreDatabases().plan(context(node_config, with_replica), params())
+
+    assert [(c.operation, c.name) for c in changes] == [("create", "social-app-orders-db"),
+                                                         ("none", "orders-db-replica")]
+    assert changes[1].detail == "read replica of orders-db: left behind; its primary is restored"
+    assert f"restores replica-failover-dumps/{newer}" in changes[0].detail

@@ -10,6 +10,7 @@ workarounds are those of tests/providers/aws/test_cfn_services.py (tests/data/cf
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,7 +44,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatedWorld]:
         yield started
 
 
-def fail_over(world: EmulatedWorld, template: str) -> tuple[dict, dict, dict]:
+def fail_over(world: EmulatedWorld, template: str) -> tuple[dict, dict, dict, dict]:
     """Deploy ``template`` as service ``shape-<template>``, then inventory, plan and run it."""
     service = f"shape-{template}"
     deploy.deploy(SourceSession(world.source.url), template, service)
@@ -53,13 +54,14 @@ def fail_over(world: EmulatedWorld, template: str) -> tuple[dict, dict, dict]:
     config["source"]["regions"] = ["us-east-1"]
     config.pop("databases", None)
     world.config_path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-    taken = world.failover("inventory", "--json")
+    taken = world.failover("inventory", "--json", "--output", f"{service}.json")
     assert taken.code == 0, taken.stderr
+    manifest = json.loads((world.workdir / f"{service}.json").read_text(encoding="utf-8"))
     planned = world.failover("plan", "standard", "--target", world.target, "--json", *world.run_vars)
     assert planned.code == 0, planned.stderr + planned.stdout
     ran = run_standard(world)
     assert ran.code == 0, ran.stderr + ran.stdout
-    return taken.json(), planned.json(), ran.json()
+    return taken.json(), planned.json(), ran.json(), manifest
 
 
 def skipped(plan: dict) -> dict[str, str]:
@@ -79,7 +81,7 @@ def assert_plan_predicts_run(plan: dict, run: dict) -> None:
 
 
 def test_buckets_only(world: EmulatedWorld) -> None:
-    taken, plan, run = fail_over(world, "versioned-buckets")
+    taken, plan, run, _ = fail_over(world, "versioned-buckets")
     assert taken["snapshot"]["counts"]["bucket"] == 3
     assert skipped(plan)["cutover"] == "no DNS zones in the snapshot"
     assert_plan_predicts_run(plan, run)
@@ -89,7 +91,7 @@ def test_buckets_only(world: EmulatedWorld) -> None:
 
 
 def test_network_only(world: EmulatedWorld) -> None:
-    taken, plan, run = fail_over(world, "vpc-wizard")
+    taken, plan, run, _ = fail_over(world, "vpc-wizard")
     assert taken["snapshot"]["counts"]["network"] == 1
     assert taken["left_behind"]["AWS::EC2::NatGateway"] == 2
     assert plan["left_behind"] == taken["left_behind"]
@@ -98,7 +100,7 @@ def test_network_only(world: EmulatedWorld) -> None:
 
 
 def test_dns_only(world: EmulatedWorld) -> None:
-    taken, plan, run = fail_over(world, "dns-zone")
+    taken, plan, run, _ = fail_over(world, "dns-zone")
     assert taken["snapshot"]["counts"]["dns_zone"] == 1
     assert skipped(plan)["cutover"] == (
         "no nodes or load balancers in the snapshot: no record points at anything that moves")
@@ -109,9 +111,25 @@ def test_dns_only(world: EmulatedWorld) -> None:
 
 def test_nodes_without_dns(world: EmulatedWorld) -> None:
     before = set(world.target_nodes())
-    taken, plan, run = fail_over(world, "instances-with-security-groups")
+    taken, plan, run, _ = fail_over(world, "instances-with-security-groups")
     assert taken["snapshot"]["counts"]["node"] == 2
     assert skipped(plan)["cutover"] == "no DNS zones in the snapshot"
     assert_plan_predicts_run(plan, run)
     new = set(world.target_nodes()) - before
     assert len(new) == 2, new
+
+
+def test_nodes_on_the_default_vpcs_shared_group_plan_and_run(world: EmulatedWorld) -> None:
+    """The ASG's instances use the default VPC's default security group: untagged, shared with other
+    services. It is pulled into the snapshot as a dependency (owned: false), and recreated on the target."""
+    before = set(world.target_nodes())
+    taken, plan, run, manifest = fail_over(world, "asg-https-alb-sns")
+    dependencies = [r for r in manifest["resources"] if not r.get("owned", True)]
+    assert [(r["kind"], r["name"]) for r in dependencies] == [("firewall", "default")]
+    nodes = [r for r in manifest["resources"] if r["kind"] == "node"]
+    assert len(nodes) == 2 and all(node["firewalls"] == [dependencies[0]["id"]] for node in nodes)
+    assert taken["left_behind"]["AWS::AutoScaling::AutoScalingGroup"] == 1
+    assert_plan_predicts_run(plan, run)
+    new = set(world.target_nodes()) - before
+    assert len(new) == 2, new
+    assert any(name.endswith("default") for name in world.security_groups()), world.security_groups()

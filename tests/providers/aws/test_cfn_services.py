@@ -187,3 +187,19 @@ def test_inventory_json_counts_what_is_left_behind_per_type(snapshots) -> None:
     document = snapshots["vpc-wizard"]["cli"]
     assert document["left_behind"]["AWS::EC2::RouteTable"] == 3
     assert sum(document["left_behind"].values()) == document["snapshot"]["counts"]["unsupported"]
+
+
+def test_a_read_replica_records_what_it_replicates(snapshots) -> None:
+    service = service_of("mysql-read-replica")
+    databases = {r["id"]: r for r in snapshots["mysql-read-replica"]["manifest"]["resources"] if r["kind"] == "database"}
+    assert databases[f"{service}-replica"]["replica_of"] == f"{service}-master"
+    assert databases[f"{service}-master"]["replica_of"] is None
+
+
+def test_a_shared_untagged_security_group_is_a_dependency_not_owned(snapshots) -> None:
+    resources = snapshots["asg-https-alb-sns"]["manifest"]["resources"]
+    dependencies = [r for r in resources if not r.get("owned", True)]
+    assert [(r["kind"], r["name"], r["tags"]) for r in dependencies] == [("firewall", "default", {})]
+    assert all(node["firewalls"] == [dependencies[0]["id"]] for node in resources if node["kind"] == "node")
+    owned = snapshots["instances-with-security-groups"]["manifest"]["resources"]
+    assert all("owned" not in r for r in owned)  # groups tagged for the service are its own (owned: true)
