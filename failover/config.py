@@ -144,6 +144,8 @@ class TargetProfile(Strict):
     dns: DnsSpec | None = None
     sizes: dict[str, str] = Field(default_factory=dict)
     images: dict[str, str] = Field(default_factory=dict)
+    # A node of a steady-core family (m7i, c6i ...) maps onto a burstable size (t3, t4g ...) only when true.
+    allow_burstable: bool = False
 
 
 class DatabaseSpec(Strict):
