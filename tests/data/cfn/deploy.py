@@ -31,6 +31,11 @@ def parameters(session: Any, name: str, service: str, region: str = "us-east-1")
         subnets = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["Subnets"]
         values["VpcId"] = vpc
         values["Subnets"] = ",".join(sorted(s["SubnetId"] for s in subnets)[:2])
+    if "DefaultSecurityGroup" in asked:  # the default VPC's own default group, shared by whatever uses it
+        vpc = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
+        groups = ec2.describe_security_groups(Filters=[
+            {"Name": "vpc-id", "Values": [vpc]}, {"Name": "group-name", "Values": ["default"]}])["SecurityGroups"]
+        values["DefaultSecurityGroup"] = groups[0]["GroupId"]
     if "CertificateArn" in asked:
         acm = session.client("acm", region_name=region)
         values["CertificateArn"] = acm.request_certificate(

@@ -168,7 +168,8 @@ TEMPLATES: dict[str, dict] = {
             "InstanceRole": {"Type": "AWS::IAM::Role", "Properties": {
                 "AssumeRolePolicyDocument": EC2_TRUST, "Tags": tags("alb-instance-role")}},
             "LaunchTemplate": {"Type": "AWS::EC2::LaunchTemplate", "Properties": {
-                "LaunchTemplateData": {"ImageId": IMAGE, "InstanceType": "m5.large"}}},
+                "LaunchTemplateData": {"ImageId": IMAGE, "InstanceType": "m5.large",
+                                       "SecurityGroupIds": [{"Ref": "DefaultSecurityGroup"}]}}},
             "ApplicationLoadBalancer": {"Type": "AWS::ElasticLoadBalancingV2::LoadBalancer", "Properties": {
                 "Subnets": {"Ref": "Subnets"}, "Tags": tags("alb-front")}},
             "TargetGroup": {"Type": "AWS::ElasticLoadBalancingV2::TargetGroup", "Properties": {
@@ -188,6 +189,7 @@ TEMPLATES: dict[str, dict] = {
                 "Tags": tags("alb-web", propagate=True)}},
         },
         parameters={"VpcId": {"Type": "AWS::EC2::VPC::Id"}, "Subnets": {"Type": "List<AWS::EC2::Subnet::Id>"},
+                    "DefaultSecurityGroup": {"Type": "AWS::EC2::SecurityGroup::Id"},
                     "CertificateArn": {"Type": "String"}},
     ),
     "mysql-read-replica": template(

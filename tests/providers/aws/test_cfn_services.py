@@ -14,9 +14,13 @@ moto's CloudFormation needed these workarounds (tests/data/cfn/deploy.py):
 - a Lambda permission has no PhysicalResourceId in describe_stack_resources;
 - moto's CloudFormation ignores a bucket's VersioningConfiguration: deploy.py sets it afterwards;
 - moto's CloudFormation does not put the template's Tags on classic and v2 load balancers, target
-  groups, SNS topics, Lambda functions and hosted zones (HostedZoneTags), and tags an Elastic IP under its public address (EC2
-  DescribeTags then names the address, with an empty resource type): deploy.py tags those through
-  each service's own API after the stack is created, as AWS's tag propagation would have;
+  groups, SNS topics, Lambda functions and hosted zones (HostedZoneTags), and tags an Elastic IP
+  under its public address (EC2 DescribeTags then names the address, with an empty resource type):
+  deploy.py tags those through each service's own API after the stack is created, as AWS's tag
+  propagation would have;
+- an Auto Scaling group's instances launched from a launch template without security groups have
+  none in moto (AWS gives them the VPC's default group): the template names the default VPC's
+  default group, passed in as a parameter;
 - moto's tagging API (get_resources) answers only part of the tagged resources (EC2, S3, ACM,
   CloudFormation stacks), which is why failover also lists each service on its own.
 """
@@ -191,9 +195,10 @@ def test_inventory_json_counts_what_is_left_behind_per_type(snapshots) -> None:
 
 def test_a_read_replica_records_what_it_replicates(snapshots) -> None:
     service = service_of("mysql-read-replica")
-    databases = {r["id"]: r for r in snapshots["mysql-read-replica"]["manifest"]["resources"] if r["kind"] == "database"}
+    resources = snapshots["mysql-read-replica"]["manifest"]["resources"]
+    databases = {r["id"]: r for r in resources if r["kind"] == "database"}
     assert databases[f"{service}-replica"]["replica_of"] == f"{service}-master"
-    assert databases[f"{service}-master"]["replica_of"] is None
+    assert "replica_of" not in databases[f"{service}-master"]  # written only for a replica
 
 
 def test_a_shared_untagged_security_group_is_a_dependency_not_owned(snapshots) -> None:
@@ -203,3 +208,18 @@ def test_a_shared_untagged_security_group_is_a_dependency_not_owned(snapshots) -
     assert all(node["firewalls"] == [dependencies[0]["id"]] for node in resources if node["kind"] == "node")
     owned = snapshots["instances-with-security-groups"]["manifest"]["resources"]
     assert all("owned" not in r for r in owned)  # groups tagged for the service are its own (owned: true)
+
+
+def test_a_prefix_list_rule_is_resolved_into_its_cidrs_keeping_the_list(account, snapshots) -> None:
+    _, session = account
+    ec2 = session.client("ec2", region_name="us-east-1")
+    cloudfront = ec2.describe_managed_prefix_lists(
+        Filters=[{"Name": "prefix-list-name", "Values": [deploy.CLOUDFRONT_PREFIX_LIST]}])["PrefixLists"][0]
+    entries = ec2.get_managed_prefix_list_entries(PrefixListId=cloudfront["PrefixListId"])["Entries"]
+    cidrs = sorted(entry["Cidr"] for entry in entries)
+    assert cidrs, "moto's CloudFront list has entries"
+    [group] = [r for r in snapshots["git-server"]["manifest"]["resources"] if r["kind"] == "firewall"]
+    [https] = [rule for rule in group["rules"] if rule["direction"] == "ingress"]
+    assert https["sources"] == cidrs
+    assert https["prefix_lists"] == [
+        {"id": cloudfront["PrefixListId"], "name": deploy.CLOUDFRONT_PREFIX_LIST, "cidrs": cidrs}]
