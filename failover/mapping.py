@@ -90,15 +90,17 @@ def map_nodes(
     images: Sequence[ImageInfo],
     profile: TargetProfile,
     locations: Iterable[str] | None = None,
+    location_label: str | None = None,
 ) -> MappingResult:
-    """Map every node; ``locations`` are the target's location ids, when the adapter gives them."""
+    """Map every node; ``locations`` are the target's location ids, when the adapter gives them;
+    ``location_label`` is how the plan names the location (its name and id)."""
     location, location_errors = resolve_location(profile, locations)
     result = MappingResult(location=location, errors=location_errors)
     for node in nodes:
         label = node_label(node)
         size_choice = image_choice = None
         try:
-            size, why = choose_size(node, sizes, profile.sizes, location, profile.allow_burstable)
+            size, why = choose_size(node, sizes, profile.sizes, location, profile.allow_burstable, location_label)
             size_choice = SizeChoice(size.id, size.name, size.price_hourly, why)
             if node.instance_type in profile.sizes:
                 result.warnings += [f"{label}: {w}" for w in size_override_warnings(node, size, location)]
@@ -177,7 +179,7 @@ def _size_is_burstable(size: SizeInfo) -> bool:
 
 def choose_size(
     node: Node, sizes: Sequence[SizeInfo], overrides: dict[str, str], location: str | None = None,
-    allow_burstable: bool = False,
+    allow_burstable: bool = False, location_label: str | None = None,
 ) -> tuple[SizeInfo, str]:
     """The target size for ``node`` and why it was chosen; raises :class:`Unmappable`."""
     if node.instance_type in overrides:
@@ -193,7 +195,7 @@ def choose_size(
     need = Requirement(node.vcpus, node.memory_mib, node.root_volume_gib)
     architecture = normalize_architecture(node.architecture)
     fitting = [s for s in sizes if need.met_by(s) and offered_in(s, location) and _size_runs(s, architecture)]
-    where = f" in {location}" if location else ""
+    where = f" in {location_label or location}" if location else ""
     steady = not is_burstable(node.instance_type) and not allow_burstable
     if steady:
         # A steady core (m7i, c6i, r5 ...) never becomes a burstable size: it would run out of CPU credits.

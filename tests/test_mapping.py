@@ -213,7 +213,7 @@ def test_never_another_major_version() -> None:
     with pytest.raises(Unmappable) as caught:
         choose_image(node(), images, {})
     assert str(caught.value) == (
-        f"no target image of Ubuntu 22.04 for x86_64 (its Ubuntu images: 20.04, 22.10, 24.04); "
+        "no target image of Ubuntu 22.04 for x86_64 (its Ubuntu images: 20.04, 22.10, 24.04); "
         "add an images override for ami-0jammy"
     )
 
@@ -358,3 +358,12 @@ def test_a_steady_core_family_never_maps_onto_a_burstable_size_unless_the_profil
         choose_size(node, [burstable], {})
     small = node.model_copy(update={"instance_type": "t3.xlarge"})  # burstable stays burstable: the cheapest
     assert choose_size(small, [burstable, steady], {})[0].id == "t3a.xlarge"
+
+
+def test_the_plan_names_a_location_by_its_name() -> None:
+    node = Node(id="i-1", name="web", region="us-east-1", instance_type="t3.small", vcpus=2, memory_mib=2048,
+                image_id=None, image_name=None, architecture=None, private_ip=None, public_ip=None, user_data=None,
+                state="running")
+    size = SizeInfo(id="s-2", name="s-2", vcpus=2, ram_mib=2048, disk_gib=None)
+    assert choose_size(node, [size], {}, "0", location_label="Amsterdam 3 (0)")[1] == "the only size with >= 2 vCPUs " \
+        "and 2048 MiB in Amsterdam 3 (0)"
