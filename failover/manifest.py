@@ -75,12 +75,28 @@ class Volume(ResourceBase):
     zone: str | None = None
 
 
+class PrefixList(_Model):
+    """A managed prefix list a rule allowed, resolved into its CIDRs (in the rule's ``sources``) at inventory."""
+
+    id: str
+    name: str | None = None
+    cidrs: list[str] = Field(default_factory=list)
+
+
 class FirewallRule(_Model):
     direction: Literal["ingress", "egress"]
     protocol: str
     port_from: int | None
     port_to: int | None
     sources: list[str]
+    prefix_lists: list[PrefixList] = Field(default_factory=list)  # written only when the rule names one
+
+    @model_serializer(mode="wrap")
+    def _written(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)
+        if not data.get("prefix_lists"):
+            data.pop("prefix_lists", None)
+        return data
 
 
 class Firewall(ResourceBase):

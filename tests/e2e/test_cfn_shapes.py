@@ -133,3 +133,19 @@ def test_nodes_on_the_default_vpcs_shared_group_plan_and_run(world: EmulatedWorl
     new = set(world.target_nodes()) - before
     assert len(new) == 2, new
     assert any(name.endswith("default") for name in world.security_groups()), world.security_groups()
+
+
+def test_a_prefix_list_ingress_reaches_the_target_as_its_cidrs(world: EmulatedWorld) -> None:
+    """The git server's only ingress is CloudFront's prefix list: resolved into its CIDRs at inventory,
+    the rule is carried to the target, not dropped."""
+    ec2 = SourceSession(world.source.url).client("ec2")
+    [cloudfront] = ec2.describe_managed_prefix_lists(
+        Filters=[{"Name": "prefix-list-name", "Values": [deploy.CLOUDFRONT_PREFIX_LIST]}])["PrefixLists"]
+    cidrs = {e["Cidr"] for e in ec2.get_managed_prefix_list_entries(PrefixListId=cloudfront["PrefixListId"])["Entries"]}
+    taken, plan, run, manifest = fail_over(world, "git-server")
+    assert taken["snapshot"]["counts"]["node"] == 1 and taken["snapshot"]["counts"]["network"] == 1
+    assert_plan_predicts_run(plan, run)
+    groups = [group for name, group in world.security_groups().items() if "git" in name.lower()]
+    assert len(groups) == 1, list(world.security_groups())
+    https = [p for p in groups[0]["IpPermissions"] if p.get("FromPort") == 443]
+    assert {r["CidrIp"] for p in https for r in p.get("IpRanges", [])} == {c for c in cidrs if ":" not in c}

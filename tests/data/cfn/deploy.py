@@ -52,10 +52,11 @@ def parameters(session: Any, name: str, service: str, region: str = "us-east-1")
 def deploy(session: Any, name: str, service: str, region: str = "us-east-1") -> dict[str, Any]:
     """Creates the stack ``service`` from template ``name``; returns describe_stacks' answer for it."""
     cfn = session.client("cloudformation", region_name=region)
+    given = parameters(session, name, service, region)
     cfn.create_stack(
         StackName=service,
         TemplateBody=(HERE / f"{name}.json").read_text(encoding="utf-8"),
-        Parameters=parameters(session, name, service, region),
+        Parameters=given,
         Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"],
         Tags=[{"Key": "service", "Value": service}],
     )
@@ -72,6 +73,8 @@ def deploy(session: Any, name: str, service: str, region: str = "us-east-1") -> 
             _tag(session, region, resource["ResourceType"], resource["PhysicalResourceId"], tags)
         properties = body["Resources"][resource["LogicalResourceId"]].get("Properties", {})
         versioning = properties.get("VersioningConfiguration")
+        if resource["ResourceType"] == "AWS::EC2::SecurityGroup":
+            _prefix_list_rules(session, region, resource["PhysicalResourceId"], properties, given)
         if resource["ResourceType"] == "AWS::S3::Bucket" and versioning:  # moto's CloudFormation ignores it
             session.client("s3", region_name=region).put_bucket_versioning(
                 Bucket=resource["PhysicalResourceId"], VersioningConfiguration=versioning)
@@ -99,3 +102,18 @@ def _tag(session: Any, region: str, resource_type: str, physical_id: str, tags: 
         ec2 = client("ec2", region_name=region)
         address = ec2.describe_addresses(PublicIps=[physical_id])["Addresses"][0]
         ec2.create_tags(Resources=[address.get("AllocationId") or physical_id], Tags=pairs)
+
+
+def _prefix_list_rules(session: Any, region: str, group_id: str, properties: dict[str, Any],
+                       given: list[dict[str, str]]) -> None:
+    """Ingress rules from a prefix list, which moto's CloudFormation leaves out of the group."""
+    values = {p["ParameterKey"]: p["ParameterValue"] for p in given}
+    rules = [
+        {"IpProtocol": rule["IpProtocol"], "FromPort": rule["FromPort"], "ToPort": rule["ToPort"],
+         "PrefixListIds": [{"PrefixListId": values[rule["SourcePrefixListId"]["Ref"]]}]}
+        for rule in properties.get("SecurityGroupIngress", []) if "SourcePrefixListId" in rule
+    ]
+    if rules:
+        ec2 = session.client("ec2", region_name=region)
+        ec2.authorize_security_group_ingress(GroupId=group_id, IpPermissions=rules)
+
