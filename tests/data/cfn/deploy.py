@@ -66,13 +66,19 @@ def deploy(session: Any, name: str, service: str, region: str = "us-east-1") -> 
         reasons = [e.get("ResourceStatusReason") for e in events if e.get("ResourceStatusReason")]
         raise RuntimeError(f"stack {service} ({name}): {stack['StackStatus']}: {reasons}")
     body = json.loads((HERE / f"{name}.json").read_text(encoding="utf-8"))
-    for resource in cfn.describe_stack_resources(StackName=service)["StackResources"]:
+    resources = cfn.describe_stack_resources(StackName=service)["StackResources"]
+    physical = {r["LogicalResourceId"]: r.get("PhysicalResourceId") for r in resources}
+    for resource in resources:
         declared = body["Resources"][resource["LogicalResourceId"]].get("Properties", {}).get("Tags", [])
         tags = {"service": service, **{t["Key"]: t["Value"] for t in declared if isinstance(t["Value"], str)}}
         if resource.get("PhysicalResourceId"):  # moto leaves it off a Lambda permission
             _tag(session, region, resource["ResourceType"], resource["PhysicalResourceId"], tags)
         properties = body["Resources"][resource["LogicalResourceId"]].get("Properties", {})
         versioning = properties.get("VersioningConfiguration")
+        groups = [physical[ref["Ref"]] for ref in properties.get("SecurityGroupIds", []) if isinstance(ref, dict)]
+        if resource["ResourceType"] == "AWS::EC2::Instance" and groups:  # moto drops them beside a SubnetId
+            session.client("ec2", region_name=region).modify_instance_attribute(
+                InstanceId=resource["PhysicalResourceId"], Groups=groups)
         if resource["ResourceType"] == "AWS::EC2::SecurityGroup":
             _prefix_list_rules(session, region, resource["PhysicalResourceId"], properties, given)
         if resource["ResourceType"] == "AWS::S3::Bucket" and versioning:  # moto's CloudFormation ignores it

@@ -18,6 +18,7 @@ moto's CloudFormation needed these workarounds (tests/data/cfn/deploy.py):
   under its public address (EC2 DescribeTags then names the address, with an empty resource type):
   deploy.py tags those through each service's own API after the stack is created, as AWS's tag
   propagation would have;
+- an instance's SecurityGroupIds are dropped when it also names a SubnetId: deploy.py sets them;
 - a security group's ingress rule from a prefix list (SourcePrefixListId) is left out: deploy.py
   authorizes it afterwards;
 - an Auto Scaling group's instances launched from a launch template without security groups have
