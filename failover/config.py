@@ -145,6 +145,8 @@ class TargetProfile(Strict):
     dns: DnsSpec | None = None
     sizes: dict[str, str] = Field(default_factory=dict)
     images: dict[str, str] = Field(default_factory=dict)
+    # A node of a steady-core family (m7i, c6i ...) maps onto a burstable size (t3, t4g ...) only when true.
+    allow_burstable: bool = False
 
 
 class DatabaseSpec(Strict):
@@ -163,6 +165,9 @@ class Readiness(Strict):
     rto: float = 30 * 60
     max_ttl: int = Field(default=300, ge=0)
     max_drill_age: float = 30 * 24 * 3600  # a drill older than this no longer proves the RTO
+    # Unsupported resource types (AWS::SNS::Topic, ...) a failover may leave behind: the check
+    # unsupported-acknowledged fails on any other type in the snapshot.
+    accept_unsupported: list[str] = Field(default_factory=list)
 
     @field_validator("max_snapshot_age", "rpo", "rto", "max_drill_age", mode="before")
     @classmethod

@@ -36,6 +36,8 @@ import yaml
 SERVICE = "social-app"
 REGIONS = ["us-east-1", "eu-west-1"]
 TAGS = {"service": SERVICE}
+# What the sample service leaves behind (its DynamoDB table and SQS queue), accepted in its config.
+ACCEPTED_UNSUPPORTED = ["AWS::DynamoDB::Table", "AWS::SQS::Queue"]
 TARGET = "fallback"
 BUCKET = "social-app-media"
 ZONE = "social.example."
@@ -295,6 +297,7 @@ class EmbeddedClouds:
                   "endpoint_url": self.source.url}
         config = {"service": service, "state": str(self.workdir / "state"), "source": source}
         config["targets"] = {TARGET: self.target_profile()}
+        config["readiness"] = {"accept_unsupported": list(ACCEPTED_UNSUPPORTED)}
         self.config_file.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
         return self.config_file
 

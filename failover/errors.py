@@ -19,6 +19,16 @@ class ExitCode(IntEnum):
     INTERRUPTED = 130
 
 
+class NothingToDo(Exception):
+    """Raised by an action's ``plan`` or ``apply`` when the step has nothing to do for this service
+    (no nodes to cut over to, nothing to restore): the step is skipped with this reason, the run
+    goes on. Not an error: ``plan`` predicts the skip that ``run`` makes."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 class FailoverError(Exception):
     """Base of every error failover reports to its user."""
 

@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, ValidationError, model_serializer
 
 from failover.clock import now_iso as now_iso  # re-exported: manifests are stamped with it
 from failover.errors import InputError, ManifestError, Problem
 from failover.files import read_input
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MAX_MANIFEST_BYTES = 256 * 1024 * 1024  # a manifest file given to diff: a regular file up to this
 
 
@@ -32,6 +32,21 @@ class ResourceBase(_Model):
     name: str
     region: str
     tags: dict[str, str] = Field(default_factory=dict)
+    # False for a dependency: not tagged for the service but referenced by its resources (the
+    # default VPC's shared security group, say). Recreated on the target under the service's
+    # names like the rest; never renamed or deleted at the source.
+    owned: bool = True
+
+    @model_serializer(mode="wrap")
+    def _written(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """``owned`` is written only when false, ``replica_of`` only when set: a service's own
+        resources read as they did in schema version 1."""
+        data = handler(self)
+        if data.get("owned") is True:
+            del data["owned"]
+        if "replica_of" in data and data["replica_of"] is None:
+            del data["replica_of"]
+        return data
 
 
 class Node(ResourceBase):
@@ -62,12 +77,28 @@ class Volume(ResourceBase):
     zone: str | None = None
 
 
+class PrefixList(_Model):
+    """A managed prefix list a rule allowed, resolved into its CIDRs (in the rule's ``sources``) at inventory."""
+
+    id: str
+    name: str | None = None
+    cidrs: list[str] = Field(default_factory=list)
+
+
 class FirewallRule(_Model):
     direction: Literal["ingress", "egress"]
     protocol: str
     port_from: int | None
     port_to: int | None
     sources: list[str]
+    prefix_lists: list[PrefixList] = Field(default_factory=list)  # written only when the rule names one
+
+    @model_serializer(mode="wrap")
+    def _written(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)
+        if not data.get("prefix_lists"):
+            data.pop("prefix_lists", None)
+        return data
 
 
 class Firewall(ResourceBase):
@@ -127,6 +158,7 @@ class Database(ResourceBase):
     instance_class: str | None
     storage_gib: int | None
     endpoint: Endpoint | None
+    replica_of: str | None = None  # a read replica: the id of the database it replicates
 
 
 class Listener(_Model):
@@ -174,7 +206,7 @@ class SourceInfo(_Model):
 
 
 class Manifest(_Model):
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[2] = SCHEMA_VERSION
     service: str
     taken_at: str
     source: SourceInfo
@@ -185,6 +217,13 @@ class Manifest(_Model):
     def of_kind(self, kind: str) -> list[Any]:
         return [r for r in self.resources if r.kind == kind]
 
+    def primary_databases(self) -> list[Database]:
+        """The databases that are restored: every one but read replicas (their primary carries the data)."""
+        return [db for db in self.of_kind("database") if not db.replica_of]
+
+    def replicas(self) -> list[Database]:
+        return [db for db in self.of_kind("database") if db.replica_of]
+
     def find(self, kind: str, resource_id: str) -> Any | None:
         return next((r for r in self.resources if r.kind == kind and r.id == resource_id), None)
 
@@ -194,6 +233,10 @@ class Manifest(_Model):
         if self.unsupported:
             counts["unsupported"] = len(self.unsupported)
         return counts
+
+    def left_behind(self) -> dict[str, int]:
+        """How many unsupported resources of each type the snapshot holds: what a failover leaves behind."""
+        return dict(sorted(Counter(item.type for item in self.unsupported).items()))
 
     # -- canonical form --------------------------------------------------------------
     def canonical(self) -> Manifest:
@@ -241,9 +284,20 @@ def _canonical_resource(r: dict[str, Any]) -> dict[str, Any]:
     return r
 
 
+def migrate(data: dict[str, Any]) -> dict[str, Any]:
+    """A stored manifest of an older schema, as this version reads it (the input is not changed).
+
+    1 -> 2: resources gained ``owned`` (true: everything a version-1 snapshot holds was tagged for
+    the service) and databases ``replica_of`` (null: version 1 did not record replicas)."""
+    if data.get("schema_version") == 1:
+        data = {**data, "schema_version": 2}
+    return data
+
+
 def parse_manifest(data: Any, file: str) -> Manifest:
     if not isinstance(data, dict):
         raise ManifestError([Problem(file=file, message="not a manifest (expected a JSON object)")])
+    data = migrate(data)
     version = data.get("schema_version")
     if version != SCHEMA_VERSION:
         raise ManifestError([Problem(file=file, field="schema_version", message=f"unsupported schema version {version!r} (this failover reads {SCHEMA_VERSION})")])

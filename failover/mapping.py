@@ -90,15 +90,17 @@ def map_nodes(
     images: Sequence[ImageInfo],
     profile: TargetProfile,
     locations: Iterable[str] | None = None,
+    location_label: str | None = None,
 ) -> MappingResult:
-    """Map every node; ``locations`` are the target's location ids, when the adapter gives them."""
+    """Map every node; ``locations`` are the target's location ids, when the adapter gives them;
+    ``location_label`` is how the plan names the location (its name and id)."""
     location, location_errors = resolve_location(profile, locations)
     result = MappingResult(location=location, errors=location_errors)
     for node in nodes:
         label = node_label(node)
         size_choice = image_choice = None
         try:
-            size, why = choose_size(node, sizes, profile.sizes, location)
+            size, why = choose_size(node, sizes, profile.sizes, location, profile.allow_burstable, location_label)
             size_choice = SizeChoice(size.id, size.name, size.price_hourly, why)
             if node.instance_type in profile.sizes:
                 result.warnings += [f"{label}: {w}" for w in size_override_warnings(node, size, location)]
@@ -160,8 +162,24 @@ class Requirement:
         return f">= {self.vcpus} vCPUs, {self.memory_mib} MiB and {self.disk_gib} GiB of disk"
 
 
+# AWS's burstable families (t2, t3, t3a, t4g; db.t3 for RDS): CPU credits, not a steady core.
+BURSTABLE = re.compile(r"^(db\.)?t\d[a-z]*\.", re.IGNORECASE)
+
+
+def is_burstable(name: str | None) -> bool:
+    return bool(name and BURSTABLE.match(name))
+
+
+def _size_is_burstable(size: SizeInfo) -> bool:
+    stated = size.extra.get("burstable")
+    if isinstance(stated, bool):
+        return stated
+    return is_burstable(size.id) or is_burstable(size.name)
+
+
 def choose_size(
-    node: Node, sizes: Sequence[SizeInfo], overrides: dict[str, str], location: str | None = None
+    node: Node, sizes: Sequence[SizeInfo], overrides: dict[str, str], location: str | None = None,
+    allow_burstable: bool = False, location_label: str | None = None,
 ) -> tuple[SizeInfo, str]:
     """The target size for ``node`` and why it was chosen; raises :class:`Unmappable`."""
     if node.instance_type in overrides:
@@ -177,7 +195,16 @@ def choose_size(
     need = Requirement(node.vcpus, node.memory_mib, node.root_volume_gib)
     architecture = normalize_architecture(node.architecture)
     fitting = [s for s in sizes if need.met_by(s) and offered_in(s, location) and _size_runs(s, architecture)]
-    where = f" in {location}" if location else ""
+    where = f" in {location_label or location}" if location else ""
+    steady = not is_burstable(node.instance_type) and not allow_burstable
+    if steady:
+        # A steady core (m7i, c6i, r5 ...) never becomes a burstable size: it would run out of CPU credits.
+        burstable = [s for s in fitting if _size_is_burstable(s)]
+        fitting = [s for s in fitting if not _size_is_burstable(s)]
+        if not fitting and burstable:
+            raise Unmappable(f"no non-burstable target size with {need}{where} (only burstable ones: "
+                             f"{', '.join(s.id for s in burstable[:3])}; allow_burstable: true in the target "
+                             "profile accepts them)")
     if not fitting:
         raise Unmappable(f"no target size with {need}{where}")
     best = min(fitting, key=_cheapest_then_smallest)

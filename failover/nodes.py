@@ -158,7 +158,9 @@ def map_onto_target(ctx: ActionContext, nodes: Sequence[Node], profile: TargetPr
     location = compute.location()  # the profile's location as the target knows it (by id or name)
     if location is not None:
         profile = profile.model_copy(update={"compute": profile.compute.model_copy(update={"location": location.id})})
-    mapping = map_nodes(nodes, compute.sizes(), compute.images(), profile, [location.id] if location else None)
+    label = (f"{location.name} ({location.id})" if location.name and location.name != location.id else location.id) \
+        if location is not None else None
+    mapping = map_nodes(nodes, compute.sizes(), compute.images(), profile, [location.id] if location else None, label)
     if not mapping.ok:
         file = str(ctx.config.path) if ctx.config is not None else "failover.yaml"
         field = f"targets.{ctx.target_name}"

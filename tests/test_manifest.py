@@ -70,7 +70,7 @@ def test_diff_of_identical_manifests_is_empty() -> None:
 @pytest.mark.parametrize(
     "mutate, message",
     [
-        (lambda d: d.update(schema_version=2), "unsupported schema version 2"),
+        (lambda d: d.update(schema_version=3), "unsupported schema version 3"),
         (lambda d: d["resources"][1].pop("objects"), "resources[1].objects: Field required"),
         (lambda d: d["resources"][0].update(kind="spaceship"), "resources[0]"),
         (lambda d: d["resources"][2].update(colour="red"), "resources[2].colour: Extra inputs"),
@@ -97,3 +97,12 @@ def test_yaml_round_trip_is_the_same_manifest() -> None:
 
     m = parse_manifest(BASE, "a")
     assert Manifest.model_validate(yaml.safe_load(m.to_yaml())).to_json() == m.to_json()
+
+
+def test_a_version_1_snapshot_is_migrated_to_the_current_schema() -> None:
+    old = json.loads(json.dumps(BASE))
+    migrated = parse_manifest(old, "snapshot snap-1")
+    assert migrated.schema_version == 2
+    assert old["schema_version"] == 1  # the stored document is not changed
+    assert all(resource.owned for resource in migrated.resources)
+    assert all("owned" not in r for r in migrated.to_dict()["resources"])  # written only when false

@@ -342,3 +342,28 @@ def test_an_override_outside_the_location_is_a_warning() -> None:
         "web-1 (i-0abc): image img-nyc is not offered in fra1",
     ]
     assert result.nodes[0].image.why == f"override images[{JAMMY}]"
+
+
+def test_a_steady_core_family_never_maps_onto_a_burstable_size_unless_the_profile_allows_it() -> None:
+    node = Node(id="i-m7i", name="worker", region="us-east-1", instance_type="m7i.xlarge", vcpus=4, memory_mib=16384,
+                image_id=None, image_name=None, architecture="x86_64", private_ip=None, public_ip=None,
+                user_data=None, state="running")
+    burstable = SizeInfo(id="t3a.xlarge", name="t3a.xlarge", vcpus=4, ram_mib=16384, disk_gib=None, price_hourly=0.15)
+    steady = SizeInfo(id="m6i.xlarge", name="m6i.xlarge", vcpus=4, ram_mib=16384, disk_gib=None, price_hourly=0.19)
+
+    assert choose_size(node, [burstable, steady], {})[0].id == "m6i.xlarge"
+    assert choose_size(node, [burstable, steady], {}, allow_burstable=True)[0].id == "t3a.xlarge"
+    with pytest.raises(Unmappable, match=r"no non-burstable target size .* \(only burstable ones: t3a.xlarge; "
+                                         r"allow_burstable: true"):
+        choose_size(node, [burstable], {})
+    small = node.model_copy(update={"instance_type": "t3.xlarge"})  # burstable stays burstable: the cheapest
+    assert choose_size(small, [burstable, steady], {})[0].id == "t3a.xlarge"
+
+
+def test_the_plan_names_a_location_by_its_name() -> None:
+    node = Node(id="i-1", name="web", region="us-east-1", instance_type="t3.small", vcpus=2, memory_mib=2048,
+                image_id=None, image_name=None, architecture=None, private_ip=None, public_ip=None, user_data=None,
+                state="running")
+    size = SizeInfo(id="s-2", name="s-2", vcpus=2, ram_mib=2048, disk_gib=None)
+    assert choose_size(node, [size], {}, "0", location_label="Amsterdam 3 (0)")[1] == "the only size with >= 2 vCPUs " \
+        "and 2048 MiB in Amsterdam 3 (0)"

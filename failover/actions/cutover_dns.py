@@ -46,7 +46,7 @@ from failover.dnsnames import (
     set_id,
     unique,
 )
-from failover.errors import Interrupted, OperationFailed
+from failover.errors import Interrupted, NothingToDo, OperationFailed
 from failover.ports import DnsTarget, RecordSet
 
 # Hosts under these domains are AWS's: a record pointing there stops answering with the account.
@@ -274,6 +274,10 @@ class CutoverDns(Action):
 
 
 def _cutovers(ctx: ActionContext, params: CutoverDnsParams, *, planning: bool) -> list[ZoneCutover]:
+    if not ctx.manifest.of_kind("dns_zone"):
+        raise NothingToDo("no DNS zones in the snapshot")
+    if not ctx.manifest.of_kind("node") and not ctx.manifest.of_kind("load_balancer"):
+        raise NothingToDo("no nodes or load balancers in the snapshot: no record points at anything that moves")
     new = NewAddresses.from_outputs(ctx.outputs, params.nodes_from, planning=planning)
     cutover = Cutover(ctx.manifest, new, ZoneRename(params.prefix or ctx.drill_prefix))
     return [cutover.zone(zone) for zone in selected_zones(ctx.manifest, params.zones)]

@@ -28,6 +28,7 @@ nftables``, ``firewall API`` (apply-firewall's job) or ``none``.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import Field
@@ -67,7 +68,8 @@ class ProvisionNodes(Action):
         if not plans:
             return [Change("none", "node", ctx.step_id, "the selection matches no node of the snapshot")]
         compute = ctx.targets.compute
-        return [node_change(ctx, plan, compute.find_node(plan.name)) for plan in plans]
+        changes = [node_change(ctx, plan, compute.find_node(plan.name)) for plan in plans]
+        return changes + [warning for plan in plans for warning in _old_addresses_in_user_data(ctx, plan)]
 
     def apply(self, ctx: ActionContext, params: ProvisionNodesParams) -> dict[str, Any]:
         plans = plan_nodes(ctx, select_nodes(ctx.manifest, params.select))
@@ -77,3 +79,19 @@ class ProvisionNodes(Action):
     def undo(self, ctx: ActionContext, params: ProvisionNodesParams) -> None:
         names = node_names(ctx.manifest, ctx.naming_service)
         destroy_nodes(ctx, [names[node.id] for node in select_nodes(ctx.manifest, params.select)])
+
+
+def _old_addresses_in_user_data(ctx: ActionContext, plan: Any) -> list[Change]:
+    """A warning where a node's user data names the service's public addresses at the source (its
+    Elastic IPs, its nodes' public IPs): it is copied unchanged, and those addresses stay behind."""
+    node = ctx.manifest.find("node", plan.source_id)
+    if node is None or not node.user_data:
+        return []
+    old = {n.public_ip for n in ctx.manifest.of_kind("node") if n.public_ip}
+    old |= {address.ip for address in ctx.manifest.of_kind("address")}
+    named = sorted(ip for ip in old if re.search(rf"(?<![\d.]){re.escape(ip)}(?![\d.])", node.user_data))
+    if not named:
+        return []
+    return [Change("check", "user_data", plan.name, f"warning: the user data names the source's address "
+                   f"{', '.join(named)}; it is copied unchanged and will not point at the target")]
+

@@ -152,6 +152,17 @@ class RestoreDatabases(Action):
     example = {"select": {"names": ["orders-db"]}, "mode": "node", "keep_node": False, "timeout": 900}
 
     def plan(self, ctx: ActionContext, params: RestoreDatabasesParams) -> list[Change]:
+        return self._plan_restores(ctx, params) + [
+            Change("none", "database", db.name, f"read replica of {db.replica_of}: left behind; its primary is restored")
+            for db in _replicas(ctx, params)
+        ]
+
+    def apply(self, ctx: ActionContext, params: RestoreDatabasesParams) -> dict[str, Any]:
+        outputs = self._restore(ctx, params)
+        replicas = {db.name: db.replica_of for db in _replicas(ctx, params)}
+        return {**outputs, "replicas_left_behind": replicas} if replicas else outputs
+
+    def _plan_restores(self, ctx: ActionContext, params: RestoreDatabasesParams) -> list[Change]:
         databases = select_databases(ctx, params)
         dumps = {db.name: find_newest_dump(ctx.targets.storage, db) for db in databases}
         if params.restore_mode == "dsn":
@@ -176,7 +187,7 @@ class RestoreDatabases(Action):
             for plan, db in zip(plans, buildable, strict=True)
         ]
 
-    def apply(self, ctx: ActionContext, params: RestoreDatabasesParams) -> dict[str, Any]:
+    def _restore(self, ctx: ActionContext, params: RestoreDatabasesParams) -> dict[str, Any]:
         databases = select_databases(ctx, params)
         dumps = {db.name: find_newest_dump(ctx.targets.storage, db) for db in databases}
         refused: dict[str, str] = {}
@@ -219,13 +230,18 @@ def engine_of(database: Database) -> Engine:
     return engine
 
 
+def _replicas(ctx: ActionContext, params: RestoreDatabasesParams) -> list[Database]:
+    return [db for db in ctx.manifest.replicas() if not params.select.names or db.name in params.select.names]
+
+
 def select_databases(ctx: ActionContext, params: RestoreDatabasesParams) -> list[Database]:
     """The selected databases; InputError for unknown names, engines without dumps, or a
     DSN given more than one database."""
     databases = ctx.manifest.of_kind("database")
     names = params.select.names
     problems = [f"no database {name!r} in the snapshot" for name in names if not any(db.name == name for db in databases)]
-    selected = [db for db in databases if not names or db.name in names]
+    # A read replica is never a second standalone copy: its primary is restored, the replica left behind.
+    selected = [db for db in ctx.manifest.primary_databases() if not names or db.name in names]
     problems += [
         f"{db.name}: engine {db.engine} has no dumps (failover restores PostgreSQL, MySQL and MariaDB)"
         for db in selected if engine_for(db.engine) is None

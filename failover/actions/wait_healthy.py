@@ -30,7 +30,7 @@ from pydantic import Field, field_validator
 from failover import __version__
 from failover.actions._http import check_header_names
 from failover.actions.base import ACTIONS, Action, ActionContext, Change, Params
-from failover.errors import Interrupted, OperationFailed
+from failover.errors import Interrupted, NothingToDo, OperationFailed
 from failover.templates import resolve_env
 
 MAX_BODY = 1024 * 1024  # read at most this much of an answer to look for ``contains``
@@ -167,6 +167,8 @@ def _with_default_url(ctx: ActionContext, params: WaitHealthyParams, planning: b
     """An empty ``url`` means the first web node's new address, from the provisioning steps' outputs."""
     if params.url:
         return params
+    if ctx.manifest is not None and not ctx.manifest.of_kind("node"):
+        raise NothingToDo("no url given and no nodes in the snapshot: nothing to check")
     address = first_web_address(ctx)
     if address is None:
         if planning:

@@ -33,7 +33,7 @@ class DatabaseDumps(Check):
     needs_snapshot = True
 
     def run(self, ctx: CheckContext) -> Outcome:
-        databases = ctx.manifest.of_kind("database")
+        databases = ctx.manifest.primary_databases()  # a read replica is not restored: its primary is
         if not databases:
             return passed("no databases in the snapshot")
         if ctx.profile.storage is None:

@@ -123,7 +123,7 @@ def database_nodes(ctx: CheckContext) -> tuple[list[tuple[Node, Any]], dict[str,
             continue  # parameters known only at run time (a step's outputs): the run's plan maps them
         if params.restore_mode != "node":
             continue
-        for database in ctx.manifest.of_kind("database"):
+        for database in ctx.manifest.primary_databases():
             chosen = not params.select.names or database.name in params.select.names
             if not chosen or engine_for(database.engine) is None:
                 continue

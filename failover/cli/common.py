@@ -67,6 +67,22 @@ def open_state(config: Config) -> StateStore:
     return open_store(config)
 
 
+def print_left_behind(counts: dict[str, int], accepted: list[str] | None = None) -> None:
+    """The snapshot's unsupported resources per type, on stderr: what a failover leaves behind."""
+    if not counts:
+        return
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title="left behind (unsupported, not moved)", title_justify="left")
+    table.add_column("type")
+    table.add_column("count", justify="right")
+    for resource_type, count in counts.items():
+        note = " (accepted)" if accepted and resource_type in accepted else ""
+        table.add_row(escape(resource_type) + note, str(count))
+    console.print(table)
+
+
 def print_json(document: Any) -> None:
     sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
     sys.stdout.flush()

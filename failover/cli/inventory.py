@@ -10,7 +10,16 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from failover.cli.common import ConfigOption, JsonOption, Tasks, console, load, open_state, print_json
+from failover.cli.common import (
+    ConfigOption,
+    JsonOption,
+    Tasks,
+    console,
+    load,
+    open_state,
+    print_json,
+    print_left_behind,
+)
 from failover.errors import InputError, Problem
 from failover.inventory import take_snapshot, write_manifest
 from failover.manifest import KINDS
@@ -44,7 +53,8 @@ def inventory(
         else:
             write_manifest(manifest, output, fmt)
     if json_out:
-        print_json({"snapshot": info.to_dict(), "output": str(output) if output else None, "elapsed_s": round(elapsed, 3)})
+        print_json({"snapshot": info.to_dict(), "output": str(output) if output else None,
+                    "elapsed_s": round(elapsed, 3), "left_behind": manifest.left_behind()})
         return
     table = Table(title=f"{config.service}: snapshot {info.id}", title_justify="left")
     table.add_column("kind")
@@ -55,6 +65,7 @@ def inventory(
     console.print(table)
     for item in manifest.unsupported:
         console.print(f"[yellow]unsupported[/] {escape(item.type)} {escape(item.id)}: {escape(item.reason)}")
+    print_left_behind(manifest.left_behind(), config.readiness.accept_unsupported)
     written = f", written to {output}" if output is not None and str(output) != "-" else ""
     console.print(f"Snapshot {info.id} taken in {elapsed:.1f}s (account {escape(manifest.source.account)})"
                   f"{escape(written)}.")

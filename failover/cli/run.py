@@ -15,7 +15,7 @@ from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 
-from failover.cli.common import ConfigOption, JsonOption, console, load, open_state, print_json
+from failover.cli.common import ConfigOption, JsonOption, console, load, open_state, print_json, print_left_behind
 from failover.cli.runs import print_run, styled
 from failover.config import Config
 from failover.engine import DEFAULT_PARALLELISM, Engine, Observer, Plan, RunStatus
@@ -59,6 +59,7 @@ def plan(
         print_json(result.to_dict())
     else:
         print_plan(result, only_changes=False)
+        print_left_behind(result.left_behind, config.readiness.accept_unsupported)
     _fail_on_plan_errors(result)
 
 

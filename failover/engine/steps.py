@@ -20,12 +20,19 @@ from failover.actions.base import ACTIONS, Action, ActionContext, Change
 from failover.engine.journal import Journal, RunRecord, StepStatus
 from failover.engine.observer import Observer
 from failover.engine.scheduler import Task
-from failover.errors import FailoverError, TransientError
+from failover.errors import FailoverError, NothingToDo, TransientError
 from failover.playbook import Playbook, Step
 from failover.retry import Backoff, call_with_retries, request_retry_listener
 from failover.templates import evaluate_when, find_refs, resolve
 
 _SKIPPED = object()
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A step whose action had nothing to do (``NothingToDo``), and why."""
+
+    reason: str
 
 
 def describe(error: BaseException) -> str:
@@ -150,7 +157,10 @@ class ApplyPass(StepPass):
         params = action.Params.model_validate(self.resolved(step))
         created = self.journal.created(self.run.id, step.id) if step.id in self.attempted else []
         ctx = self.context(step, cancel, created=created)
-        return self.call(step, cancel, lambda: action.apply(ctx, params)) or {}
+        try:
+            return self.call(step, cancel, lambda: action.apply(ctx, params)) or {}
+        except NothingToDo as nothing:
+            return Skipped(nothing.reason)
 
     def finished(self, task: Task, result: Any, error: BaseException | None) -> None:
         outputs = None
@@ -158,6 +168,9 @@ class ApplyPass(StepPass):
             status, message = self.fail(task, error)
         elif result is _SKIPPED:
             status, message = StepStatus.SKIPPED, None
+        elif isinstance(result, Skipped):
+            status, message, outputs = StepStatus.SKIPPED, None, {"skipped": result.reason}
+            self.observer.step_log(task.id, f"skipped: {result.reason}")
         else:
             status, message, outputs = StepStatus.SUCCEEDED, None, result
             self.outputs[task.id] = result
@@ -186,6 +199,7 @@ class Plan:
     target: str
     snapshot: str | None
     steps: list[StepPlan]
+    left_behind: dict[str, int] = field(default_factory=dict)  # unsupported resources of the snapshot, per type
 
     @property
     def failed(self) -> list[StepPlan]:
@@ -193,7 +207,7 @@ class Plan:
 
     def to_dict(self) -> dict[str, Any]:
         return {"playbook": self.playbook, "target": self.target, "snapshot": self.snapshot,
-                "steps": [step.to_dict() for step in self.steps]}
+                "steps": [step.to_dict() for step in self.steps], "left_behind": self.left_behind}
 
 
 class PlanPass(StepPass):
@@ -220,7 +234,10 @@ class PlanPass(StepPass):
                 raise
             return StepPlan(step.id, step.action, "deferred", note=f"known after {', '.join(sorted(unknown))} ran")
         ctx = self.context(step, cancel, created=[], dry_run=True)
-        changes = self.call(step, cancel, lambda: action.plan(ctx, params))
+        try:
+            changes = self.call(step, cancel, lambda: action.plan(ctx, params))
+        except NothingToDo as nothing:
+            return StepPlan(step.id, step.action, "skipped", note=nothing.reason)
         note = f"when depends on {', '.join(sorted(unknown))}" if step.when is not None and unknown else None
         return StepPlan(step.id, step.action, "planned", list(changes or []), note)
 

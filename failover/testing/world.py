@@ -67,7 +67,7 @@ import yaml
 
 from failover import naming
 from failover.databases.node import DB_IMAGE_NAME
-from failover.demo import REGIONS, SERVICE, TAGS, seed_sample_service
+from failover.demo import ACCEPTED_UNSUPPORTED, REGIONS, SERVICE, TAGS, seed_sample_service
 from failover.testing.emulators import Azurite, EmulatorMissing, PowerDns
 from failover.testing.proxy import LatencyProxy
 from failover.testing.servers import MotoServer
@@ -350,6 +350,7 @@ class EmulatedWorld:
             "source": {"provider": "aws", "regions": REGIONS, "select": {"tags": dict(TAGS)},
                        "endpoint_url": self.source.url},
             "targets": {TARGET: profile},
+            "readiness": {"accept_unsupported": list(ACCEPTED_UNSUPPORTED)},
         }
         if self.postgres:
             config["databases"] = {DATABASE[0]: {"dsn": f"${{env:{SOURCE_DSN_VARIABLE}}}"}}

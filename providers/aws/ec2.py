@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
 
-from failover.manifest import Address, Firewall, FirewallRule, Network, Node, Subnet, Volume
+from failover.manifest import Address, Firewall, FirewallRule, Network, Node, PrefixList, Subnet, Volume
 from providers.aws.inventory import Context, Found, batches, name_of, tag_dict
 
 T = TypeVar("T")
@@ -59,7 +59,10 @@ def collect(ctx: Context, region: str) -> Found:
     resources: list[Any] = []
     resources += [_node(i, region, details, elastic_ips) for i in listings.instances]
     resources += [_volume(v, region) for v in listings.volumes]
-    resources += [_firewall(g, region) for g in listings.security_groups]
+    referenced = _referenced_groups(ctx, region, listings)
+    prefix_lists = _prefix_lists(ctx, region, listings.security_groups + referenced)
+    resources += [_firewall(g, region, prefix_lists) for g in listings.security_groups]
+    resources += [_firewall(g, region, prefix_lists, owned=False) for g in referenced]
     resources += [_network(v, region, details.subnets.get(v["VpcId"], [])) for v in listings.vpcs]
     resources += [_address(a, region) for a in listings.addresses if ctx.selected(tag_dict(a.get("Tags")))]
     return Found(resources=resources)
@@ -246,10 +249,53 @@ def _volume(volume: Item, region: str) -> Volume:
     )
 
 
-def _firewall(group: Item, region: str) -> Firewall:
+def _referenced_groups(ctx: Context, region: str, listings: Listings) -> list[Item]:
+    """Security groups the service's nodes and groups use that are not tagged for it (the default
+    VPC's shared default group, say): pulled in as dependencies, one level deep."""
+    have = {group["GroupId"] for group in listings.security_groups}
+    wanted = {group["GroupId"] for instance in listings.instances for group in instance.get("SecurityGroups", [])}
+    wanted |= {
+        pair["GroupId"] for group in listings.security_groups
+        for permission in group.get("IpPermissions", []) + group.get("IpPermissionsEgress", [])
+        for pair in permission.get("UserIdGroupPairs", []) if pair.get("GroupId")
+    }
+    missing = sorted(wanted - have)
+    found: list[Item] = []
+    for chunk in batches(missing, FILTER_VALUES_MAX):
+        # A filter rather than GroupIds: a group of another account or deleted meanwhile is skipped, not an error.
+        found += _listing(ctx, region, "describe_security_groups", "SecurityGroups",
+                          Filters=[{"Name": "group-id", "Values": chunk}])
+    return found
+
+
+def _prefix_lists(ctx: Context, region: str, groups: list[Item]) -> dict[str, PrefixList]:
+    """Every managed prefix list the groups' rules name, with its entries: a prefix list is a set of
+    CIDRs (CloudFront's, S3's, a team's own), not a group of nodes."""
+    ids = sorted({
+        entry["PrefixListId"] for group in groups
+        for permission in group.get("IpPermissions", []) + group.get("IpPermissionsEgress", [])
+        for entry in permission.get("PrefixListIds", [])
+    })
+    if not ids:
+        return {}
+    listed = {pl["PrefixListId"]: pl for pl in _listing(ctx, region, "describe_managed_prefix_lists", "PrefixLists",
+                                                        Filters=[{"Name": "prefix-list-id", "Values": ids}])}
+    entries = ctx.map(lambda pl_id: _prefix_list_entries(ctx, region, pl_id), ids)
+    return {
+        pl_id: PrefixList(id=pl_id, name=listed.get(pl_id, {}).get("PrefixListName"), cidrs=cidrs)
+        for pl_id, cidrs in zip(ids, entries, strict=True)
+    }
+
+
+def _prefix_list_entries(ctx: Context, region: str, prefix_list_id: str) -> list[str]:
+    pages = ctx.session.pages("ec2", region, "get_managed_prefix_list_entries", PrefixListId=prefix_list_id)
+    return sorted({entry["Cidr"] for page in pages for entry in page.get("Entries", [])})
+
+
+def _firewall(group: Item, region: str, prefix_lists: dict[str, PrefixList], owned: bool = True) -> Firewall:
     tags = tag_dict(group.get("Tags"))
-    rules = [_rule("ingress", p) for p in group.get("IpPermissions", [])]
-    rules += [_rule("egress", p) for p in group.get("IpPermissionsEgress", [])]
+    rules = [_rule("ingress", p, prefix_lists) for p in group.get("IpPermissions", [])]
+    rules += [_rule("egress", p, prefix_lists) for p in group.get("IpPermissionsEgress", [])]
     return Firewall(
         id=group["GroupId"],
         name=name_of(tags, group.get("GroupName") or group["GroupId"]),
@@ -258,13 +304,18 @@ def _firewall(group: Item, region: str) -> Firewall:
         description=group.get("Description"),
         network=group.get("VpcId"),
         rules=rules,
+        owned=owned,
     )
 
 
-def _rule(direction: str, permission: Item) -> FirewallRule:
+def _rule(direction: str, permission: Item, prefix_lists: dict[str, PrefixList]) -> FirewallRule:
     sources = [r["CidrIp"] for r in permission.get("IpRanges", [])]
     sources += [r["CidrIpv6"] for r in permission.get("Ipv6Ranges", [])]
-    sources += [p["PrefixListId"] for p in permission.get("PrefixListIds", [])]
+    named = [prefix_lists.get(p["PrefixListId"]) or PrefixList(id=p["PrefixListId"])
+             for p in permission.get("PrefixListIds", [])]
+    # A list that could not be read stays a source by its id: apply-firewall then says it cannot carry it.
+    sources += [source for prefix_list in named for source in (prefix_list.cidrs or [prefix_list.id])
+                if source not in sources]
     sources += [pair["GroupId"] for pair in permission.get("UserIdGroupPairs", []) if pair.get("GroupId")]
     return FirewallRule(
         direction=direction,
@@ -272,6 +323,7 @@ def _rule(direction: str, permission: Item) -> FirewallRule:
         port_from=permission.get("FromPort"),
         port_to=permission.get("ToPort"),
         sources=sources,
+        prefix_lists=named,
     )
 
 

@@ -35,17 +35,21 @@ COLLECTORS: list[tuple[str, str, bool]] = [
     ("elbv2", "providers.aws.elbv2", True),
     ("acm", "providers.aws.acm", True),
     ("unsupported", "providers.aws.unsupported", True),
+    ("tagged", "providers.aws.tagged", True),
     ("s3", "providers.aws.s3", False),
     ("route53", "providers.aws.route53", False),
+    ("iam", "providers.aws.iam", False),
 ]
 
 
 @dataclass
 class Found:
-    """What one collector found."""
+    """What one collector found: manifest resources, resources known to be unsupported, and
+    every resource carrying the selector's tags (``tagged.Tagged``), whatever its kind."""
 
     resources: list[Any] = field(default_factory=list)
     unsupported: list[Unsupported] = field(default_factory=list)
+    tagged: list[Any] = field(default_factory=list)
 
 
 def tag_dict(tags: Iterable[dict[str, Any]] | None) -> dict[str, str]:
@@ -128,7 +132,7 @@ class AwsInventory:
         self.workers = workers
 
     @classmethod
-    def from_config(cls, config: Any, **kwargs: Any) -> "AwsInventory":
+    def from_config(cls, config: Any, **kwargs: Any) -> AwsInventory:
         session = AwsSession(endpoint_url=config.source.endpoint_url, profile=config.source.profile)
         return cls(
             service=config.service,
@@ -185,14 +189,27 @@ class AwsInventory:
                 wait(pending)
                 raise _first_error(failed)
 
+        resources = [r for f in found for r in f.resources]
+        unsupported = [u for f in found for u in f.unsupported]
+        unsupported += _left_behind([t for f in found for t in f.tagged], resources, unsupported)
         manifest = Manifest(
             service=self.service,
             taken_at=now_iso(),
             source=SourceInfo(provider="aws", account=account["id"], regions=self.regions),
-            resources=[r for f in found for r in f.resources],
-            unsupported=[u for f in found for u in f.unsupported],
+            resources=resources,
+            unsupported=unsupported,
         )
         return manifest.canonical()
+
+
+def _left_behind(tagged: list[Any], resources: list[Any], unsupported: list[Unsupported]) -> list[Unsupported]:
+    """Tagged resources that no collector turned into a manifest resource: reported, never dropped."""
+    from providers.aws import tagged as tagged_module  # it imports this module (Context, Found)
+
+    return [
+        Unsupported(type=item.type, id=item.id, name=item.name, region=item.region, reason=tagged_module.reason(item.type))
+        for item in tagged_module.left_behind(tagged, resources, unsupported)
+    ]
 
 
 def _first_error(failed: list[Future[Any]]) -> BaseException:

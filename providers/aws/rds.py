@@ -29,7 +29,13 @@ def _database(ctx: Context, region: str, db: dict[str, Any]) -> Database | None:
         instance_class=db.get("DBInstanceClass"),
         storage_gib=db.get("AllocatedStorage"),
         endpoint=Endpoint(address=endpoint.get("Address"), port=endpoint.get("Port")) if endpoint else None,
+        replica_of=_source_id(db.get("ReadReplicaSourceDBInstanceIdentifier")),
     )
+
+
+def _source_id(source: str | None) -> str | None:
+    """A replica's source as the config names databases: the identifier (a cross-region source is an ARN)."""
+    return source.rsplit(":", 1)[-1] if source else None
 
 
 def _tags(ctx: Context, region: str, db: dict[str, Any]) -> dict[str, str]:

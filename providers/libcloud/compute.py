@@ -13,8 +13,8 @@ from libcloud.compute.base import NodeImage
 
 from failover.config import DEFAULT_FILE, ComputeSpec
 from failover.errors import ConfigError, FailoverError, Interrupted, OperationFailed, Problem, TransientError
-from failover.retry import retry_requests
 from failover.ports import FirewallInfo, FirewallRuleInfo, ImageInfo, LocationInfo, NodeInfo, SizeInfo
+from failover.retry import retry_requests
 from providers.libcloud.catalog import to_image_info, to_size_info
 from providers.libcloud.drivers import ADAPTERS, DriverSession, retried
 from providers.libcloud.firewalls import firewalls_for

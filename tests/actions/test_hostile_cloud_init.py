@@ -99,7 +99,7 @@ def test_a_database_name_never_becomes_a_line_of_the_restore_script(tmp_path: Pa
 
     from targetkit import database
 
-    from failover.actions.restore_databases import restore_script
+    from failover.databases.node import restore_script
     from failover.naming import DumpKey
 
     name = 'orders\ntouch /tmp/pwned\n$(touch /tmp/pwned2)"`touch /tmp/pwned3`'

@@ -463,3 +463,17 @@ def test_nodes_are_created_in_parallel(config, target, monkeypatch: pytest.Monke
 
     assert len(threads) > 1
     assert len(live_instances(target)) == 4
+
+
+def test_user_data_naming_the_old_public_addresses_is_a_warning_in_the_plan(config, target) -> None:
+    advertises = "#!/bin/sh\necho 'advertise 198.51.100.20' > /etc/motd\n"
+    snapshot = manifest(
+        node("web-1", "i-0001", public_ip="198.51.100.20", user_data=advertises),
+        node("web-2", "i-0002", public_ip="198.51.100.2", user_data="#!/bin/sh\necho 198.51.100.200\n"),
+    )
+    changes = ProvisionNodes().plan(context(config, snapshot), ProvisionNodesParams())
+
+    warnings = [c for c in changes if c.kind == "user_data"]
+    assert [(c.operation, c.name) for c in warnings] == [("check", "social-app-web-1")]  # .200 is not .20 nor .2
+    assert warnings[0].detail == ("warning: the user data names the source's address 198.51.100.20; "
+                                  "it is copied unchanged and will not point at the target")

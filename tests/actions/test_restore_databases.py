@@ -643,3 +643,17 @@ def test_secret_options_of_a_dsn_go_in_a_service_file_never_on_the_command_line(
     service = Path(env["PGSERVICEFILE"])
     assert service.read_text() == "[failover]\nsslpassword=KEY-SECRET\n" and service.stat().st_mode & 0o777 == 0o600
     assert env["PGSERVICE"] == "failover" and env["PGPASSWORD"] == "pw"
+
+
+def test_a_read_replica_is_left_behind_and_its_primary_restored(node_config, dumps) -> None:
+    """The replica has no dump of its own and needs none: never a second standalone copy."""
+    _, newer = store_dumps(node_config, dumps)
+    replica = database("orders-db-replica").model_copy(update={"replica_of": "orders-db"})
+    with_replica = manifest(database("orders-db"), replica)
+
+    changes = RestoreDatabases().plan(context(node_config, with_replica), params())
+
+    assert [(c.operation, c.name) for c in changes] == [("create", "social-app-orders-db"),
+                                                         ("none", "orders-db-replica")]
+    assert changes[1].detail == "read replica of orders-db: left behind; its primary is restored"
+    assert f"restores replica-failover-dumps/{newer}" in changes[0].detail

@@ -27,7 +27,7 @@ from failover.checks.runner import Report, run_checks
 from failover.errors import CredentialsRefused, FailoverError
 
 SCHEMA = xmlschema.XMLSchema(Path(__file__).with_name("junit.xsd"))
-BUILTIN = ["snapshot-age", "playbook-valid", "target-credentials", "target-location", "node-mapping", "replicas",
+BUILTIN = ["snapshot-age", "unsupported-acknowledged", "playbook-valid", "target-credentials", "target-location", "node-mapping", "replicas",
            "dns-mirror", "source-ttls", "database-dumps", "last-drill"]
 
 

@@ -201,7 +201,9 @@ def test_firewall_rules_list_ingress_and_egress_as_aws_gives_them(web, inventory
         "network": web.vpc,
         "rules": [
             {"direction": "egress", "protocol": "-1", "port_from": None, "port_to": None, "sources": ["0.0.0.0/0"]},
-            {"direction": "ingress", "protocol": "-1", "port_from": None, "port_to": None, "sources": [web.office]},
+            # a prefix list without entries stays a source by its id (apply-firewall says it cannot carry it)
+            {"direction": "ingress", "protocol": "-1", "port_from": None, "port_to": None, "sources": [web.office],
+             "prefix_lists": [{"id": web.office, "name": "office", "cidrs": []}]},
             {"direction": "ingress", "protocol": "tcp", "port_from": 443, "port_to": 443, "sources": ["0.0.0.0/0", "::/0"]},
             {"direction": "ingress", "protocol": "tcp", "port_from": 8000, "port_to": 8100, "sources": [web.lb_sg]},
         ],
@@ -405,3 +407,18 @@ def test_details_are_batched_and_user_data_fans_out(ec2):
     assert session.count("describe_subnets") == 1
     assert session.count("describe_instance_attribute") == len(nodes)
     assert all(thread.startswith("fanout") for _, thread in session.operations)
+
+
+def test_a_prefix_list_rule_lists_the_lists_cidrs_as_its_sources(ec2, web, inventory):
+    office = ec2.create_managed_prefix_list(
+        PrefixListName="branch-offices", MaxEntries=3, AddressFamily="IPv4",
+        Entries=[{"Cidr": "198.51.100.0/24"}, {"Cidr": "203.0.113.0/25"}])["PrefixList"]["PrefixListId"]
+    ec2.authorize_security_group_ingress(GroupId=web.web_sg, IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "PrefixListIds": [{"PrefixListId": office}]}])
+
+    manifest = inventory(SVC)
+
+    [ssh] = [rule for rule in manifest.find("firewall", web.web_sg).rules if rule.port_from == 22]
+    assert ssh.sources == ["198.51.100.0/24", "203.0.113.0/25"]
+    assert [p.model_dump() for p in ssh.prefix_lists] == [
+        {"id": office, "name": "branch-offices", "cidrs": ["198.51.100.0/24", "203.0.113.0/25"]}]
