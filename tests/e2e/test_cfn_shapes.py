@@ -149,3 +149,17 @@ def test_a_prefix_list_ingress_reaches_the_target_as_its_cidrs(world: EmulatedWo
     assert len(groups) == 1, list(world.security_groups())
     https = [p for p in groups[0]["IpPermissions"] if p.get("FromPort") == 443]
     assert {r["CidrIp"] for p in https for r in p.get("IpRanges", [])} == {c for c in cidrs if ":" not in c}
+
+
+@pytest.mark.parametrize("template", ["elastic-ip", "classic-elb-two-instances", "asg-classic-elb-log-bucket",
+                                      "bucket-lambda-trigger"])
+def test_other_shapes_plan_and_run_and_their_nodes_and_buckets_are_on_the_target(world: EmulatedWorld,
+                                                                                 template: str) -> None:
+    before = set(world.target_nodes())
+    taken, plan, run, manifest = fail_over(world, template)
+    assert_plan_predicts_run(plan, run)
+    nodes = [r for r in manifest["resources"] if r["kind"] == "node"]
+    assert len(set(world.target_nodes()) - before) == len(nodes)
+    buckets = [r["id"] for r in manifest["resources"] if r["kind"] == "bucket"]
+    assert {world.container_name(bucket) for bucket in buckets} <= set(world.containers())
+    assert sum(taken["left_behind"].values()) == taken["snapshot"]["counts"]["unsupported"]
