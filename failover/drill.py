@@ -34,13 +34,7 @@ from failover.config import Config
 from failover.dnsnames import check_prefix
 from failover.engine import DEFAULT_PARALLELISM, Engine, Observer, RunStatus, StepStatus
 from failover.engine.journal import RunRecord, StepRecord, now
-from failover.errors import (
-    FailoverError,
-    InputError,
-    Interrupted,
-    OperationFailed,
-    Problem,
-)
+from failover.errors import FailoverError, InputError, Interrupted, OperationFailed, Problem
 from failover.playbook import Playbook, Step
 from failover.ports import ComputeTarget, DnsTarget, FirewallRuleInfo, StorageTarget
 from failover.state import DrillRecord, StateStore, new_id

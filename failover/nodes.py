@@ -31,13 +31,7 @@ from failover.errors import (
     TransientError,
 )
 from failover.manifest import Firewall, Manifest, Node
-from failover.mapping import (
-    ImageChoice,
-    MappingResult,
-    SizeChoice,
-    map_nodes,
-    node_label,
-)
+from failover.mapping import ImageChoice, MappingResult, SizeChoice, map_nodes, node_label
 from failover.naming import node_names, slug
 from failover.ports import ComputeTarget, NodeInfo
 from failover.retry import in_context

@@ -11,16 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from failover.dnsnames import (
-    DEFAULT_TTL,
-    ZoneRename,
-    fqdn,
-    is_alias,
-    presentation,
-    record_problem,
-    same_values,
-    unique,
-)
+from failover.dnsnames import DEFAULT_TTL, ZoneRename, fqdn, is_alias, presentation, record_problem, same_values, unique
 from failover.ports import RecordSet
 
 ALIAS_TTL = 60  # an alias has no TTL of its own; AWS load balancers answer with 60 s

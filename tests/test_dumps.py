@@ -24,14 +24,7 @@ from failover.dsn import parse_dsn
 from failover.errors import ConfigError, InputError
 from failover.naming import DUMPS_BUCKET, dump_key
 from failover.ports import ObjectInfo
-from failover.replicate.dumps import (
-    DumpFailed,
-    check_dsn,
-    database_dsn,
-    dump_database,
-    prune,
-    store_dump,
-)
+from failover.replicate.dumps import DumpFailed, check_dsn, database_dsn, dump_database, prune, store_dump
 from failover.state import DumpRecord, StateStore
 from providers.libcloud.drivers import forget_adapters
 

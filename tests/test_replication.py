@@ -21,14 +21,7 @@ from failover.adapters import storage_target
 from failover.config import StorageSpec
 from failover.errors import OperationFailed, TransientError
 from failover.ports import ObjectInfo, SourceObject
-from failover.replicate.buckets import (
-    CopyProgress,
-    Replicator,
-    check_deletions,
-    plan_bucket,
-    refusal,
-    replica_status,
-)
+from failover.replicate.buckets import CopyProgress, Replicator, check_deletions, plan_bucket, refusal, replica_status
 from failover.state import ReplicaObject, StateStore
 from failover.testing.proxy import LatencyProxy
 from failover.testing.servers import MotoServer

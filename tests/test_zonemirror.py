@@ -16,14 +16,7 @@ from failover.adapters import dns_target
 from failover.config import DnsSpec
 from failover.manifest import DnsZone, Record
 from failover.ports import DnsTarget, RecordSet, ZoneInfo
-from failover.replicate.zones import (
-    MirrorRefused,
-    canonical_sets,
-    check_deletions,
-    digest,
-    mirror_zone,
-    sets_json,
-)
+from failover.replicate.zones import MirrorRefused, canonical_sets, check_deletions, digest, mirror_zone, sets_json
 from failover.state import StateStore
 from failover.testing.emulators import EmulatorMissing, PowerDns
 from providers.libcloud.drivers import forget_adapters

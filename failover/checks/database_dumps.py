@@ -11,16 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from failover.checks.base import (
-    CHECKS,
-    Check,
-    CheckContext,
-    Outcome,
-    failed,
-    passed,
-    plural,
-    summarize,
-)
+from failover.checks.base import CHECKS, Check, CheckContext, Outcome, failed, passed, plural, summarize
 from failover.clock import approx_duration
 from failover.databases.base import engine_for
 from failover.naming import DUMPS_BUCKET, dump_prefix, newest_dump

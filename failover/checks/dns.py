@@ -16,17 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from failover.checks.base import (
-    CHECKS,
-    Check,
-    CheckContext,
-    Outcome,
-    failed,
-    passed,
-    plural,
-    some,
-    summarize,
-)
+from failover.checks.base import CHECKS, Check, CheckContext, Outcome, failed, passed, plural, some, summarize
 from failover.clock import approx_duration
 from failover.dnsnames import ZoneRename, fqdn, read_zone, same_values, selected_zones
 from failover.keytext import shown

@@ -8,15 +8,7 @@ measured recovery time exceeded ``readiness.rto`` fails.
 
 from __future__ import annotations
 
-from failover.checks.base import (
-    CHECKS,
-    Check,
-    CheckContext,
-    Outcome,
-    failed,
-    passed,
-    warned,
-)
+from failover.checks.base import CHECKS, Check, CheckContext, Outcome, failed, passed, warned
 from failover.clock import approx_duration
 
 

@@ -14,16 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from failover.actions.base import ACTIONS
-from failover.checks.base import (
-    CHECKS,
-    Check,
-    CheckContext,
-    Outcome,
-    failed,
-    passed,
-    plural,
-    warned,
-)
+from failover.checks.base import CHECKS, Check, CheckContext, Outcome, failed, passed, plural, warned
 from failover.databases.base import engine_for
 from failover.databases.node import DB_IMAGE_NAME, database_node, node_problem
 from failover.errors import FailoverError

@@ -9,15 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from failover.checks.base import (
-    CHECKS,
-    Check,
-    CheckContext,
-    Outcome,
-    failed,
-    passed,
-    plural,
-)
+from failover.checks.base import CHECKS, Check, CheckContext, Outcome, failed, passed, plural
 from failover.errors import InputError, NotFound, Problem
 from failover.playbook import BUILTIN_NAME, builtin_playbooks, load_playbook
 

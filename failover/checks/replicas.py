@@ -11,15 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from failover.checks.base import (
-    CHECKS,
-    Check,
-    CheckContext,
-    Outcome,
-    passed,
-    plural,
-    summarize,
-)
+from failover.checks.base import CHECKS, Check, CheckContext, Outcome, passed, plural, summarize
 from failover.clock import approx_duration
 from failover.replicate.buckets import quote_keys, replica_status
 

@@ -14,17 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from failover.checks.base import (
-    FAIL,
-    PASS,
-    WARN,
-    Check,
-    CheckContext,
-    CheckResult,
-    Outcome,
-    ordered_checks,
-    redact,
-)
+from failover.checks.base import FAIL, PASS, WARN, Check, CheckContext, CheckResult, Outcome, ordered_checks, redact
 from failover.errors import FailoverError, Interrupted
 from failover.manifest import now_iso
 from failover.retry import in_context

@@ -2,14 +2,7 @@
 
 from __future__ import annotations
 
-from failover.checks.base import (
-    CHECKS,
-    Check,
-    CheckContext,
-    Outcome,
-    failed,
-    passed,
-)
+from failover.checks.base import CHECKS, Check, CheckContext, Outcome, failed, passed
 from failover.clock import approx_duration
 
 

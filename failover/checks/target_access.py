@@ -13,17 +13,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from failover.checks.base import (
-    CHECKS,
-    Check,
-    CheckContext,
-    Outcome,
-    failed,
-    passed,
-    plural,
-    some,
-    unset_secrets,
-)
+from failover.checks.base import CHECKS, Check, CheckContext, Outcome, failed, passed, plural, some, unset_secrets
 from failover.errors import FailoverError
 from failover.naming import DUMPS_BUCKET
 from failover.retry import in_context

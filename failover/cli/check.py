@@ -29,15 +29,7 @@ from failover.checks.base import FAIL, PASS, WARN, CheckContext, ordered_checks
 from failover.checks.junit import write_junit
 from failover.checks.playbook_valid import require_playbook
 from failover.checks.runner import Report, run_checks
-from failover.cli.common import (
-    ConfigOption,
-    JsonOption,
-    MetricsOption,
-    load,
-    open_state,
-    print_json,
-    table_console,
-)
+from failover.cli.common import ConfigOption, JsonOption, MetricsOption, load, open_state, print_json, table_console
 from failover.errors import ExitCode, InputError, NotFound, NotReady, Problem
 from failover.metrics import check_path, write_check_metrics
 from failover.playbook import parse_var_args

@@ -9,14 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from failover.cli.common import (
-    ConfigOption,
-    JsonOption,
-    console,
-    open_state,
-    print_json,
-    table_console,
-)
+from failover.cli.common import ConfigOption, JsonOption, console, open_state, print_json, table_console
 from failover.cli.run import (
     ParallelismOption,
     PlaybookArgument,

@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.live import Live
@@ -30,10 +30,10 @@ PlaybookArgument = Annotated[str, typer.Argument(help="A playbook file, or the n
 RunArgument = Annotated[str, typer.Argument(help="Run id, an unambiguous prefix of one, or latest.")]
 TargetOption = Annotated[str, typer.Option("--target", "-t", help="The target profile of the config to fail over to.")]
 SnapshotOption = Annotated[
-    Optional[str], typer.Option("--snapshot", help="The snapshot to work from (default: the latest).", show_default=False)
+    str | None, typer.Option("--snapshot", help="The snapshot to work from (default: the latest).", show_default=False)
 ]
 VarOption = Annotated[
-    Optional[list[str]], typer.Option("--var", help="Set or override a playbook var: KEY=VALUE (repeatable).", show_default=False)
+    list[str] | None, typer.Option("--var", help="Set or override a playbook var: KEY=VALUE (repeatable).", show_default=False)
 ]
 ParallelismOption = Annotated[int, typer.Option("--parallelism", "-p", min=1, help="At most this many steps at once.")]
 RollbackOption = Annotated[bool, typer.Option("--rollback-on-failure", help="Undo what the run created if it fails.")]
@@ -97,7 +97,7 @@ def run(
 def resume(
     run: RunArgument,
     parallelism: Annotated[
-        Optional[int], typer.Option("--parallelism", "-p", min=1, help="At most this many steps at once (default: the run's).")
+        int | None, typer.Option("--parallelism", "-p", min=1, help="At most this many steps at once (default: the run's).")
     ] = None,
     rollback_on_failure: RollbackOption = False,
     config_file: ConfigOption = None,

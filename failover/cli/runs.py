@@ -9,15 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from failover.cli.common import (
-    ConfigOption,
-    JsonOption,
-    console,
-    load,
-    open_state,
-    print_json,
-    table_console,
-)
+from failover.cli.common import ConfigOption, JsonOption, console, load, open_state, print_json, table_console
 from failover.engine.journal import Journal
 
 app = typer.Typer()

@@ -63,7 +63,7 @@ def restore_script(database: Database, dump: DumpKey, container: str, url: str |
     engine = engine_for(database.engine)
     dump_file = f"{DUMP_DIR}/{slug(database.name) or 'database'}{dump.suffix}"
     source = f"{container}/{dump.key}"
-    missing = (f"failover: copy {_one_line(source)} from the target storage to {dump_file}, "
+    missing = (f"failover: copy {comment_text(source)} from the target storage to {dump_file}, "
                f"then run {script_path(database)} again")
     header = [
         "#!/bin/sh",
@@ -88,10 +88,6 @@ def restore_script(database: Database, dump: DumpKey, container: str, url: str |
     ]
     return "\n".join([*header, *engine.node_install(database), *fetch, *engine.node_restore()]) + "\n"
 
-
-def _one_line(text: str) -> str:
-    """Text from the source in a message: control and non-ASCII characters escaped (``\\n``), one line."""
-    return text.encode("unicode_escape").decode("ascii")
 
 
 

@@ -29,14 +29,7 @@ from failover.engine.journal import APPLIED, DONE, Journal, RunRecord, RunStatus
 from failover.engine.lock import Holder, ServiceLock
 from failover.engine.observer import Observer
 from failover.engine.scheduler import Outcome, Scheduler, Task
-from failover.engine.steps import (
-    ApplyPass,
-    DryRunPass,
-    Plan,
-    PlanPass,
-    StepPass,
-    UndoPass,
-)
+from failover.engine.steps import ApplyPass, DryRunPass, Plan, PlanPass, StepPass, UndoPass
 from failover.errors import InputError, Interrupted, NotFound, Problem
 from failover.playbook import Playbook
 from failover.retry import DEFAULT_BACKOFF, Backoff

@@ -30,13 +30,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from failover.dnsnames import (
-    TargetZone,
-    ZoneRename,
-    fqdn,
-    read_zone,
-    value_key,
-)
+from failover.dnsnames import TargetZone, ZoneRename, fqdn, read_zone, value_key
 from failover.errors import OperationFailed
 from failover.manifest import DnsZone, now_iso
 from failover.ports import DnsTarget, RecordSet

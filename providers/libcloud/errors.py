@@ -16,20 +16,9 @@ from contextlib import contextmanager
 
 import requests
 from libcloud.common.exceptions import BaseHTTPError, RateLimitReachedError
-from libcloud.common.types import (
-    InvalidCredsError,
-    LibcloudError,
-    ProviderError,
-    ServiceUnavailableError,
-)
+from libcloud.common.types import InvalidCredsError, LibcloudError, ProviderError, ServiceUnavailableError
 
-from failover.errors import (
-    CredentialsRefused,
-    FailoverError,
-    OperationFailed,
-    ProviderUnreachable,
-    TransientError,
-)
+from failover.errors import CredentialsRefused, FailoverError, OperationFailed, ProviderUnreachable, TransientError
 
 # Some drivers only put the status in the message: "status_code=503", "Unexpected status code: 400",
 # "(HTTP Code: 409)", "(code: 404)".

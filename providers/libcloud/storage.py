@@ -56,11 +56,7 @@ from typing import Any
 from urllib.parse import quote
 
 from libcloud.common.exceptions import exception_from_message
-from libcloud.storage.types import (
-    ContainerAlreadyExistsError,
-    ContainerDoesNotExistError,
-    ObjectDoesNotExistError,
-)
+from libcloud.storage.types import ContainerAlreadyExistsError, ContainerDoesNotExistError, ObjectDoesNotExistError
 from libcloud.utils.xml import fixxpath
 
 from failover.config import DEFAULT_FILE, StorageSpec

@@ -11,15 +11,7 @@ from pathlib import Path
 
 import boto3
 import pytest
-from targetkit import (
-    SERVICE,
-    compute_spec,
-    context,
-    live_instances,
-    tags_of,
-    user_data_of,
-    write_config,
-)
+from targetkit import SERVICE, compute_spec, context, live_instances, tags_of, user_data_of, write_config
 
 from failover.actions.provision_nodes import ProvisionNodes, ProvisionNodesParams
 from failover.cloudinit import RULESET_PATH, cloud_config_parts

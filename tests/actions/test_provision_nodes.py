@@ -295,10 +295,7 @@ def test_a_security_group_missing_from_the_snapshot_fails_the_plan(no_firewall_a
 def test_digitalocean_gets_the_nftables_cloud_init_tags_and_the_mapped_size(tmp_path: Path) -> None:
     from libcloud.compute.drivers.digitalocean import DigitalOceanNodeDriver
 
-    from failover.testing.libcloud_fixtures import (
-        ensure_libcloud_test_secrets,
-        recorded_responses,
-    )
+    from failover.testing.libcloud_fixtures import ensure_libcloud_test_secrets, recorded_responses
     from providers.libcloud.drivers import forget_adapters
 
     ensure_libcloud_test_secrets()

@@ -29,7 +29,7 @@ from targetkit import (
 )
 
 from failover.actions.restore_databases import RestoreDatabases, RestoreDatabasesParams
-from failover.cloudinit import cloud_config_parts
+from failover.cloudinit import cloud_config_parts, comment_text
 from failover.databases.base import rds_instance_class_shape as instance_class_shape
 from failover.databases.node import database_node, node_problem, restore_script
 from failover.databases.postgres import postgres_major
@@ -559,12 +559,12 @@ def test_names_keys_and_containers_reach_the_root_script_as_data(tmp_path: Path)
     lines = script.splitlines()
     assert not any(line.lstrip().startswith(("touch", "`", ";")) for line in lines)
     assert [line for line in lines if "$(touch" in line and not line.startswith("#")] == [
-        line for line in lines if line.startswith(("DUMP_URL=", "  printf"))
+        line for line in lines if line.startswith("DUMP_URL=")  # single-quoted: a word, never run
     ]
     # What the node prints when the dump is missing, run as the node would: printed, never run.
     [missing] = [line for line in lines if line.startswith("  printf")]
     printed = subprocess.run(["sh", "-c", missing], capture_output=True, text=True, check=True).stderr
-    assert f"{container}/{dump.key}".replace("\n", "\\n") in printed and not marker.exists()
+    assert comment_text(f"{container}/{dump.key}") in printed and not marker.exists()
 
 
 # -- DSNs of any shape: the password never on pg_restore's command line, never in a message ---

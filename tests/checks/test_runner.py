@@ -12,16 +12,7 @@ import pytest
 import xmlschema
 from checkkit import SECRETS, Kit
 
-from failover.checks.base import (
-    CHECKS,
-    Check,
-    CheckContext,
-    CheckResult,
-    Outcome,
-    ordered_checks,
-    passed,
-    warned,
-)
+from failover.checks.base import CHECKS, Check, CheckContext, CheckResult, Outcome, ordered_checks, passed, warned
 from failover.checks.junit import junit_xml, write_junit
 from failover.checks.runner import Report, run_checks
 from failover.errors import CredentialsRefused, FailoverError

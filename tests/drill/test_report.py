@@ -13,13 +13,7 @@ import pytest
 
 from failover.drill import DrillResult, StepTiming
 from failover.errors import InputError
-from failover.report import (
-    duration,
-    render_html,
-    render_markdown,
-    render_timeline,
-    write_reports,
-)
+from failover.report import duration, render_html, render_markdown, render_timeline, write_reports
 from failover.state import DrillRecord
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -143,9 +137,7 @@ def test_durations_read_as_people_say_them() -> None:
 
 
 def test_html_in_names_is_text_in_the_markdown_report() -> None:
-    from markdown_it import (
-        MarkdownIt,  # what rich renders Markdown with; GitHub's renderer is CommonMark too
-    )
+    from markdown_it import MarkdownIt  # what rich renders Markdown with; GitHub's renderer is CommonMark too
 
     drill = result(status="teardown_failed", clean=False)
     drill.differences = [

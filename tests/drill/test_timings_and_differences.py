@@ -5,13 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from failover.drill import (
-    check_drill_prefix,
-    describe_difference,
-    differences,
-    recovery_time,
-    step_timings,
-)
+from failover.drill import check_drill_prefix, describe_difference, differences, recovery_time, step_timings
 from failover.engine import RunStatus, StepStatus
 from failover.engine.journal import RunRecord, StepRecord
 from failover.errors import InputError

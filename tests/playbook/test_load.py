@@ -9,14 +9,7 @@ import pytest
 
 from failover.config import load_config
 from failover.errors import InputError, NotFound, PlaybookError
-from failover.playbook import (
-    MAX_BYTES,
-    Playbook,
-    builtin_playbooks,
-    find_cycles,
-    load_playbook,
-    parse_var_args,
-)
+from failover.playbook import MAX_BYTES, Playbook, builtin_playbooks, find_cycles, load_playbook, parse_var_args
 
 GOOD = Path(__file__).parent / "good"
 

@@ -5,15 +5,7 @@ from __future__ import annotations
 import pytest
 
 from failover.errors import OperationFailed
-from failover.templates import (
-    Ref,
-    TemplateError,
-    evaluate_when,
-    find_refs,
-    parse,
-    resolve,
-    resolve_env,
-)
+from failover.templates import Ref, TemplateError, evaluate_when, find_refs, parse, resolve, resolve_env
 
 VARS = {"dns_ttl": 60, "name": "web", "flag": True, "mode": "drill", "zone": {"name": "example.com."}}
 OUTPUTS = {

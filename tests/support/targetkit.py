@@ -18,15 +18,7 @@ import yaml
 
 from failover.actions.base import ActionContext
 from failover.config import Config, load_config
-from failover.manifest import (
-    Database,
-    Endpoint,
-    Firewall,
-    FirewallRule,
-    Manifest,
-    Node,
-    SourceInfo,
-)
+from failover.manifest import Database, Endpoint, Firewall, FirewallRule, Manifest, Node, SourceInfo
 from failover.targets import Targets
 from failover.testing.ec2_shim import MotoEC2NodeDriver
 from failover.testing.servers import MotoServer
