@@ -3,7 +3,7 @@ config accepts their types."""
 
 from __future__ import annotations
 
-from checkkit import Kit
+from checkkit import Kit, manifest
 
 from failover.manifest import Unsupported
 
@@ -13,7 +13,8 @@ def left(type_: str, resource_id: str) -> Unsupported:
 
 
 def snapshot_with(kit: Kit, *unsupported: Unsupported) -> None:
-    kit.store.save_snapshot(kit.snapshot().model_copy(update={"unsupported": list(unsupported)}))
+    """The only snapshot (two taken in one second have no order between them)."""
+    kit.store.save_snapshot(manifest().model_copy(update={"unsupported": list(unsupported)}))
 
 
 def test_nothing_left_behind_passes(kit: Kit) -> None:
