@@ -151,16 +151,17 @@ def _from_arn(arn: str, tags: dict[str, str], region: str | None) -> Tagged:
     return Tagged(type=cfn_type(arn), id=arn, region=parse_arn(arn)[1] or region, name=tags.get("Name"))
 
 
+def _selected(ctx: Context, region: str, items: Iterable[dict[str, Any]], arn_key: str, tags_key: str) -> list[Tagged]:
+    """The listed items that carry the selector's tags, each named by its ARN."""
+    return [_from_arn(item[arn_key], tags, region) for item in items
+            if ctx.selected(tags := tag_dict(item.get(tags_key)))]
+
+
 def _tagging_api(ctx: Context, region: str) -> list[Tagged]:
     filters = [{"Key": key, "Values": [value]} for key, value in ctx.selector.items()]
     pages = ctx.session.pages("resourcegroupstaggingapi", region, "get_resources", TagFilters=filters)
-    out = []
-    for page in pages:
-        for mapping in page.get("ResourceTagMappingList", []):
-            tags = tag_dict(mapping.get("Tags"))
-            if ctx.selected(tags):
-                out.append(_from_arn(mapping["ResourceARN"], tags, region))
-    return out
+    mappings = (mapping for page in pages for mapping in page.get("ResourceTagMappingList", []))
+    return _selected(ctx, region, mappings, "ResourceARN", "Tags")
 
 
 def _ec2(ctx: Context, region: str) -> list[Tagged]:
@@ -216,14 +217,10 @@ def _elbv2(ctx: Context, region: str) -> list[Tagged]:
             for lb in page.get("LoadBalancers", [])]
     groups = [group for page in _target_group_pages(ctx, region) for group in page.get("TargetGroups", [])]
     arns += [group["TargetGroupArn"] for group in groups]
-    out = []
-    for chunk in batches(arns, ELBV2_ARNS_PER_REQUEST):
-        answer = ctx.session.call("elbv2", region, "describe_tags", ResourceArns=chunk)
-        for item in (answer or {}).get("TagDescriptions", []):
-            tags = tag_dict(item.get("Tags"))
-            if ctx.selected(tags):
-                out.append(_from_arn(item["ResourceArn"], tags, region))
-    return out
+    answers = (ctx.session.call("elbv2", region, "describe_tags", ResourceArns=chunk)
+               for chunk in batches(arns, ELBV2_ARNS_PER_REQUEST))
+    items = (item for answer in answers for item in (answer or {}).get("TagDescriptions", []))
+    return _selected(ctx, region, items, "ResourceArn", "Tags")
 
 
 def _target_group_pages(ctx: Context, region: str) -> list[dict[str, Any]]:
@@ -248,13 +245,8 @@ def _sns_tags(ctx: Context, region: str, arn: str) -> list[dict[str, str]]:
 
 def _rds(ctx: Context, region: str) -> list[Tagged]:
     pages = ctx.session.pages("rds", region, "describe_db_instances")
-    out = []
-    for page in pages:
-        for db in page.get("DBInstances", []):
-            tags = tag_dict(db.get("TagList"))
-            if ctx.selected(tags):
-                out.append(_from_arn(db["DBInstanceArn"], tags, region))
-    return out
+    databases = (db for page in pages for db in page.get("DBInstances", []))
+    return _selected(ctx, region, databases, "DBInstanceArn", "TagList")
 
 
 def distinct(items: Iterable[Tagged]) -> list[Tagged]:
