@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from clikit import snapshot_taken
 from prometheus_client.parser import text_string_to_metric_families
 
 from failover.metrics import SERIES
@@ -53,22 +53,6 @@ def umask(mask: int) -> Iterator[None]:
         os.umask(old)
 
 
-@contextmanager
-def snapshot_taken(world: EmulatedWorld, when: str) -> Iterator[None]:
-    """The latest snapshot rewritten as taken at ``when``; put back afterwards."""
-    database = sqlite3.connect(world.state_dir / "state.db")
-    try:
-        snapshot_id, taken_at, manifest = database.execute(
-            "SELECT id, taken_at, manifest FROM snapshots ORDER BY taken_at DESC LIMIT 1").fetchone()
-        older = json.dumps({**json.loads(manifest), "taken_at": when})
-        with database:
-            database.execute("UPDATE snapshots SET taken_at = ?, manifest = ? WHERE id = ?", (when, older, snapshot_id))
-        yield
-    finally:
-        with database:
-            database.execute("UPDATE snapshots SET taken_at = ?, manifest = ? WHERE id = ?",
-                             (taken_at, manifest, snapshot_id))
-        database.close()
 
 
 @pytest.mark.slow

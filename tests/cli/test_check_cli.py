@@ -20,16 +20,15 @@ from __future__ import annotations
 import base64
 import json
 import os
-import sqlite3
 import textwrap
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 import xmlschema
 import yaml
+from clikit import snapshot_taken
 
 from failover.adapters import dns_target
 from failover.config import DnsSpec
@@ -109,22 +108,6 @@ def variant_config(world: EmulatedWorld, name: str, **profile_changes: Any) -> P
     return path
 
 
-@contextmanager
-def snapshot_taken(world: EmulatedWorld, when: str) -> Iterator[None]:
-    """The latest snapshot rewritten as taken at ``when``; put back afterwards."""
-    database = sqlite3.connect(world.state_dir / "state.db")
-    try:
-        snapshot_id, taken_at, manifest = database.execute(
-            "SELECT id, taken_at, manifest FROM snapshots ORDER BY taken_at DESC LIMIT 1").fetchone()
-        older = json.dumps({**json.loads(manifest), "taken_at": when})
-        with database:
-            database.execute("UPDATE snapshots SET taken_at = ?, manifest = ? WHERE id = ?", (when, older, snapshot_id))
-        yield
-    finally:
-        with database:
-            database.execute("UPDATE snapshots SET taken_at = ?, manifest = ? WHERE id = ?",
-                             (taken_at, manifest, snapshot_id))
-        database.close()
 
 
 @pytest.mark.slow
