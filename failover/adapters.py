@@ -32,6 +32,7 @@ from failover.ports import (
 
 SOURCE_PROVIDERS: dict[str, str] = {
     "aws": "providers.aws.source:AwsSource",
+    "libcloud": "providers.libcloud.source:LibcloudSource",
 }
 
 # capability -> factory; every target capability goes through libcloud drivers today.

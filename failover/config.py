@@ -11,7 +11,16 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from failover.clock import parse_duration
 from failover.errors import ConfigError, InputError, Problem
@@ -22,6 +31,7 @@ ANY_REF = re.compile(r"\$\{([^}]*)\}")
 DRIVER_NAME = re.compile(r"^(?:[a-z][a-z0-9_]*|[A-Za-z_][\w.]*:[A-Za-z_]\w*)$")
 
 DEFAULT_FILE = "failover.yaml"
+LIBCLOUD_SOURCE = "libcloud"  # source.provider of a source read through libcloud drivers
 STATE_DSN = re.compile(r"^\s*(?:postgres(?:ql)?://|\$\{env:[A-Za-z_][A-Za-z0-9_]*\}\s*$)")
 
 
@@ -47,7 +57,22 @@ def _check_refs(value: Any) -> Any:
 
 
 class Selector(Strict):
-    tags: dict[str, str] = Field(min_length=1)
+    # AWS needs tags (Source checks it); a libcloud source may select nodes by name_prefix instead.
+    tags: dict[str, str] = Field(default_factory=dict)
+    # libcloud sources only (see Source): nodes by name, containers by name or prefix, zones by name.
+    name_prefix: str | None = Field(default=None, min_length=1)
+    containers: list[str] = Field(default_factory=list)
+    container_prefix: str | None = Field(default=None, min_length=1)
+    zones: list[str] = Field(default_factory=list)
+
+    @field_validator("zones")
+    @classmethod
+    def _zones(cls, value: list[str]) -> list[str]:
+        return [name if name.endswith(".") else name + "." for name in (item.strip().lower() for item in value)]
+
+    def libcloud_only(self) -> list[str]:
+        """The keys set here that only a libcloud source reads."""
+        return [key for key in ("name_prefix", "containers", "container_prefix", "zones") if getattr(self, key)]
 
     @field_validator("tags", mode="before")
     @classmethod
@@ -59,33 +84,6 @@ class Selector(Strict):
                     raise ValueError(f"tag {key!r} needs a plain value")
                 out[str(key)] = item if isinstance(item, str) else str(item).lower() if isinstance(item, bool) else str(item)
             return out
-        return value
-
-
-class Source(Strict):
-    provider: str = "aws"  # a name of failover.adapters' source registry
-    regions: list[str] = Field(min_length=1)
-    select: Selector
-    endpoint_url: str | None = None
-    profile: str | None = None
-
-    @field_validator("provider")
-    @classmethod
-    def _provider(cls, value: str) -> str:
-        from failover.adapters import source_provider_names
-
-        if value not in (known := source_provider_names()):
-            raise ValueError(f"unknown source provider {value!r}; known: {', '.join(map(repr, known))}")
-        return value
-
-    @field_validator("regions")
-    @classmethod
-    def _regions(cls, value: list[str]) -> list[str]:
-        bad = [r for r in value if not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d", r)]
-        if bad:
-            raise ValueError(f"not an AWS region: {', '.join(bad)}")
-        if len(set(value)) != len(value):
-            raise ValueError("a region is listed twice")
         return value
 
 
@@ -108,6 +106,12 @@ class DriverSpec(Strict):
 
 class ComputeSpec(DriverSpec):
     location: str | None = None
+
+
+class SourceComputeSpec(DriverSpec):
+    """A libcloud source's compute driver; ``locations`` (ids or names), when given, keep only their nodes."""
+
+    locations: list[str] = Field(default_factory=list)
 
 
 class StorageSpec(DriverSpec):
@@ -137,6 +141,76 @@ class DnsSpec(DriverSpec):
                 raise ValueError(f"{name!r} is not a host name (like ns1.example.net.)")
             names.append(name if name.endswith(".") else name + ".")
         return names
+
+
+class Source(Strict):
+    provider: str = "aws"  # a name of failover.adapters' source registry
+    # AWS: the regions to read (at least one). libcloud: none (each capability's driver names its own).
+    regions: list[str] = Field(default_factory=list, validate_default=True)
+    select: Selector
+    endpoint_url: str | None = None
+    profile: str | None = None
+    # provider: libcloud only: a libcloud driver per capability (compute is optional too).
+    compute: SourceComputeSpec | None = None
+    storage: DriverSpec | None = None
+    dns: DriverSpec | None = None
+
+    @field_validator("provider")
+    @classmethod
+    def _provider(cls, value: str) -> str:
+        from failover.adapters import source_provider_names
+
+        if value not in (known := source_provider_names()):
+            raise ValueError(f"unknown source provider {value!r}; known: {', '.join(map(repr, known))}")
+        return value
+
+    @field_validator("regions")
+    @classmethod
+    def _regions(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        if info.data.get("provider") == LIBCLOUD_SOURCE:
+            if value:
+                raise ValueError("a libcloud source has no regions: its drivers' options and compute.locations say where")
+            return value
+        if not value:
+            raise ValueError("at least 1 region is needed")
+        bad = [r for r in value if not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d", r)]
+        if bad:
+            raise ValueError(f"not an AWS region: {', '.join(bad)}")
+        if len(set(value)) != len(value):
+            raise ValueError("a region is listed twice")
+        return value
+
+    @field_validator("select")
+    @classmethod
+    def _select(cls, value: Selector, info: ValidationInfo) -> Selector:
+        if info.data.get("provider") == LIBCLOUD_SOURCE:
+            return value
+        if not value.tags:
+            raise ValueError("tags: at least 1 tag is needed")
+        if value.libcloud_only():
+            raise ValueError(f"{', '.join(value.libcloud_only())}: only a libcloud source reads these")
+        return value
+
+    @field_validator("compute", "storage", "dns")
+    @classmethod
+    def _libcloud_only(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is not None and info.data.get("provider", LIBCLOUD_SOURCE) != LIBCLOUD_SOURCE:
+            raise ValueError(f"only a libcloud source names drivers (source.provider: {LIBCLOUD_SOURCE})")
+        return value
+
+    @model_validator(mode="after")
+    def _libcloud_complete(self) -> Source:
+        if self.provider != LIBCLOUD_SOURCE:
+            return self
+        if self.compute is None and self.storage is None and self.dns is None:
+            raise ValueError("a libcloud source needs at least one of compute, storage, dns")
+        if self.compute is not None and not (self.select.tags or self.select.name_prefix):
+            raise ValueError("select: nodes are selected by tags or name_prefix; give one")
+        if self.storage is not None and not (self.select.containers or self.select.container_prefix):
+            raise ValueError("select: buckets are containers selected by containers or container_prefix; give one")
+        if self.dns is not None and not self.select.zones:
+            raise ValueError("select: zones names the DNS zones to read; give it")
+        return self
 
 
 class TargetProfile(Strict):

@@ -203,6 +203,16 @@ class SourceInfo(_Model):
     provider: str
     account: str | None
     regions: list[str]
+    # What the source's drivers cannot tell ("node.user_data" -> why): those fields are null (or
+    # empty) in the resources, never guessed; plan says so. Written only when not empty.
+    unknown: dict[str, str] = Field(default_factory=dict)
+
+    @model_serializer(mode="wrap")
+    def _written(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)
+        if not data.get("unknown"):
+            data.pop("unknown", None)
+        return data
 
 
 class Manifest(_Model):
