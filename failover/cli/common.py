@@ -83,6 +83,17 @@ def print_left_behind(counts: dict[str, int], accepted: list[str] | None = None)
     console.print(table)
 
 
+def print_unknown(unknown: dict[str, str]) -> None:
+    """What the source's drivers could not tell (null in the snapshot, never guessed), on stderr."""
+    if not unknown:
+        return
+    from rich.markup import escape
+
+    console.print("not known from the source (null in the snapshot, not guessed):")
+    for name, why in sorted(unknown.items()):
+        console.print(f"  {escape(name)}: {escape(why)}")
+
+
 def print_json(document: Any) -> None:
     sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
     sys.stdout.flush()

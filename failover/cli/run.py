@@ -15,7 +15,16 @@ from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 
-from failover.cli.common import ConfigOption, JsonOption, console, load, open_state, print_json, print_left_behind
+from failover.cli.common import (
+    ConfigOption,
+    JsonOption,
+    console,
+    load,
+    open_state,
+    print_json,
+    print_left_behind,
+    print_unknown,
+)
 from failover.cli.runs import print_run, styled
 from failover.config import Config
 from failover.engine import DEFAULT_PARALLELISM, Engine, Observer, Plan, RunStatus
@@ -60,6 +69,7 @@ def plan(
     else:
         print_plan(result, only_changes=False)
         print_left_behind(result.left_behind, config.readiness.accept_unsupported)
+        print_unknown(result.unknown)
     _fail_on_plan_errors(result)
 
 

@@ -70,7 +70,8 @@ class Engine:
         self._schedule([Task(step.id) for step in playbook.steps], planning, parallelism, keep_going=True)
         self.observer.run_ended()
         steps = [planning.plans[step.id] for step in playbook.steps if step.id in planning.plans]
-        return Plan(playbook.name, target, snapshot_id, steps, manifest.left_behind() if manifest else {})
+        return Plan(playbook.name, target, snapshot_id, steps, manifest.left_behind() if manifest else {},
+                    unknown=dict(manifest.source.unknown) if manifest else {})
 
     def check(self, playbook: Playbook, *, target: str, snapshot: str | None = None) -> str | None:
         """What ``start`` checks before anything runs (the target profile, the actions, the

@@ -200,14 +200,18 @@ class Plan:
     snapshot: str | None
     steps: list[StepPlan]
     left_behind: dict[str, int] = field(default_factory=dict)  # unsupported resources of the snapshot, per type
+    unknown: dict[str, str] = field(default_factory=dict)  # what the source could not tell (field -> why)
 
     @property
     def failed(self) -> list[StepPlan]:
         return [step for step in self.steps if step.status == "failed"]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"playbook": self.playbook, "target": self.target, "snapshot": self.snapshot,
-                "steps": [step.to_dict() for step in self.steps], "left_behind": self.left_behind}
+        document = {"playbook": self.playbook, "target": self.target, "snapshot": self.snapshot,
+                    "steps": [step.to_dict() for step in self.steps], "left_behind": self.left_behind}
+        if self.unknown:
+            document["unknown"] = self.unknown
+        return document
 
 
 class PlanPass(StepPass):
