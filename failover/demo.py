@@ -39,6 +39,7 @@ TAGS = {"service": SERVICE}
 # What the sample service leaves behind (its DynamoDB table and SQS queue), accepted in its config.
 ACCEPTED_UNSUPPORTED = ["AWS::DynamoDB::Table", "AWS::SQS::Queue"]
 TARGET = "fallback"
+SOURCES = ("aws", "libcloud")  # how `failover demo --from` reads the source
 BUCKET = "social-app-media"
 ZONE = "social.example."
 PLAYBOOK = "standard"
@@ -265,6 +266,8 @@ class EmbeddedClouds:
     app: HealthServer
     storage: dict[str, Any] | None = None  # the profile's storage spec; None: local disk in workdir
     dns: dict[str, Any] | None = None  # the profile's DNS spec; None: the file DNS driver in workdir
+    # "aws": the source is read as an AWS account; "libcloud": through libcloud drivers (see SOURCES)
+    source_kind: str = "aws"
 
     @property
     def config_file(self) -> Path:
@@ -277,6 +280,26 @@ class EmbeddedClouds:
     @property
     def dns_file(self) -> Path:
         return self.workdir / "target-dns.json"
+
+    @property
+    def source_storage_dir(self) -> Path:
+        return self.workdir / "source-storage"
+
+    @property
+    def source_dns_file(self) -> Path:
+        return self.workdir / "source-dns.json"
+
+    def libcloud_source(self, service: str) -> dict[str, Any]:
+        """``source.provider: libcloud``: compute through libcloud's EC2 driver on the first moto_server
+        (an EC2-compatible cloud), objects on local disk, DNS in a zone file."""
+        credentials = {"key": "demo", "secret": "demo", "host": "127.0.0.1", "port": self.source.port, "secure": False}
+        return {
+            "provider": "libcloud",
+            "compute": {"driver": COMPUTE_DRIVER, "options": credentials},
+            "storage": {"driver": "local", "options": {"key": str(self.source_storage_dir)}},
+            "dns": {"driver": DNS_DRIVER, "options": {"path": str(self.source_dns_file)}},
+            "select": {"tags": {"service": service}, "containers": [BUCKET], "zones": [ZONE]},
+        }
 
     def target_profile(self) -> dict[str, Any]:
         from failover.databases.node import DB_IMAGE_NAME
@@ -295,6 +318,9 @@ class EmbeddedClouds:
         self.storage_dir.mkdir(exist_ok=True)
         source = {"provider": "aws", "regions": regions or REGIONS, "select": {"tags": {"service": service}},
                   "endpoint_url": self.source.url}
+        if self.source_kind == "libcloud":
+            self.source_storage_dir.mkdir(exist_ok=True)
+            source = self.libcloud_source(service)
         config = {"service": service, "state": str(self.workdir / "state"), "source": source}
         config["targets"] = {TARGET: self.target_profile()}
         config["readiness"] = {"accept_unsupported": list(ACCEPTED_UNSUPPORTED)}
@@ -311,10 +337,38 @@ class EmbeddedClouds:
         self.source.stop()
         if answers(self.source.url):
             raise RuntimeError(f"the source at {self.source.url} still answers after it was stopped")
+        if self.source_kind == "libcloud":  # its storage and DNS are gone with it
+            for path in (self.source_storage_dir, self.source_dns_file):
+                if path.exists():
+                    path.rename(path.with_name(path.name + ".terminated"))
+
+    def copy_to_libcloud_source(self) -> None:
+        """The sample service's bucket and zone, as seeded on the mock AWS account, onto the libcloud
+        source's storage and DNS (written through failover's own libcloud adapters): the service then
+        lives on a cloud that failover reads only through libcloud."""
+        from failover.config import DnsSpec, StorageSpec
+        from providers.libcloud.dns import LibcloudDns
+        from providers.libcloud.storage import LibcloudStorage
+
+        s3 = self.source_client("s3")
+        storage = LibcloudStorage(StorageSpec(driver="local", options={"key": str(self.source_storage_dir)}))
+        storage.ensure_container(BUCKET)
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET):
+            for item in page.get("Contents", []):
+                answer = s3.get_object(Bucket=BUCKET, Key=item["Key"])
+                storage.upload_stream(BUCKET, item["Key"], [answer["Body"].read()], answer.get("ContentType"))
+        route53 = self.source_client("route53")
+        zone_id = next(zone["Id"] for zone in route53.list_hosted_zones()["HostedZones"] if zone["Name"] == ZONE)
+        dns = LibcloudDns(DnsSpec(driver=DNS_DRIVER, options={"path": str(self.source_dns_file)}))
+        zone = dns.create_zone(ZONE)
+        for record in route53.list_resource_record_sets(HostedZoneId=zone_id)["ResourceRecordSets"]:
+            if record["Type"] not in ("SOA", "NS"):  # the zone file has its own
+                values = [value["Value"] for value in record.get("ResourceRecords", [])]
+                dns.set_record(zone, record["Name"], record["Type"], record.get("TTL", 300), values)
 
 
 @contextmanager
-def embedded_clouds(workdir: Path) -> Iterator[EmbeddedClouds]:
+def embedded_clouds(workdir: Path, source_kind: str = "aws") -> Iterator[EmbeddedClouds]:
     """Start the source, the compute target and the app; stop every one of them on the way
     out, however it is left (an error, Ctrl-C)."""
     from failover.testing.servers import MotoServer
@@ -327,7 +381,7 @@ def embedded_clouds(workdir: Path) -> Iterator[EmbeddedClouds]:
             servers.append(server.start())
         app = HealthServer()
         stack.callback(app.stop)
-        yield EmbeddedClouds(workdir, servers[0], servers[1], app.start())
+        yield EmbeddedClouds(workdir, servers[0], servers[1], app.start(), source_kind=source_kind)
 
 
 @contextmanager

@@ -58,16 +58,24 @@ def demo(
         typer.Option("--keep", metavar="DIR", show_default=False,
                      help="Keep the demo's files (config, state, target storage and DNS) in DIR, a new directory."),
     ] = None,
+    source: Annotated[
+        str,
+        typer.Option("--from", metavar="SOURCE",
+                     help="How the source is read: aws (a mock AWS account) or libcloud (libcloud drivers: an "
+                          "EC2-compatible compute API, objects on disk, DNS in a zone file)."),
+    ] = "aws",
     json_out: JsonOption = False,
 ) -> None:
     """The whole story offline on embedded mock clouds: a sample service on a mock AWS account is
     inventoried and replicated, the account is terminated, and the service fails over to other clouds."""
+    _check_source(source)
     _check_packages()
     _check_keep(keep)
     world.fake_credentials()
     warnings.filterwarnings("ignore", message=world.LOCAL_DISK_WARNING)
     story = Story()
-    with _workdir(keep) as workdir, world.temporary_files_in(workdir / "tmp"), world.embedded_clouds(workdir) as clouds:
+    with _workdir(keep) as workdir, world.temporary_files_in(workdir / "tmp"), \
+            world.embedded_clouds(workdir, source) as clouds:
         report = story.tell(clouds)
     if json_out:
         print_json(report)
@@ -81,6 +89,12 @@ def _check_packages() -> None:
     missing = [package for module, package in DEMO_PACKAGES.items() if importlib.util.find_spec(module) is None]
     if missing:
         raise OperationFailed(f"the demo needs {', '.join(missing)}: pip install 'failover[demo]'")
+
+
+def _check_source(source: str) -> None:
+    if source not in world.SOURCES:
+        raise InputError([Problem(file="arguments", field="--from",
+                                  message=f"{source!r} is not a demo source (known: {', '.join(world.SOURCES)})")])
 
 
 def _check_keep(keep: Path | None) -> None:
@@ -116,17 +130,22 @@ class Story:
         console.print(f"[bold]failover demo[/]: every cloud runs on this machine; the config is {escape(str(config_file))}")
         commands = Commands(config_file)
 
-        with self.chapter("seed", SEED):
+        through_libcloud = clouds.source_kind == "libcloud"
+        with self.chapter("seed", LIBCLOUD_SEED if through_libcloud else SEED):
             warming = world.warm_up(clouds.compute)
             world.seed_sample_service(clouds.source_client)
             expected_objects = world.source_objects(clouds.source_client("s3"), world.BUCKET)
-        with self.chapter("inventory", INVENTORY):
+            if through_libcloud:
+                clouds.copy_to_libcloud_source()
+        with self.chapter("inventory", LIBCLOUD_INVENTORY if through_libcloud else INVENTORY):
             snapshot = commands.run("inventory")
             console.print(f"   snapshot {snapshot['snapshot']['id']}: {_counts(snapshot['snapshot']['counts'])}")
         with self.chapter("replicate", REPLICATE):
             replication = replicate(config_file)
-            dump = world.place_dump(config_file, "orders-db", "postgres")
-            console.print(f"   and the newest dump of orders-db, stored as {escape(dump)}")
+            dump = None
+            if not through_libcloud:  # read through libcloud, the service has no database to dump
+                dump = world.place_dump(config_file, "orders-db", "postgres")
+                console.print(f"   and the newest dump of orders-db, stored as {escape(dump)}")
         with self.chapter("drill", DRILL):
             drill = commands.run("drill", world.PLAYBOOK, "--target", world.TARGET, "--var", f"health_url={clouds.app.url}")
             console.print(f"   recovery time {drill['rto_s']:.1f}s (objective {drill['rto_objective_s'] / 60:.0f}m), "
@@ -172,7 +191,8 @@ class Story:
         dns = {"changed": changed, "served": served, "rewritten_to_new_ips": world.check_cutover(changed, served, new_ips)}
         objects = world.verify_objects(targets.storage, world.BUCKET, expected_objects)
         objects["read_from"] = outputs.get("data", {}).get(world.BUCKET, {}).get("source")
-        source = {**watch.to_dict(), "terminated": not world.answers(clouds.source.url)}
+        source = {**watch.to_dict(), "terminated": not world.answers(clouds.source.url),
+                  "provider": manifest.source.provider}
         return {
             "service": manifest.service,
             "ok": objects["ok"] and dns["rewritten_to_new_ips"] and not source["reachable_during_run"],
@@ -190,6 +210,11 @@ SEED = ("A mock AWS account (moto_server) runs [bold]social-app[/]: web nodes, a
         "region, a bucket, a zone, a Postgres database, a load balancer, a certificate, a queue and a table; "
         "a staging service beside it.")
 INVENTORY = "Every region and service of the account read into a snapshot, kept off the provider:"
+LIBCLOUD_SEED = ("The same service on a cloud failover reads only through [bold]libcloud[/] (source.provider: libcloud): "
+                 "its nodes behind an EC2-compatible compute API (moto_server, libcloud's EC2 driver), its bucket as a "
+                 "container on disk (libcloud's local driver), its zone in a zone file (a libcloud DNS driver).")
+LIBCLOUD_INVENTORY = ("The nodes selected by their tags, the container and the zone by name, read through the three "
+                      "libcloud drivers into the same provider-neutral snapshot:")
 REPLICATE = "Replicas kept on the target ahead of time: the bucket and the zone, incrementally and verified,"
 DRILL = ("A drill while the account still runs: the real playbook into names of their own (drill-social-app-..., "
          "drill.social.example.), health-checked, timed, then torn down:")
@@ -316,7 +341,7 @@ def _run_summary(run: dict[str, Any], timeline: world.Timeline) -> dict[str, Any
     }
 
 
-def _replication_summary(document: dict[str, Any], dump: str) -> dict[str, Any]:
+def _replication_summary(document: dict[str, Any], dump: str | None) -> dict[str, Any]:
     buckets = document.get("buckets", {}).get("items", [])
     fields = ("bucket", "container", "objects", "copied", "bytes")
     return {
