@@ -26,6 +26,7 @@ NODE_READERS: dict[str, str] = {
     "ec2": "providers.libcloud.source.ec2:Ec2Nodes",
     "digitalocean": "providers.libcloud.source.digitalocean:DigitalOceanNodes",
     "vultr": "providers.libcloud.source.vultr:VultrNodes",
+    "gce": "providers.libcloud.source.gce:GceNodes",
 }
 ENTRY_POINT_GROUP = "failover.libcloud_node_readers"
 
@@ -101,6 +102,8 @@ class NodeReader:
     def size(self, node: Any) -> SizeFacts:
         size_id = _id_of(node.size) or _first_id(node.extra or {}, SIZE_KEYS) or "unknown"
         native = node.size if hasattr(node.size, "ram") else self.sizes().get(size_id)
+        if native is None:  # GCE names a node's size where the size list is keyed by number
+            native = next((size for size in self.sizes().values() if size.name == size_id), None)
         info = to_size_info(native, self.driver.type) if native is not None else None
         extra = node.extra or {}
         specs = extra.get("specs") if isinstance(extra.get("specs"), dict) else {}

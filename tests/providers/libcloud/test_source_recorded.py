@@ -19,11 +19,15 @@ from providers.libcloud.source.inventory import LibcloudInventory
 
 ensure_libcloud_test_secrets()
 
+from libcloud.common.google import GoogleBaseAuthConnection  # noqa: E402
 from libcloud.compute.drivers.digitalocean import DigitalOcean_v2_NodeDriver  # noqa: E402
+from libcloud.compute.drivers.gce import GCENodeDriver  # noqa: E402
 from libcloud.compute.drivers.linode import LinodeNodeDriverV4  # noqa: E402
 from libcloud.compute.drivers.vultr import VultrNodeDriverV2  # noqa: E402
 from libcloud.dns.drivers.digitalocean import DigitalOceanDNSDriver  # noqa: E402
+from libcloud.test.common.test_google import GoogleAuthMockHttp, GoogleTestCase  # noqa: E402
 from libcloud.test.compute.test_digitalocean_v2 import DigitalOceanComputeMockHttp  # noqa: E402
+from libcloud.test.compute.test_gce import GCEMockHttp  # noqa: E402
 from libcloud.test.compute.test_linode_v4 import LinodeMockHttpV4  # noqa: E402
 from libcloud.test.compute.test_vultr_v2 import VultrMockHttpV2  # noqa: E402
 from libcloud.test.dns.test_digitalocean import DigitalOceanDNSMockHttp  # noqa: E402
@@ -91,6 +95,42 @@ class TaggedVultrMockHttp(VultrMockHttpV2):
         return OK[0], json.dumps(data), OK[1], OK[2]
 
 
+class LabelledGceMockHttp(GCEMockHttp):
+    """The recorded instance of us-central1-a, labelled like a service's and given user data."""
+
+    def _zones_us_central1_a_instances(self, method, url, body, headers):
+        data = json.loads(self.fixtures.load("zones_us-central1-a_instances.json"))
+        for item in data["items"]:
+            item["labels"] = {"service": "social-app"}
+            item.setdefault("metadata", {})["items"] = [{"key": "user-data", "value": "#cloud-config\n"}]
+        return OK[0], json.dumps(data), self.json_hdr, OK[2]
+
+
+class _NoAssertions:
+    """GCEMockHttp asserts on a unittest case it is given; here the assertions are the test's own."""
+
+    def assertEqual(self, *args: object) -> None:  # noqa: N802 - unittest's name
+        return None
+
+
+@pytest.fixture
+def gce(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    """The GCE driver on its recordings, with libcloud's own stand-ins for Google's OAuth (its
+    GoogleTestCase patchers: no token file, no clock, no metadata server)."""
+    monkeypatch.setattr(GoogleBaseAuthConnection, "conn_class", GoogleAuthMockHttp)
+    monkeypatch.setattr(LabelledGceMockHttp, "test", _NoAssertions(), raising=False)
+    patchers = [getattr(GoogleTestCase, name) for name in dir(GoogleTestCase) if name.endswith("_patcher")]
+    for patcher in patchers:
+        patcher.start()
+    try:
+        with recorded_responses(GCENodeDriver, LabelledGceMockHttp):
+            yield {"user_id": "email@developer.gserviceaccount.com", "key": "key", "project": "project_name",
+                   "auth_type": "IA", "datacenter": "us-central1-a"}
+    finally:
+        for patcher in patchers:
+            patcher.stop()
+
+
 @pytest.fixture
 def digitalocean() -> Iterator[None]:
     with recorded_responses(DigitalOcean_v2_NodeDriver, TaggedDropletsMockHttp):
@@ -116,9 +156,10 @@ def vultr() -> Iterator[None]:
         yield
 
 
-def inventory(driver: str | None, select: Selector, *, locations: list[str] | None = None, dns: str | None = None):
-    compute = SourceComputeSpec(driver=driver, options={"key": "recorded-token"}, locations=locations or []) \
-        if driver else None
+def inventory(driver: str | None, select: Selector, *, locations: list[str] | None = None, dns: str | None = None,
+              options: dict[str, str] | None = None):
+    options = options or {"key": "recorded-token"}
+    compute = SourceComputeSpec(driver=driver, options=options, locations=locations or []) if driver else None
     dns_spec = DriverSpec(driver=dns, options={"key": "recorded-token"}) if dns else None
     return LibcloudInventory("social-app", select, compute=compute, dns=dns_spec).inventory().to_dict()
 
@@ -193,3 +234,24 @@ def test_digitalocean_zone_with_every_record(digitalocean_dns) -> None:
 def test_a_zone_the_source_lacks_is_an_input_error_naming_it(digitalocean_dns) -> None:
     with pytest.raises(ConfigError, match="source.select.zones.*no zone 'nope.example.' on the source"):
         inventory(None, Selector(zones=["nope.example"]), dns="digitalocean")
+
+
+def test_gce_service_by_labels_with_zone_size_image_user_data_and_firewalls(gce) -> None:
+    manifest = inventory("gce", Selector(tags={"service": "social-app"}), options=gce)
+
+    node, *firewalls = manifest["resources"]
+    assert {key: node[key] for key in ("name", "region", "tags", "instance_type", "vcpus", "memory_mib", "image_id",
+                                       "image_description", "private_ip", "public_ip", "user_data")} == {
+        "name": "node-name", "region": "us-central1-a", "tags": {"service": "social-app"},
+        "instance_type": "n1-standard-1", "vcpus": 1, "memory_mib": 3840, "image_id": "debian-7-wheezy-v20131120",
+        "image_description": "Debian GNU/Linux 7.2 (wheezy) built on 2013-11-20", "private_ip": "10.240.72.75",
+        "public_ip": "23.236.58.15", "user_data": "#cloud-config\n",
+    }
+    # the default network's firewalls without target tags apply to it; none is the service's own
+    assert {firewall["name"] for firewall in firewalls} == {"default-allow-internal", "default-ssh"}
+    assert node["firewalls"] == sorted(firewall["id"] for firewall in firewalls)
+    ssh = next(firewall for firewall in firewalls if firewall["name"] == "default-ssh")
+    assert ssh["owned"] is False and ssh["rules"] == [
+        {"direction": "ingress", "protocol": "tcp", "port_from": 22, "port_to": 22, "sources": ["0.0.0.0/0"]}]
+    assert set(manifest["source"].get("unknown", {})) == {"node.architecture"}
+    assert inventory("gce", Selector(tags={"service": "other"}), options=gce)["resources"] == []
