@@ -25,7 +25,7 @@ def profile_problems(config: Config, name: str | None = None) -> list[Problem]:
         profiles = {name: config.target(name)} if name is not None else dict(config.targets)
     except ConfigError as exc:
         return exc.problems
-    problems = []
+    problems = source_driver_problems(config) if name is None else []
     for profile_name, profile in profiles.items():
         for capability in CAPABILITIES:
             spec = getattr(profile, capability)
@@ -36,6 +36,21 @@ def profile_problems(config: Config, name: str | None = None) -> list[Problem]:
                 resolve_driver(capability, spec.driver, file=str(config.path), field=".".join(loc[:-1]))
             except ConfigError as exc:
                 problems += [config.problem(loc, problem.message) for problem in exc.problems]
+    return problems
+
+
+def source_driver_problems(config: Config) -> list[Problem]:
+    """The drivers a libcloud source names (``source.compute/storage/dns``) that do not resolve."""
+    problems = []
+    for capability in CAPABILITIES:
+        spec = getattr(config.source, capability, None)
+        if spec is None:
+            continue
+        loc = ("source", capability, "driver")
+        try:
+            resolve_driver(capability, spec.driver, file=str(config.path), field=".".join(loc[:-1]))
+        except ConfigError as exc:
+            problems += [config.problem(loc, problem.message) for problem in exc.problems]
     return problems
 
 

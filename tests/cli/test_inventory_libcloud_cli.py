@@ -48,3 +48,13 @@ def test_an_unset_secret_exits_2_naming_the_field(tmp_path: Path) -> None:
     done = inventory(tmp_path)
     assert done.returncode == 2, done.stderr
     assert "source.compute.options.secret" in done.stderr and "SRC_SECRET is not set" in done.stderr
+
+
+def test_validate_resolves_the_source_drivers_without_the_network(tmp_path: Path) -> None:
+    path = write_config(tmp_path)
+    text = path.read_text().replace("failover.testing.ec2_shim:MotoEC2NodeDriver", "digitalocen")
+    path.write_text(text + "targets:\n  fallback:\n    compute: {driver: digitalocean, options: {key: x}}\n")
+    done = subprocess.run([*FAILOVER, "validate", "standard", "--config", str(path)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2, done.stderr
+    assert "source.compute.driver: 'digitalocen' is neither a libcloud provider name" in done.stderr
