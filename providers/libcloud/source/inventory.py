@@ -6,6 +6,7 @@ name, with every record set). What a driver cannot tell is null in the manifest 
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -22,7 +23,7 @@ from providers.libcloud.storage import LibcloudStorage
 PROVIDER = "libcloud"
 GONE_STATES = frozenset({"terminated"})
 GLOBAL = "global"  # the region of what a driver does not place (containers of most providers, zones)
-WORKERS = 8  # containers counted in parallel (each thread has its own driver)
+WORKERS = 8  # nodes read and containers counted in parallel (each thread has its own driver)
 
 
 class LibcloudInventory:
@@ -101,10 +102,7 @@ class LibcloudInventory:
         for firewall in firewalls:
             seen.setdefault(firewall.id, firewall)
 
-        nodes = []
-        for item in chosen:  # one after the other: a libcloud driver is not shared between threads
-            with session.translating(f"read node {item[0].id}"):
-                nodes.append(retry_requests(lambda item=item: _node(reader, *item, of_node)))
+        nodes = self._read_nodes(session, reader, chosen, of_node)
         unknown = {}
         if reader.user_data_unknown and nodes:
             unknown["node.user_data"] = f"{spec.driver}: {reader.user_data_unknown}"
@@ -115,6 +113,32 @@ class LibcloudInventory:
         for field in missing:
             unknown[f"node.{field}"] = f"{spec.driver}: not stated for every node (null where it is not)"
         return [*nodes, *seen.values()], unknown
+
+    @staticmethod
+    def _read_nodes(
+        session: DriverSession, reader: NodeReader, chosen: list[tuple[Any, str, str]], of_node: dict[str, list[str]]
+    ) -> list[Node]:
+        """Each chosen node read in full (its user data, its image: a request or two each), in
+        parallel: a reader per thread over that thread's own driver (a libcloud driver is not
+        shared between threads), the catalogues listed once and shared."""
+        if not chosen:
+            return []
+        with session.translating("list sizes"):
+            retry_requests(reader.sizes)
+        local = threading.local()
+
+        def here() -> NodeReader:
+            found = getattr(local, "reader", None)
+            if found is None:
+                found = local.reader = reader_for(session.driver, reader.name).sharing(reader)
+            return found
+
+        def read(item: tuple[Any, str, str]) -> Node:
+            with session.translating(f"read node {item[0].id}"):
+                return retry_requests(lambda: _node(here(), *item, of_node))
+
+        with ThreadPoolExecutor(max_workers=min(WORKERS, len(chosen))) as pool:
+            return list(pool.map(read, chosen))
 
     def _selected(self, reader: NodeReader, node: Any) -> bool:
         tags = reader.tags(node)

@@ -128,6 +128,13 @@ class NodeReader:
 
     # -- catalogues ----------------------------------------------------------------------
 
+    def sharing(self, other: NodeReader) -> NodeReader:
+        """This reader with ``other``'s catalogues: sizes listed once, images looked up once (a
+        reader per thread, each over its thread's driver)."""
+        self._sizes = other.sizes()
+        self._images = other._images
+        return self
+
     def sizes(self) -> dict[str, Any]:
         """The driver's sizes by id, listed once (a driver without a size list gives none)."""
         if self._sizes is None:
