@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from failover.manifest import Firewall, FirewallRule
+from failover.manifest import Firewall, FirewallRule, Unsupported
 from providers.libcloud.source.readers import Firewalls, NodeReader
 
 FIREWALLS_PATH = "/v2/firewalls"
@@ -23,7 +23,7 @@ class DigitalOceanNodes(NodeReader):
     def firewalls(self, nodes: list[Any], selector: dict[str, str], region: str) -> Firewalls:
         node_tags = {str(node.id): set((node.extra or {}).get("tags") or ()) for node in nodes}
         of_node: dict[str, list[str]] = {node_id: [] for node_id in node_tags}
-        found = []
+        found, refused = [], []
         for item in self._all_firewalls():
             applies_to = {str(droplet) for droplet in item.get("droplet_ids") or ()}
             tags = set(item.get("tags") or ())
@@ -33,14 +33,22 @@ class DigitalOceanNodes(NodeReader):
             for node in nodes_of:
                 of_node[node].append(str(item["id"]))
             labels = dict(_split(tag) for tag in item.get("tags") or ())
-            rules = [_rule("ingress", rule, rule.get("sources")) for rule in item.get("inbound_rules") or ()]
-            rules += [_rule("egress", rule, rule.get("destinations")) for rule in item.get("outbound_rules") or ()]
+            rules = []
+            written = [("ingress", rule, "sources") for rule in item.get("inbound_rules") or ()]
+            written += [("egress", rule, "destinations") for rule in item.get("outbound_rules") or ()]
+            for direction, rule, peers in written:
+                try:
+                    rules.append(_rule(direction, rule, rule.get(peers)))
+                except (TypeError, ValueError, AttributeError) as exc:
+                    refused.append(Unsupported(
+                        type="digitalocean:firewall-rule", id=str(item["id"]), name=str(item.get("name") or ""),
+                        region=region, reason=f"{direction} rule left out (the node admits less): cannot read it: {exc}"))
             found.append(Firewall(
                 id=str(item["id"]), name=str(item.get("name") or item["id"]), region=region, tags=labels,
                 owned=all(labels.get(key) == value for key, value in selector.items()) if selector else False,
                 rules=rules,
             ))
-        return Firewalls(firewalls=found, of_node=of_node)
+        return Firewalls(firewalls=found, of_node=of_node, refused=refused)
 
     def _all_firewalls(self) -> list[dict[str, Any]]:
         items, page = [], 1

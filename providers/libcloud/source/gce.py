@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from failover.manifest import Firewall, FirewallRule
+from failover.manifest import Firewall, FirewallRule, Unsupported
 from providers.libcloud.source.readers import Firewalls, ImageFacts, NodeReader
 from providers.libcloud.values import labels_of
 
@@ -48,7 +48,7 @@ class GceNodes(NodeReader):
 
     def firewalls(self, nodes: list[Any], selector: dict[str, str], region: str) -> Firewalls:
         of_node: dict[str, list[str]] = {str(node.id): [] for node in nodes}
-        found = []
+        found, refused = [], []
         for firewall in self.driver.ex_list_firewalls():
             network = getattr(firewall.network, "name", firewall.network)
             targets = set(firewall.target_tags or ())
@@ -58,10 +58,16 @@ class GceNodes(NodeReader):
                 continue
             for node in applies:
                 of_node[str(node.id)].append(str(firewall.id))
+            try:
+                rules = _rules(firewall)
+            except (TypeError, ValueError, AttributeError) as exc:
+                rules = []
+                refused.append(Unsupported(type="gce:firewall-rule", id=str(firewall.id), name=str(firewall.name),
+                                           region="global", reason=f"rules left out (the node admits less): {exc}"))
             found.append(Firewall(id=str(firewall.id), name=str(firewall.name), region="global", owned=False,
                                   description=(firewall.extra or {}).get("description") or None,
-                                  network=str(network), rules=_rules(firewall)))
-        return Firewalls(firewalls=found, of_node=of_node)
+                                  network=str(network), rules=rules))
+        return Firewalls(firewalls=found, of_node=of_node, refused=refused)
 
 
 def _networks(node: Any) -> set[str]:

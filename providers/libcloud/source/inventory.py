@@ -12,7 +12,7 @@ from typing import Any
 
 from failover.config import Config, DnsSpec, DriverSpec, Selector, SourceComputeSpec, StorageSpec
 from failover.errors import ConfigError, Problem
-from failover.manifest import Bucket, DnsZone, Manifest, Node, Record, SourceInfo, now_iso
+from failover.manifest import Bucket, DnsZone, Manifest, Node, Record, SourceInfo, Unsupported, now_iso
 from failover.ports import Progress, no_progress
 from failover.retry import retry_requests
 from providers.libcloud.dns import LibcloudDns, fqdn
@@ -46,12 +46,14 @@ class LibcloudInventory:
 
     def inventory(self, progress: Progress = no_progress) -> Manifest:
         resources: list[Any] = []
+        unsupported: list[Unsupported] = []
         unknown: dict[str, str] = {}
         drivers: list[str] = []
         if self.compute is not None:
             progress("start", "nodes")
-            nodes, node_unknown = self._nodes(self.compute)
+            nodes, node_unknown, refused = self._nodes(self.compute)
             resources += nodes
+            unsupported += refused
             unknown.update(node_unknown)
             drivers.append(f"compute: {self.compute.driver}")
             progress("done", "nodes", len(nodes))
@@ -69,11 +71,12 @@ class LibcloudInventory:
             progress("done", "zones", len(zones))
         regions = sorted({resource.region for resource in resources} - {GLOBAL})
         source = SourceInfo(provider=PROVIDER, account=", ".join(drivers), regions=regions, unknown=unknown)
-        return Manifest(service=self.service, taken_at=now_iso(), source=source, resources=resources).canonical()
+        return Manifest(service=self.service, taken_at=now_iso(), source=source, resources=resources,
+                        unsupported=unsupported).canonical()
 
     # -- nodes ---------------------------------------------------------------------------
 
-    def _nodes(self, spec: SourceComputeSpec) -> tuple[list[Any], dict[str, str]]:
+    def _nodes(self, spec: SourceComputeSpec) -> tuple[list[Any], dict[str, str], list[Unsupported]]:
         session = source_session(DriverSession("compute", spec, file=self.file, field="source.compute"))
         reader = reader_for(session.driver, spec.driver)
         with session.translating("list nodes"):
@@ -91,13 +94,14 @@ class LibcloudInventory:
         by_region: dict[str, list[Any]] = {}
         for node, _, region in chosen:
             by_region.setdefault(region, []).append(node)
-        firewalls, of_node, firewalls_unknown = [], {}, None
+        firewalls, of_node, firewalls_unknown, refused = [], {}, None, []
         with session.translating("read firewalls"):
             for region, nodes in by_region.items():
                 found = retry_requests(lambda nodes=nodes, region=region: reader.firewalls(nodes, self.select.tags, region))
                 firewalls += found.firewalls
                 of_node.update(found.of_node)
                 firewalls_unknown = found.unknown
+                refused += found.refused
         seen = {}
         for firewall in firewalls:
             seen.setdefault(firewall.id, firewall)
@@ -112,7 +116,7 @@ class LibcloudInventory:
                           if getattr(node, field) is None})
         for field in missing:
             unknown[f"node.{field}"] = f"{spec.driver}: not stated for every node (null where it is not)"
-        return [*nodes, *seen.values()], unknown
+        return [*nodes, *seen.values()], unknown, list({(item.id, item.reason): item for item in refused}.values())
 
     @staticmethod
     def _read_nodes(

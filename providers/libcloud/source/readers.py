@@ -17,7 +17,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from failover.adapters import load_object
-from failover.manifest import Firewall
+from failover.manifest import Firewall, Unsupported
 from providers.libcloud.catalog import to_image_info, to_size_info
 from providers.libcloud.values import labels_of
 
@@ -45,6 +45,9 @@ class Firewalls:
     firewalls: list[Firewall] = field(default_factory=list)
     of_node: dict[str, list[str]] = field(default_factory=dict)
     unknown: str | None = None
+    # rules that cannot be read (a port that is no number): left out of their firewall (the
+    # node admits less) and listed in the manifest's ``unsupported``, each with why
+    refused: list[Unsupported] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

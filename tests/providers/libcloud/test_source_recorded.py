@@ -43,6 +43,7 @@ DO_FIREWALLS = {
             {"protocol": "tcp", "ports": "80", "sources": {"addresses": ["0.0.0.0/0", "::/0"]}},
             {"protocol": "tcp", "ports": "8000-8080", "sources": {"addresses": ["10.0.0.5"]}},
             {"protocol": "tcp", "ports": "22", "sources": {"tags": ["bastion"]}},
+            {"protocol": "tcp", "ports": "80;rm -rf /", "sources": {"addresses": ["0.0.0.0/0"]}},  # hostile: refused
         ],
         "outbound_rules": [
             {"protocol": "tcp", "ports": "all", "destinations": {"addresses": ["0.0.0.0/0"]}},
@@ -186,6 +187,10 @@ def test_digitalocean_service_by_tags_with_sizes_image_and_firewall(digitalocean
         {"direction": "ingress", "protocol": "tcp", "port_from": 80, "port_to": 80, "sources": ["0.0.0.0/0", "::/0"]},
         {"direction": "ingress", "protocol": "tcp", "port_from": 8000, "port_to": 8080, "sources": ["10.0.0.5/32"]},
     ]
+    (refused,) = manifest["unsupported"]  # the rest of the firewall is carried
+    assert (refused["type"], refused["id"], refused["name"]) == (
+        "digitalocean:firewall-rule", "bb4b2611-3d72-467b-8602-280330ecd65c", "social-web")
+    assert "ingress rule left out (the node admits less)" in refused["reason"]
     # what the driver cannot tell is null and said, never guessed
     assert set(manifest["source"]["unknown"]) == {"node.user_data", "node.architecture"}
 
