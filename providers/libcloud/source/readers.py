@@ -30,6 +30,8 @@ NODE_READERS: dict[str, str] = {
 }
 ENTRY_POINT_GROUP = "failover.libcloud_node_readers"
 
+# Where drivers keep a node's tags or labels in ``Node.extra``, most specific first.
+LABEL_KEYS = ("labels", "tags", "metadata")
 # Where drivers keep the place a node runs in, in ``Node.extra``.
 LOCATION_KEYS = ("availability", "zone", "location", "region", "datacenter", "availability_zone")
 # Where drivers keep a node's size id in ``Node.extra`` when ``Node.size`` is not set.
@@ -85,7 +87,10 @@ class NodeReader:
     def tags(self, node: Any) -> dict[str, str]:
         """The node's tags or labels as a dict; ``key:value`` strings split at the first colon,
         a string without one is a key whose value is empty."""
-        return labels_of(node.extra or {})
+        extra = node.extra or {}
+        # the first place that holds any (an OpenStack node lists empty ``tags`` beside its ``metadata``)
+        found = next((key for key in LABEL_KEYS if extra.get(key)), None)
+        return labels_of({found: extra[found]}) if found else {}
 
     def location(self, node: Any) -> str | None:
         """Where the node runs, as the driver writes it (an id or a name)."""

@@ -90,3 +90,15 @@ def test_a_node_reader_is_registered_by_the_driver_s_provider_name(monkeypatch: 
     assert type(readers.reader_for(Driver(), "mycloud")) is _Nodes
     Driver.type = "othercloud"
     assert type(readers.reader_for(Driver(), "othercloud")) is readers.NodeReader
+
+
+def test_tags_come_from_the_first_place_that_holds_any() -> None:
+    class Node:
+        extra = {"tags": [], "metadata": {"service": "social-app"}}  # OpenStack's shape
+
+    reader = readers.NodeReader(driver=None, name="openstack")
+    assert reader.tags(Node()) == {"service": "social-app"}
+    Node.extra = {"labels": {"a": "1"}, "tags": ["b:2"]}
+    assert reader.tags(Node()) == {"a": "1"}
+    Node.extra = {"tags": ["role:web", "edge"]}
+    assert reader.tags(Node()) == {"role": "web", "edge": ""}
