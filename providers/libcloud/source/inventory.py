@@ -81,16 +81,16 @@ class LibcloudInventory:
         reader = reader_for(session.driver, spec.driver)
         with session.translating("list nodes"):
             listed = retry_requests(lambda: list(session.driver.list_nodes()))
-            places = _location_ids(session.driver)
         chosen = []
-        for node in listed:
-            state = str(getattr(node.state, "value", node.state) or "unknown").lower()
-            if state in GONE_STATES or not self._selected(reader, node):
-                continue
-            region = _region(reader, node, places)
-            if spec.locations and not ({region, reader.location(node)} & set(spec.locations)):
-                continue
-            chosen.append((node, state, region))
+        with session.translating("list locations"):  # where a driver names a node's region by name
+            for node in listed:
+                state = str(getattr(node.state, "value", node.state) or "unknown").lower()
+                if state in GONE_STATES or not self._selected(reader, node):
+                    continue
+                region = reader.region(node)
+                if spec.locations and not ({region, reader.location(node)} & set(spec.locations)):
+                    continue
+                chosen.append((node, state, region))
         by_region: dict[str, list[Any]] = {}
         for node, _, region in chosen:
             by_region.setdefault(region, []).append(node)
@@ -210,32 +210,9 @@ def zone_resource(zone: Any, record_sets: list[Any]) -> DnsZone:
     return DnsZone(id=zone.id, name=fqdn(zone.domain), region=GLOBAL, records=records)
 
 
-def _location_ids(driver: Any) -> dict[str, str]:
-    """Every way the driver names a location (id, name) -> its id: DigitalOcean writes a
-    droplet's region by name, a profile by slug."""
-    try:
-        locations = driver.list_locations()
-    except NotImplementedError:
-        return {}
-    ids = {}
-    for location in locations:
-        ids[str(location.name)] = str(location.id)
-        ids[str(location.id)] = str(location.id)
-    return ids
-
-
-def _region(reader: NodeReader, node: Any, places: dict[str, str]) -> str:
-    own = getattr(reader, "region", None)
-    if own is not None:
-        return own(node)
-    written = reader.location(node)
-    return places.get(written or "", written or GLOBAL)
-
-
 def _node(reader: NodeReader, node: Any, state: str, region: str, of_node: dict[str, list[str]]) -> Node:
     size, image = reader.size(node), reader.image(node)
     private, public = reader.addresses(node)
-    zone = getattr(reader, "zone", None)
     tags = reader.tags(node)
     return Node(
         id=str(node.id), name=str(node.name or tags.get("Name") or node.id), region=region, tags=tags,
@@ -244,5 +221,5 @@ def _node(reader: NodeReader, node: Any, state: str, region: str, of_node: dict[
         architecture=image.architecture or size.architecture,
         private_ip=private, public_ip=public if state == "running" else None,
         firewalls=of_node.get(str(node.id), []), volumes=[], root_volume_gib=size.disk_gib,
-        user_data=reader.user_data(node), state=state, zone=zone(node) if zone else None,
+        user_data=reader.user_data(node), state=state, zone=reader.zone(node),
     )

@@ -18,6 +18,7 @@ from typing import Any
 
 from failover.adapters import load_object
 from failover.manifest import Firewall, Unsupported
+from failover.retry import retry_requests
 from providers.libcloud.catalog import to_image_info, to_size_info
 from providers.libcloud.values import labels_of
 
@@ -30,6 +31,7 @@ NODE_READERS: dict[str, str] = {
 }
 ENTRY_POINT_GROUP = "failover.libcloud_node_readers"
 
+GLOBAL = "global"  # the region of what a driver does not place
 # Where drivers keep a node's tags or labels in ``Node.extra``, most specific first.
 LABEL_KEYS = ("labels", "tags", "metadata")
 # Where drivers keep the place a node runs in, in ``Node.extra``.
@@ -80,6 +82,7 @@ class NodeReader:
         self.driver = driver
         self.name = name
         self._sizes: dict[str, Any] | None = None
+        self._places: dict[str, str] | None = None
         self._images: dict[str, Any] = {}
 
     # -- what a node carries -------------------------------------------------------------
@@ -99,6 +102,16 @@ class NodeReader:
             value = extra.get(key)
             if value:
                 return str(getattr(value, "name", None) or (value.get("slug") if isinstance(value, dict) else value))
+        return None
+
+    def region(self, node: Any) -> str:
+        """The manifest's ``region`` of the node: its location's id (a driver that writes the name,
+        as DigitalOcean does, is answered from ``list_locations``)."""
+        written = self.location(node)
+        return self.places().get(written or "", written or GLOBAL)
+
+    def zone(self, node: Any) -> str | None:
+        """The node's zone within its region, where the driver has both."""
         return None
 
     def addresses(self, node: Any) -> tuple[str | None, str | None]:
@@ -142,6 +155,17 @@ class NodeReader:
         self._sizes = other.sizes()
         self._images = other._images
         return self
+
+    def places(self) -> dict[str, str]:
+        """Every way the driver names a location (id, name) -> its id, listed once."""
+        if self._places is None:
+            try:
+                locations = retry_requests(self.driver.list_locations)
+            except NotImplementedError:
+                locations = []
+            self._places = {str(name): str(location.id) for location in locations
+                            for name in (location.name, location.id)}
+        return self._places
 
     def sizes(self) -> dict[str, Any]:
         """The driver's sizes by id, listed once (a driver without a size list gives none)."""
