@@ -17,7 +17,7 @@ from failover.ports import Progress, no_progress
 from failover.retry import retry_requests
 from providers.libcloud.dns import LibcloudDns, fqdn
 from providers.libcloud.drivers import DriverSession
-from providers.libcloud.source.readers import NodeReader, reader_for
+from providers.libcloud.source.readers import UNKNOWN_SIZE, NodeReader, reader_for
 from providers.libcloud.storage import LibcloudStorage
 
 PROVIDER = "libcloud"
@@ -116,6 +116,8 @@ class LibcloudInventory:
                           if getattr(node, field) is None})
         for field in missing:
             unknown[f"node.{field}"] = f"{spec.driver}: not stated for every node (null where it is not)"
+        if any(node.instance_type == UNKNOWN_SIZE for node in nodes):
+            unknown["node.instance_type"] = f"{spec.driver}: names no size for some nodes ({UNKNOWN_SIZE!r} there)"
         return [*nodes, *seen.values()], unknown, list({(item.id, item.reason): item for item in refused}.values())
 
     @staticmethod

@@ -39,6 +39,7 @@ LOCATION_KEYS = ("availability", "zone", "location", "region", "datacenter", "av
 # Where drivers keep a node's size id in ``Node.extra`` when ``Node.size`` is not set.
 SIZE_KEYS = ("instance_type", "size_slug", "size", "plan", "flavorId", "machineType", "vm_size")
 IMAGE_KEYS = ("image_id", "image", "imageId", "os_id")
+UNKNOWN_SIZE = "unknown"  # the manifest's instance_type of a node whose driver names no size
 
 
 @dataclass
@@ -121,11 +122,11 @@ class NodeReader:
         return private, public
 
     def size(self, node: Any) -> SizeFacts:
-        size_id = _id_of(node.size) or _first_id(node.extra or {}, SIZE_KEYS) or "unknown"
+        size_id = _id_of(node.size) or _first_id(node.extra or {}, SIZE_KEYS) or UNKNOWN_SIZE
         native = node.size if hasattr(node.size, "ram") else self.sizes().get(size_id)
         if native is None:  # GCE names a node's size where the size list is keyed by number
             native = next((size for size in self.sizes().values() if size.name == size_id), None)
-        info = to_size_info(native, self.driver.type) if native is not None else None
+        info = to_size_info(native, getattr(self.driver, "type", None)) if native is not None else None
         extra = node.extra or {}
         specs = extra.get("specs") if isinstance(extra.get("specs"), dict) else {}
         vcpus = info.vcpus if info and info.vcpus else _int(extra.get("vcpus") or specs.get("vcpus"))
