@@ -234,11 +234,13 @@ class PowerDnsRecords(LibcloudRecords):
 
 class Route53Records(LibcloudRecords):
     """Route53 keeps record sets whole: libcloud's driver writes one value per change (a
-    second value of a name is refused, or on moto stored as a second set), so a set goes in
-    one ``UPSERT`` and is deleted with its current values and TTL, as the API asks. The
-    zone keeps its trailing dot: the driver cuts record names by the zone name's length."""
+    second value of a name is refused, or on moto stored as a second set), so a set is
+    replaced by one change batch, applied atomically: ``DELETE`` of the current set (its
+    values and TTL, as the API asks) and ``CREATE`` of the new one (``UPSERT`` does not exist
+    in the API version libcloud speaks). The zone keeps its trailing dot: the driver cuts
+    record names by the zone name's length."""
 
-    replaces_by_diff = False
+    replaces_by_diff = True  # the current set is named in the DELETE
     lists_before_zone_delete = True
     allows_duplicate_zones = True  # hosted zones are told apart by id (and CallerReference), not by name
 
@@ -255,7 +257,8 @@ class Route53Records(LibcloudRecords):
     def replace(
         self, driver: Any, zone: Any, name: str, type: str, ttl: int, values: list[str], existing: list[Any]
     ) -> None:
-        self._change(driver, zone, [("UPSERT", name, type, ttl, values)])
+        current = [("DELETE", name, type, existing[0].ttl, [presentation(r) for r in existing])] if existing else []
+        self._change(driver, zone, [*current, ("CREATE", name, type, ttl, values)])
 
     def delete(self, driver: Any, zone: Any, name: str, type: str, existing: list[Any]) -> None:
         self._change(driver, zone, [("DELETE", name, type, existing[0].ttl, [presentation(r) for r in existing])])
