@@ -133,3 +133,14 @@ def test_names_outside_the_zone_and_empty_sets_are_refused(target: LibcloudDns, 
         target.set_record(zone, "www.elsewhere.example.", "A", 300, ["192.0.2.1"])
     with pytest.raises(OperationFailed):
         target.set_record(zone, "www", "A", 300, [])
+
+
+def test_route53s_octal_escapes_are_read_back_as_the_characters() -> None:
+    from types import SimpleNamespace
+
+    from providers.libcloud.dns import Route53Records
+
+    dialect = Route53Records()
+    assert dialect.name_of(SimpleNamespace(name="\\052"), "example.com.") == "*.example.com."
+    assert dialect.name_of(SimpleNamespace(name="\\052.api"), "example.com.") == "*.api.example.com."
+    assert dialect.name_of(SimpleNamespace(name=""), "example.com.") == "example.com."
