@@ -16,6 +16,7 @@ from xml.etree import ElementTree
 
 from libcloud.dns.base import Zone
 from libcloud.dns.drivers.route53 import API_ROOT, NAMESPACE
+from libcloud.dns.drivers.route53 import API_VERSION as ROUTE53_API_VERSION
 from libcloud.dns.types import ZoneDoesNotExistError
 
 from failover.config import DEFAULT_FILE, DnsSpec
@@ -235,10 +236,11 @@ class PowerDnsRecords(LibcloudRecords):
 class Route53Records(LibcloudRecords):
     """Route53 keeps record sets whole: libcloud's driver writes one value per change (a
     second value of a name is refused, or on moto stored as a second set), so a set is
-    replaced by one change batch, applied atomically: ``DELETE`` of the current set (its
-    values and TTL, as the API asks) and ``CREATE`` of the new one (``UPSERT`` does not exist
-    in the API version libcloud speaks). The zone keeps its trailing dot: the driver cuts
-    record names by the zone name's length."""
+    written by one change batch, applied atomically: ``UPSERT`` where the connection speaks
+    an API version that has it (2013-04-01 on), else ``DELETE`` of the current set (its
+    values and TTL, as the API asks) and ``CREATE`` of the new one (libcloud's driver speaks
+    2012-02-29). The zone keeps its trailing dot: the driver cuts record names by the zone
+    name's length."""
 
     replaces_by_diff = True  # the current set is named in the DELETE
     lists_before_zone_delete = True
@@ -257,6 +259,9 @@ class Route53Records(LibcloudRecords):
     def replace(
         self, driver: Any, zone: Any, name: str, type: str, ttl: int, values: list[str], existing: list[Any]
     ) -> None:
+        if existing and _api_version(driver) >= ROUTE53_UPSERT_SINCE:
+            self._change(driver, zone, [("UPSERT", name, type, ttl, values)])
+            return
         current = [("DELETE", name, type, existing[0].ttl, [presentation(r) for r in existing])] if existing else []
         self._change(driver, zone, [*current, ("CREATE", name, type, ttl, values)])
 
@@ -293,6 +298,13 @@ class Route53Records(LibcloudRecords):
         driver.connection.set_context({"zone_id": zone.id})
         driver.connection.request(f"{API_ROOT}hostedzone/{zone.id}/rrset", method="POST",
                                   data=ElementTree.tostring(request))
+
+
+ROUTE53_UPSERT_SINCE = "2013-04-01"  # the Route53 API version that brought the UPSERT action
+
+
+def _api_version(driver: Any) -> str:
+    return str(getattr(driver.connection, "version", None) or ROUTE53_API_VERSION)
 
 
 # libcloud provider name -> how its driver wants names and record sets

@@ -144,3 +144,28 @@ def test_route53s_octal_escapes_are_read_back_as_the_characters() -> None:
     assert dialect.name_of(SimpleNamespace(name="\\052"), "example.com.") == "*.example.com."
     assert dialect.name_of(SimpleNamespace(name="\\052.api"), "example.com.") == "*.api.example.com."
     assert dialect.name_of(SimpleNamespace(name=""), "example.com.") == "example.com."
+
+
+def test_a_set_is_written_back_to_values_it_had_before(target: LibcloudDns, zone: ZoneInfo, route53: Any) -> None:
+    """The undo of a cutover: the apex back to the values it had (moto refuses a CREATE of a set
+    it saw created before while one exists, even when the same batch deletes it: UPSERT here)."""
+    target.set_record(zone, zone.domain, "A", 300, ["198.51.100.1"])
+    target.set_record(zone, zone.domain, "A", 60, ["192.0.2.7"])
+
+    target.set_record(zone, zone.domain, "A", 300, ["198.51.100.1"])
+
+    assert rrsets(route53, zone)[(zone.domain, "A")] == (300, ["198.51.100.1"])
+
+
+def test_before_upsert_a_set_is_replaced_by_delete_and_create_in_one_batch(
+    target: LibcloudDns, zone: ZoneInfo, route53: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from failover.testing.route53_shim import MotoRoute53Connection
+
+    monkeypatch.setattr(MotoRoute53Connection, "version", "2012-02-29")  # the API version libcloud's driver speaks
+    api = f"api.{zone.domain}"
+    target.set_record(zone, api, "A", 300, ["192.0.2.1", "192.0.2.2"])
+
+    target.set_record(zone, api, "A", 60, ["198.51.100.7"])
+
+    assert rrsets(route53, zone)[(api, "A")] == (60, ["198.51.100.7"])
