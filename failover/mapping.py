@@ -14,13 +14,17 @@ The rules:
   alias) wins; otherwise the target image of the source image's OS family and release
   (Ubuntu 22.04 takes 22.04 or 22.04.3, never 20.04 or 24.04; RHEL 9.2 takes any RHEL 9),
   the exact version first, for the node's architecture where the target states one.
+- architecture: a size runs the node's CPU architecture; a size that states none is x86_64
+  (catalogues mark their arm sizes), so an arm64 node never lands on an x86 size nor the
+  reverse, in whichever direction the mapping goes (AWS onto DigitalOcean, Linode onto EC2).
 - location: the profile's ``compute.location``, checked against the target's locations
   when they are known.
 
 Optional ``extra`` keys the catalogue converters fill (``providers/libcloud/catalog.py``):
 ``locations`` (ids of the locations offering a size or image; absent: all of them),
-``architecture`` (an image's, in the vendor's spelling) and ``aliases`` (other names an
-override may use for an image, such as a slug).
+``architecture`` (a size's or an image's, in the vendor's spelling), ``previous_generation``
+(a size of an older generation, chosen only where no current one fits) and ``aliases`` (other
+names an override may use for an image, such as a slug).
 """
 
 from __future__ import annotations
@@ -194,8 +198,14 @@ def choose_size(
         )
     need = Requirement(node.vcpus, node.memory_mib, node.root_volume_gib)
     architecture = normalize_architecture(node.architecture)
-    fitting = [s for s in sizes if need.met_by(s) and offered_in(s, location) and _size_runs(s, architecture)]
+    large_enough = [s for s in sizes if need.met_by(s) and offered_in(s, location)]
+    fitting = [s for s in large_enough if _size_runs(s, architecture)]
     where = f" in {location_label or location}" if location else ""
+    if large_enough and not fitting:
+        others = sorted({size_architecture(s) for s in large_enough})
+        raise Unmappable(f"no target size with {need} for {architecture}{where} ({len(large_enough)} sizes would do "
+                         f"but run {', '.join(others)}: the node's images and binaries would not; a sizes override "
+                         "accepts one)")
     steady = not is_burstable(node.instance_type) and not allow_burstable
     if steady:
         # A steady core (m7i, c6i, r5 ...) never becomes a burstable size: it would run out of CPU credits.
@@ -215,15 +225,31 @@ def choose_size(
     return best, f"cheapest of {len(fitting)} sizes with {need}{where}"
 
 
+# A size that states no architecture is x86_64: catalogues mark their arm sizes (Graviton,
+# Ampere) and leave the default unsaid, so an arm64 node maps only onto a size said to be arm64.
+DEFAULT_SIZE_ARCHITECTURE = "x86_64"
+# Architectures a node of another one runs on: 32-bit x86 systems run on x86_64 machines.
+_ALSO_RUNS_ON = {"i386": frozenset({"x86_64"})}
+
+
+def size_architecture(size: SizeInfo) -> str:
+    return normalize_architecture(size.extra.get("architecture")) or DEFAULT_SIZE_ARCHITECTURE
+
+
 def _size_runs(size: SizeInfo, architecture: str | None) -> bool:
-    """A size that states its CPU architecture must match the node's (an x86 image won't boot on arm64)."""
-    stated = normalize_architecture(size.extra.get("architecture"))
-    return architecture is None or stated is None or stated == architecture
+    """A size runs the node's architecture (an x86 image won't boot on arm64, nor an arm64 one on x86);
+    a node of unknown architecture runs anywhere."""
+    if architecture is None:
+        return True
+    stated = size_architecture(size)
+    return stated == architecture or stated in _ALSO_RUNS_ON.get(architecture, ())
 
 
 def _cheapest_then_smallest(size: SizeInfo) -> tuple:
+    # A previous generation (EC2's m1, c4 ...) only where no current one fits: older, slower, not offered everywhere.
+    previous = bool(size.extra.get("previous_generation"))
     unpriced = size.price_hourly is None
-    return (unpriced, size.price_hourly or 0.0, size.vcpus, size.ram_mib, size.disk_gib or 0, size.id)
+    return (previous, unpriced, size.price_hourly or 0.0, size.vcpus, size.ram_mib, size.disk_gib or 0, size.id)
 
 
 def size_override_warnings(node: Node, size: SizeInfo, location: str | None) -> list[str]:

@@ -67,6 +67,18 @@ def test_a_size_for_another_cpu_architecture_is_never_chosen() -> None:
     assert choose_size(node(architecture="arm64"), [graviton, intel], {})[0].id == "t4g.medium"
 
 
+def test_a_size_that_states_no_architecture_is_x86_64() -> None:
+    plain = SizeInfo("s-2vcpu-4gb", "s-2vcpu-4gb", vcpus=2, ram_mib=4096, disk_gib=80, price_hourly=0.03)
+    x86 = SizeInfo("c6a.large", "c6a.large", vcpus=2, ram_mib=4096, disk_gib=None, price_hourly=0.08,
+                   extra={"architecture": "x86_64"})
+    assert choose_size(node(architecture="x86_64"), [plain], {})[0].id == "s-2vcpu-4gb"
+    assert choose_size(node(architecture=None), [plain], {})[0].id == "s-2vcpu-4gb"
+    assert choose_size(node(architecture="i386"), [x86], {})[0].id == "c6a.large"  # 32-bit x86 runs on x86_64
+    with pytest.raises(Unmappable, match=r"^no target size with >= 2 vCPUs and 4096 MiB for arm64 \(2 sizes would do "
+                                         r"but run x86_64: .*a sizes override accepts one\)$"):
+        choose_size(node(instance_type="m6g.large", architecture="aarch64"), [plain, x86], {})
+
+
 def test_memory_rules_out_cheaper_sizes() -> None:
     size, _ = choose_size(node(instance_type="r6i.large", vcpus=2, memory_mib=16384), SIZES, {})
     assert size.id == "mem-2"

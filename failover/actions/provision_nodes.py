@@ -34,6 +34,7 @@ from typing import Any
 from pydantic import Field
 
 from failover.actions.base import ACTIONS, Action, ActionContext, Change, Params
+from failover.errors import NothingToDo
 from failover.naming import node_names
 from failover.nodes import (
     NodeSelector,
@@ -64,21 +65,28 @@ class ProvisionNodes(Action):
     example = {"select": {"tags": {"role": "web"}}, "wait": True, "timeout": 600}
 
     def plan(self, ctx: ActionContext, params: ProvisionNodesParams) -> list[Change]:
-        plans = plan_nodes(ctx, select_nodes(ctx.manifest, params.select))
-        if not plans:
-            return [Change("none", "node", ctx.step_id, "the selection matches no node of the snapshot")]
+        plans = _planned_or_skip(ctx, params)
         compute = ctx.targets.compute
         changes = [node_change(ctx, plan, compute.find_node(plan.name)) for plan in plans]
         return changes + [warning for plan in plans for warning in _old_addresses_in_user_data(ctx, plan)]
 
     def apply(self, ctx: ActionContext, params: ProvisionNodesParams) -> dict[str, Any]:
-        plans = plan_nodes(ctx, select_nodes(ctx.manifest, params.select))
+        plans = _planned_or_skip(ctx, params)
         ready = ensure_nodes(ctx, plans, wait=params.wait, timeout=params.timeout)
         return node_outputs(plans, ready)
 
     def undo(self, ctx: ActionContext, params: ProvisionNodesParams) -> None:
         names = node_names(ctx.manifest, ctx.naming_service)
         destroy_nodes(ctx, [names[node.id] for node in select_nodes(ctx.manifest, params.select)])
+
+
+def _planned_or_skip(ctx: ActionContext, params: ProvisionNodesParams) -> list[Any]:
+    """The nodes to create; a step with none is skipped with its reason, in plan and run alike."""
+    plans = plan_nodes(ctx, select_nodes(ctx.manifest, params.select))
+    if not plans:
+        raise NothingToDo("the selection matches no node of the snapshot" if ctx.manifest.of_kind("node")
+                          else "no nodes in the snapshot")
+    return plans
 
 
 def _old_addresses_in_user_data(ctx: ActionContext, plan: Any) -> list[Change]:

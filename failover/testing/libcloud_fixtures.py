@@ -72,3 +72,31 @@ def recorded_responses(driver_cls: type, mock_http_cls: type) -> Iterator[type]:
             del connection_cls.conn_class
         else:
             connection_cls.conn_class = own_value
+
+
+# provider name -> (the compute driver class that answers, the MockHttp class of its recordings,
+# positional and keyword constructor arguments): the vendors whose recorded size catalogues the
+# mapping is tested with.
+RECORDED_COMPUTE: dict[str, tuple[str, str, tuple[str, ...], dict[str, Any]]] = {
+    "digitalocean": ("libcloud.compute.drivers.digitalocean:DigitalOcean_v2_NodeDriver",
+                     "libcloud.test.compute.test_digitalocean_v2:DigitalOceanComputeMockHttp", ("token",), {}),
+    "linode": ("libcloud.compute.drivers.linode:LinodeNodeDriverV4",
+               "libcloud.test.compute.test_linode_v4:LinodeMockHttpV4", ("key",), {}),
+    "vultr": ("libcloud.compute.drivers.vultr:VultrNodeDriverV2",
+              "libcloud.test.compute.test_vultr_v2:VultrMockHttpV2", ("key",), {}),
+    "ec2": ("libcloud.compute.drivers.ec2:EC2NodeDriver",
+            "libcloud.test.compute.test_ec2:EC2MockHttp", ("key", "secret"), {"region": "us-east-1"}),
+}
+
+
+def recorded_sizes(provider: str) -> list[Any]:
+    """The ``NodeSize`` list of a vendor's real driver, read from libcloud's recordings
+    (EC2's comes from the price list libcloud ships)."""
+    from libcloud.compute.providers import get_driver
+
+    from failover.adapters import load_object
+
+    driver_path, mock_path, args, kwargs = RECORDED_COMPUTE[provider]
+    ensure_libcloud_test_secrets()
+    with recorded_responses(load_object(driver_path), load_object(mock_path)):
+        return list(get_driver(provider)(*args, **kwargs).list_sizes())  # as failover names it: by provider name

@@ -46,7 +46,8 @@ MARKER = "failover_world"
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", f"{MARKER}(storage='azurite', fail_ratio=0.0, latency_s=0.0, seed=0, postgres=False): options of the failover_world fixture"
+        "markers", f"{MARKER}(storage='azurite', fail_ratio=0.0, latency_s=0.0, seed=0, postgres=False, dns='powerdns'): "
+        "options of the failover_world fixture"
     )
 
 

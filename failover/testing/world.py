@@ -5,8 +5,12 @@ service's application, all local processes on 127.0.0.1.
 - the source: a ``moto_server`` process seeded with :func:`failover.demo.seed_sample_service`;
 - the target's compute: a second ``moto_server`` (another account) through the EC2 shim;
 - the target's storage, by ``storage``: ``"azurite"`` (libcloud ``azure_blobs``), ``"s3"``
-  (libcloud ``minio`` against the target's ``moto_server``) or ``"local"`` (a directory);
-- the target's DNS: PowerDNS with its HTTP API, answering queries on ``dns_port``;
+  (libcloud ``minio`` against the target's ``moto_server``), ``"aws-s3"`` (libcloud's AWS
+  ``s3`` driver, with its region, against the same) or ``"local"`` (a directory);
+- the target's DNS, by ``dns``: ``"powerdns"``, PowerDNS with its HTTP API answering queries
+  on ``dns_port``; or ``"route53"``, libcloud's Route53 driver (through
+  :mod:`failover.testing.route53_shim`) against the target's ``moto_server``. With
+  ``storage="aws-s3", dns="route53"`` the whole target is AWS through libcloud;
 - with ``fail_ratio`` or ``latency_s``: a :class:`LatencyProxy` in front of each HTTP
   target (compute, storage, the DNS API) answering that share of requests with a 503;
 - the application: an HTTP server whose ``/healthz`` answers 200 (moto's nodes serve
@@ -72,7 +76,8 @@ from failover.testing.emulators import Azurite, EmulatorMissing, PowerDns
 from failover.testing.proxy import LatencyProxy
 from failover.testing.servers import MotoServer
 
-STORAGES = ("azurite", "s3", "local")
+STORAGES = ("azurite", "s3", "aws-s3", "local")
+DNS_TARGETS = ("powerdns", "route53")
 TARGET = "fallback"
 REGION = "us-east-1"
 CONTAINER_PREFIX = "replica-"
@@ -80,6 +85,7 @@ DATABASE = ("orders-db", "postgres")  # the sample service's database: name, eng
 DUMP_BODY = b"PGDMP\x01\x0e\x00 a pg_dump -Fc archive, as replication stores one\n"
 UBUNTU_IMAGE = "ami-1e749f67"  # Ubuntu 14.04 in moto's catalogue (every account has it)
 EC2_SHIM = "failover.testing.ec2_shim:MotoEC2NodeDriver"
+ROUTE53_SHIM = "failover.testing.route53_shim:MotoRoute53DNSDriver"
 # The variables the config's ${env:...} references name, and what the CLI needs for AWS.
 SECRET_VARIABLES = {"compute": "FAILOVER_E2E_COMPUTE_SECRET", "storage": "FAILOVER_E2E_STORAGE_SECRET",
                     "dns": "FAILOVER_E2E_PDNS_KEY"}
@@ -172,11 +178,14 @@ class EmulatedWorld:
 
     def __init__(
         self, storage: str = "azurite", *, fail_ratio: float = 0.0, latency_s: float = 0.0, seed: int = 0,
-        workdir: Path | None = None, postgres: bool = False,
+        workdir: Path | None = None, postgres: bool = False, dns: str = "powerdns",
     ) -> None:
         if storage not in STORAGES:
             raise ValueError(f"storage must be one of {', '.join(STORAGES)}, not {storage!r}")
+        if dns not in DNS_TARGETS:
+            raise ValueError(f"dns must be one of {', '.join(DNS_TARGETS)}, not {dns!r}")
         self.storage = storage
+        self.dns_target = dns
         self.fail_ratio = fail_ratio
         self.latency_s = latency_s
         self.seed = seed
@@ -209,7 +218,7 @@ class EmulatedWorld:
             self.workdir.mkdir(parents=True, exist_ok=True)
         # Emulators first: a missing one fails before anything slow starts.
         self.azurite = self._stack.enter_context(Azurite()) if self.storage == "azurite" else None
-        self.pdns = self._stack.enter_context(PowerDns())
+        self.pdns = self._stack.enter_context(PowerDns()) if self.dns_target == "powerdns" else None
         if self.postgres:
             self._start_postgres()
         self.source = self._moto("source")
@@ -265,10 +274,11 @@ class EmulatedWorld:
 
     def _upstreams(self) -> dict[str, str]:
         """The URL of each target's HTTP API (local disk has none)."""
-        urls = {"compute": self.compute.url, "dns": f"http://127.0.0.1:{self.pdns.api_port}"}
+        dns_url = f"http://127.0.0.1:{self.pdns.api_port}" if self.pdns else self.compute.url  # Route53: the target account
+        urls = {"compute": self.compute.url, "dns": dns_url}
         if self.storage == "azurite":
             urls["storage"] = f"http://127.0.0.1:{self.azurite.port}"
-        elif self.storage == "s3":
+        elif self.storage in ("s3", "aws-s3"):
             urls["storage"] = self.compute.url  # the target account's S3
         return urls
 
@@ -320,7 +330,7 @@ class EmulatedWorld:
 
     def _environment(self) -> dict[str, str]:
         # moto takes any secret; a long one, so that masking it never touches a word it is part of
-        secrets = {"compute": MOTO_SECRET, "dns": self.pdns.api_key}
+        secrets = {"compute": MOTO_SECRET, "dns": self.pdns.api_key if self.pdns else MOTO_SECRET}
         if self.storage != "local":
             secrets["storage"] = self.azurite.driver_options["secret"] if self.azurite else MOTO_SECRET
         env = {SECRET_VARIABLES[name]: value for name, value in secrets.items()}
@@ -341,7 +351,7 @@ class EmulatedWorld:
     def _write_config(self) -> Path:
         profile = {"compute": {"driver": EC2_SHIM, "options": self._http_options("compute", {"key": "testing"})},
                    "storage": {**self._storage_spec(), "container_prefix": CONTAINER_PREFIX},
-                   "dns": {"driver": "powerdns", "options": self._http_options("dns", {"api_version": "v1"})},
+                   "dns": self._dns_spec(),
                    # moto's catalogue has no Ubuntu 22.04, which restore-databases asks for.
                    "images": {DB_IMAGE_NAME: UBUNTU_IMAGE}}
         config = {
@@ -358,9 +368,14 @@ class EmulatedWorld:
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         return path
 
+    def _dns_spec(self) -> dict[str, Any]:
+        if self.dns_target == "route53":
+            return {"driver": ROUTE53_SHIM, "options": self._http_options("dns", {"key": "testing"})}
+        return {"driver": "powerdns", "options": self._http_options("dns", {"api_version": "v1"})}
+
     def _http_options(self, target: str, options: dict[str, Any]) -> dict[str, Any]:
         """A driver's options: where it connects (through the proxy, if any) and its secret as ``${env:...}``."""
-        secret = "key" if target == "dns" else "secret"
+        secret = "key" if target == "dns" and self.dns_target == "powerdns" else "secret"
         host, port = self._endpoint(target)
         return {**options, secret: f"${{env:{SECRET_VARIABLES[target]}}}", "host": host, "port": port, "secure": False}
 
@@ -373,6 +388,8 @@ class EmulatedWorld:
             return {"driver": "local", "options": {"key": str(self.local_path)}}
         if self.storage == "azurite":
             return {"driver": "azure_blobs", "options": self._http_options("storage", {"key": self.azurite.driver_options["key"]})}
+        if self.storage == "aws-s3":
+            return {"driver": "s3", "options": self._http_options("storage", {"key": "testing", "region": REGION})}
         return {"driver": "minio", "options": self._http_options("storage", {"key": "testing"})}
 
     # -- the source ----------------------------------------------------------------------------
@@ -425,7 +442,7 @@ class EmulatedWorld:
             return get_driver("local")(str(self.local_path))
         if self.storage == "azurite":
             return get_driver("azure_blobs")(**self.azurite.driver_options)
-        return get_driver("minio")("testing", "testing", secure=False, host="127.0.0.1", port=self.compute.port)
+        return get_driver("minio")("testing", "testing", secure=False, host="127.0.0.1", port=self.compute.port)  # either S3
 
     def container_name(self, bucket: str) -> str:
         return CONTAINER_PREFIX + bucket
@@ -450,11 +467,16 @@ class EmulatedWorld:
         return blobs
 
     def zones(self) -> list[str]:
-        """The zones PowerDNS serves, fully qualified."""
+        """The zones the target DNS serves, fully qualified."""
+        if self.dns_target == "route53":
+            return sorted(zone["Name"] for zone in self.compute_client("route53").list_hosted_zones()["HostedZones"])
         return sorted(zone["name"] for zone in self._pdns_api("GET", "zones"))
 
     def dns(self, name: str, type: str = "A") -> list[str]:
-        """The answers of PowerDNS to a query over DNS (UDP), sorted; [] for no such name or record."""
+        """The target DNS's answers for a name and type, sorted; [] for no such name or record:
+        PowerDNS asked over DNS (UDP); Route53 (moto serves no DNS) through its API."""
+        if self.dns_target == "route53":
+            return self._route53_values(name, type)
         import dns.message
         import dns.query
         import dns.rdatatype
@@ -463,6 +485,18 @@ class EmulatedWorld:
         answer = dns.query.udp(query, "127.0.0.1", port=self.pdns.dns_port, timeout=5)
         wanted = dns.rdatatype.from_text(type)
         return sorted(rdata.to_text() for rrset in answer.answer if rrset.rdtype == wanted for rdata in rrset)
+
+    def _route53_values(self, name: str, type: str) -> list[str]:
+        route53 = self.compute_client("route53")
+        wanted = name.lower().rstrip(".") + "."
+        zones = [z for z in route53.list_hosted_zones()["HostedZones"]
+                 if wanted == z["Name"] or wanted.endswith("." + z["Name"])]
+        if not zones:
+            return []
+        zone = max(zones, key=lambda z: len(z["Name"]))  # the closest enclosing zone
+        sets = route53.list_resource_record_sets(HostedZoneId=zone["Id"])["ResourceRecordSets"]
+        return sorted(v["Value"] for s in sets if s["Name"] == wanted and s["Type"] == type
+                      for v in s.get("ResourceRecords", []))
 
     def _pdns_api(self, method: str, path: str) -> Any:
         request = urllib.request.Request(
@@ -540,8 +574,9 @@ class EmulatedWorld:
             return {"driver": "local", "options": {"key": str(self.local_path)}}
         if self.storage == "azurite":
             return {"driver": "azure_blobs", "options": dict(self.azurite.driver_options)}
-        return {"driver": "minio", "options": {"key": "testing", "secret": "testing", "secure": False,
-                                               "host": "127.0.0.1", "port": self.compute.port}}
+        driver, region = ("s3", {"region": REGION}) if self.storage == "aws-s3" else ("minio", {})
+        return {"driver": driver, "options": {"key": "testing", "secret": "testing", "secure": False,
+                                              "host": "127.0.0.1", "port": self.compute.port, **region}}
 
 
 def failover_command() -> list[str]:

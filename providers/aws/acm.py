@@ -24,9 +24,15 @@ def collect(ctx: Context, region: str) -> Found:
 
 
 def _certificate(ctx: Context, region: str, arn: str) -> Certificate | None:
-    tags = tag_dict(ctx.session.call("acm", region, "list_tags_for_certificate", CertificateArn=arn).get("Tags"))
-    if not ctx.selected(tags):
-        return None
+    tags = tags_of(ctx, region, arn)
+    return described(ctx, region, arn, tags) if ctx.selected(tags) else None
+
+
+def tags_of(ctx: Context, region: str, arn: str) -> dict[str, str]:
+    return tag_dict(ctx.session.call("acm", region, "list_tags_for_certificate", CertificateArn=arn).get("Tags"))
+
+
+def described(ctx: Context, region: str, arn: str, tags: dict[str, str], owned: bool = True) -> Certificate:
     details = ctx.session.call("acm", region, "describe_certificate", CertificateArn=arn)["Certificate"]
     return Certificate(
         id=arn,
@@ -36,6 +42,7 @@ def _certificate(ctx: Context, region: str, arn: str) -> Certificate | None:
         domains=list(dict.fromkeys([details["DomainName"], *details.get("SubjectAlternativeNames", [])])),
         status=details.get("Status"),
         not_after=_utc_iso(details.get("NotAfter")),
+        owned=owned,
     )
 
 

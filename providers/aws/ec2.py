@@ -1,5 +1,8 @@
 """EC2 in one region: instances (nodes), EBS volumes, security groups (firewalls), VPCs
-(networks) and Elastic IPs (addresses) that carry the selector's tags.
+(networks) and Elastic IPs (addresses) that carry the selector's tags, and, as dependencies
+(``owned: false``), the untagged ones the service's resources use: its nodes' security
+groups and those its groups' rules name, its nodes' volumes and Elastic IPs, and the VPCs
+its nodes, groups and tagged subnets are in (with the subnets the service uses).
 
 Requests go in two rounds, each fanned out on the shared pool: first the independent
 listings, then what the listings point at — instance types, images, root volume sizes,
@@ -39,6 +42,7 @@ class Listings:
     security_groups: list[Item]
     vpcs: list[Item]
     addresses: list[Item]  # all of the region's, selected or not: any may be a node's public IP
+    subnets: list[Item]  # those carrying the selector's tags
 
 
 @dataclass
@@ -47,31 +51,52 @@ class Details:
 
     instance_types: dict[str, Item]  # by type name
     images: dict[str, Item]  # by image id; a deregistered image is absent
-    volume_sizes: dict[str, int]  # root volumes' sizes by volume id
+    volumes: dict[str, Item]  # the nodes' EBS volumes by volume id
     subnets: dict[str, list[Subnet]]  # by vpc id
     user_data: dict[str, str | None]  # by instance id
+    dependency_vpcs: list[Item]  # untagged VPCs the service's resources are in
 
 
 def collect(ctx: Context, region: str) -> Found:
     listings = _list_everything(ctx, region)
-    details = _look_up_details(ctx, region, listings)
+    referenced = _referenced_groups(ctx, region, listings)
+    details = _look_up_details(ctx, region, listings, _dependency_vpc_ids(listings, referenced))
     elastic_ips = {a["InstanceId"]: a["PublicIp"] for a in listings.addresses if a.get("InstanceId")}
     resources: list[Any] = []
     resources += [_node(i, region, details, elastic_ips) for i in listings.instances]
     resources += [_volume(v, region) for v in listings.volumes]
-    referenced = _referenced_groups(ctx, region, listings)
+    tagged_volumes = {v["VolumeId"] for v in listings.volumes}
+    resources += [_volume(v, region, owned=False) for v_id, v in sorted(details.volumes.items()) if v_id not in tagged_volumes]
     prefix_lists = _prefix_lists(ctx, region, listings.security_groups + referenced)
     resources += [_firewall(g, region, prefix_lists) for g in listings.security_groups]
     resources += [_firewall(g, region, prefix_lists, owned=False) for g in referenced]
     resources += [_network(v, region, details.subnets.get(v["VpcId"], [])) for v in listings.vpcs]
-    resources += [_address(a, region) for a in listings.addresses if ctx.selected(tag_dict(a.get("Tags")))]
+    used_subnets = {i["SubnetId"] for i in listings.instances if i.get("SubnetId")} | {s["SubnetId"] for s in listings.subnets}
+    resources += [
+        _network(v, region, [s for s in details.subnets.get(v["VpcId"], []) if s.id in used_subnets], owned=False)
+        for v in details.dependency_vpcs
+    ]
+    node_ids = {i["InstanceId"] for i in listings.instances}
+    for address in listings.addresses:
+        if ctx.selected(tag_dict(address.get("Tags"))):
+            resources.append(_address(address, region))
+        elif address.get("InstanceId") in node_ids:  # an untagged Elastic IP of one of the service's nodes
+            resources.append(_address(address, region, owned=False))
     return Found(resources=resources)
+
+
+def _dependency_vpc_ids(listings: Listings, referenced_groups: list[Item]) -> list[str]:
+    """The VPCs the service's nodes, security groups and tagged subnets are in but that are not tagged for it."""
+    in_use = {i.get("VpcId") for i in listings.instances}
+    in_use |= {g.get("VpcId") for g in listings.security_groups + referenced_groups}
+    in_use |= {s.get("VpcId") for s in listings.subnets}
+    return sorted(in_use - {v["VpcId"] for v in listings.vpcs} - {None})
 
 
 # -- first round: listings ------------------------------------------------------------------
 
 def _list_everything(ctx: Context, region: str) -> Listings:
-    listers = [_instances, _volumes, _security_groups, _vpcs, _addresses]
+    listers = [_instances, _volumes, _security_groups, _vpcs, _addresses, _tagged_subnets]
     return Listings(*ctx.map(lambda lister: lister(ctx, region), listers))
 
 
@@ -93,6 +118,10 @@ def _vpcs(ctx: Context, region: str) -> list[Item]:
     return _selected(ctx, _listing(ctx, region, "describe_vpcs", "Vpcs", Filters=ctx.tag_filters()))
 
 
+def _tagged_subnets(ctx: Context, region: str) -> list[Item]:
+    return _selected(ctx, _listing(ctx, region, "describe_subnets", "Subnets", Filters=ctx.tag_filters()))
+
+
 def _addresses(ctx: Context, region: str) -> list[Item]:
     answer = ctx.session.call("ec2", region, "describe_addresses")
     return answer.get("Addresses", []) if answer else []
@@ -100,22 +129,25 @@ def _addresses(ctx: Context, region: str) -> list[Item]:
 
 # -- second round: what the listings point at ---------------------------------------------
 
-def _look_up_details(ctx: Context, region: str, listings: Listings) -> Details:
+def _look_up_details(ctx: Context, region: str, listings: Listings, dependency_vpc_ids: list[str]) -> Details:
     instances = listings.instances
     lookups: list[Callable[[], Any]] = [
         partial(_instance_types, ctx, region, _distinct(i["InstanceType"] for i in instances)),
         partial(_images, ctx, region, _distinct(i.get("ImageId") for i in instances)),
-        partial(_volume_sizes, ctx, region, _distinct(_root_volume_id(i) for i in instances)),
-        partial(_subnets, ctx, region, [v["VpcId"] for v in listings.vpcs]),
+        partial(_volumes_by_id, ctx, region, _distinct(v for i in instances for v in _volume_ids(i))),
+        partial(_subnets, ctx, region, [v["VpcId"] for v in listings.vpcs] + dependency_vpc_ids),
+        partial(_vpcs_by_id, ctx, region, dependency_vpc_ids),
     ]
     user_data_lookups = [partial(_user_data, ctx, region, i["InstanceId"]) for i in instances]
-    instance_types, images, volume_sizes, subnets, *user_data = ctx.map(lambda lookup: lookup(), lookups + user_data_lookups)
+    instance_types, images, volumes, subnets, dependency_vpcs, *user_data = ctx.map(
+        lambda lookup: lookup(), lookups + user_data_lookups)
     return Details(
         instance_types=instance_types,
         images=images,
-        volume_sizes=volume_sizes,
+        volumes=volumes,
         subnets=subnets,
         user_data={i["InstanceId"]: text for i, text in zip(instances, user_data, strict=True)},
+        dependency_vpcs=dependency_vpcs,
     )
 
 
@@ -143,13 +175,20 @@ def _images(ctx: Context, region: str, image_ids: list[str]) -> dict[str, Item]:
     return found
 
 
-def _volume_sizes(ctx: Context, region: str, volume_ids: list[str]) -> dict[str, int]:
+def _volumes_by_id(ctx: Context, region: str, volume_ids: list[str]) -> dict[str, Item]:
     # A filter rather than VolumeIds: a volume deleted since the listing is skipped, not an error.
-    sizes: dict[str, int] = {}
+    found: dict[str, Item] = {}
     for chunk in batches(volume_ids, FILTER_VALUES_MAX):
         for volume in _listing(ctx, region, "describe_volumes", "Volumes", Filters=[{"Name": "volume-id", "Values": chunk}]):
-            sizes[volume["VolumeId"]] = volume["Size"]
-    return sizes
+            found[volume["VolumeId"]] = volume
+    return found
+
+
+def _vpcs_by_id(ctx: Context, region: str, vpc_ids: list[str]) -> list[Item]:
+    found: list[Item] = []
+    for chunk in batches(vpc_ids, FILTER_VALUES_MAX):
+        found += _listing(ctx, region, "describe_vpcs", "Vpcs", Filters=[{"Name": "vpc-id", "Values": chunk}])
+    return found
 
 
 def _subnets(ctx: Context, region: str, vpc_ids: list[str]) -> dict[str, list[Subnet]]:
@@ -203,7 +242,7 @@ def _node(instance: Item, region: str, details: Details, elastic_ips: dict[str, 
         public_ip=_public_ip(instance, elastic_ips),
         firewalls=[group["GroupId"] for group in instance.get("SecurityGroups", [])],
         volumes=_volume_ids(instance),
-        root_volume_gib=details.volume_sizes.get(root_volume) if root_volume else None,
+        root_volume_gib=details.volumes.get(root_volume, {}).get("Size") if root_volume else None,
         user_data=details.user_data.get(instance_id),
         state=instance["State"]["Name"],
         zone=instance.get("Placement", {}).get("AvailabilityZone"),
@@ -233,7 +272,7 @@ def _root_volume_id(instance: Item) -> str | None:
     return next((m["Ebs"]["VolumeId"] for m in _ebs_mappings(instance) if m["DeviceName"] == root), None)
 
 
-def _volume(volume: Item, region: str) -> Volume:
+def _volume(volume: Item, region: str, owned: bool = True) -> Volume:
     tags = tag_dict(volume.get("Tags"))
     attachment = next(iter(volume.get("Attachments") or []), {})
     return Volume(
@@ -246,6 +285,7 @@ def _volume(volume: Item, region: str) -> Volume:
         attached_to=attachment.get("InstanceId"),
         device=attachment.get("Device"),
         zone=volume.get("AvailabilityZone"),
+        owned=owned,
     )
 
 
@@ -327,7 +367,7 @@ def _rule(direction: str, permission: Item, prefix_lists: dict[str, PrefixList])
     )
 
 
-def _network(vpc: Item, region: str, subnets: list[Subnet]) -> Network:
+def _network(vpc: Item, region: str, subnets: list[Subnet], owned: bool = True) -> Network:
     tags = tag_dict(vpc.get("Tags"))
     return Network(
         id=vpc["VpcId"],
@@ -336,6 +376,7 @@ def _network(vpc: Item, region: str, subnets: list[Subnet]) -> Network:
         tags=tags,
         cidr=vpc["CidrBlock"],
         subnets=subnets,
+        owned=owned,
     )
 
 
@@ -345,7 +386,7 @@ def _subnet_cidr(subnet: Item) -> str:
     return subnet.get("CidrBlock") or ipv6[0]
 
 
-def _address(address: Item, region: str) -> Address:
+def _address(address: Item, region: str, owned: bool = True) -> Address:
     tags = tag_dict(address.get("Tags"))
     address_id = address.get("AllocationId") or address["PublicIp"]
     return Address(
@@ -355,6 +396,7 @@ def _address(address: Item, region: str) -> Address:
         tags=tags,
         ip=address["PublicIp"],
         attached_to=address.get("InstanceId") or None,  # moto answers "" for an unattached address
+        owned=owned,
     )
 
 

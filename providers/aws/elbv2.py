@@ -1,11 +1,14 @@
-"""Application, network and gateway load balancers: listeners and the nodes behind them."""
+"""Application, network and gateway load balancers: listeners and the nodes behind them, and
+the ACM certificates their listeners serve that are not tagged for the service, as
+dependencies (``owned: false``; a tagged one is the ACM collector's)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from failover.errors import FailoverError
-from failover.manifest import Listener, LoadBalancer
+from failover.manifest import Certificate, Listener, LoadBalancer
+from providers.aws import acm
 from providers.aws.inventory import Context, Found, batches, name_of, tag_dict
 
 TAGS_PER_REQUEST = 20  # the most describe_tags accepts
@@ -17,7 +20,26 @@ def collect(ctx: Context, region: str) -> Found:
     tags = _tags_by_arn(ctx, region, [lb["LoadBalancerArn"] for lb in balancers])
     tagged = [(lb, tags.get(lb["LoadBalancerArn"], {})) for lb in balancers]
     selected = [(lb, lb_tags) for lb, lb_tags in tagged if ctx.selected(lb_tags)]
-    return Found(resources=ctx.map(lambda pair: _load_balancer(ctx, region, *pair), selected))
+    built = ctx.map(lambda pair: _load_balancer(ctx, region, *pair), selected)
+    certificate_arns = sorted({arn for _, arns in built for arn in arns})
+    certificates = ctx.map(lambda arn: _dependency_certificate(ctx, arn), certificate_arns)
+    return Found(resources=[lb for lb, _ in built] + [c for c in certificates if c is not None])
+
+
+def _dependency_certificate(ctx: Context, arn: str) -> Certificate | None:
+    """A listener's ACM certificate not tagged for the service; None for a tagged one (collected
+    with ACM's) or one that is not ACM's (an IAM server certificate) or gone."""
+    parts = arn.split(":")
+    if len(parts) < 6 or parts[2] != "acm":
+        return None
+    region = parts[3]
+    try:
+        tags = acm.tags_of(ctx, region, arn)
+        return None if ctx.selected(tags) else acm.described(ctx, region, arn, tags, owned=False)
+    except FailoverError as exc:
+        if ctx.session.error_code(exc) == "ResourceNotFoundException":
+            return None
+        raise
 
 
 def _tags_by_arn(ctx: Context, region: str, arns: list[str]) -> dict[str, dict[str, str]]:
@@ -29,27 +51,24 @@ def _tag_descriptions(ctx: Context, region: str, arns: list[str]) -> list[dict[s
     return ctx.session.call("elbv2", region, "describe_tags", ResourceArns=arns)["TagDescriptions"]
 
 
-def _load_balancer(ctx: Context, region: str, lb: dict[str, Any], tags: dict[str, str]) -> LoadBalancer:
+def _load_balancer(ctx: Context, region: str, lb: dict[str, Any], tags: dict[str, str]) -> tuple[LoadBalancer, list[str]]:
+    """The balancer, and the ARNs of the certificates its listeners serve."""
     arn = lb["LoadBalancerArn"]
-    return LoadBalancer(
+    pages = ctx.session.pages("elbv2", region, "describe_listeners", LoadBalancerArn=arn)
+    listeners = [listener for page in pages for listener in page["Listeners"]]
+    balancer = LoadBalancer(
         id=arn,
         name=name_of(tags, lb["LoadBalancerName"]),
         region=region,
         tags=tags,
         scheme=lb.get("Scheme"),
         dns_name=lb.get("DNSName"),
-        listeners=_listeners(ctx, region, arn),
+        listeners=[Listener(protocol=listener.get("Protocol"), port=listener.get("Port")) for listener in listeners],
         targets=_target_nodes(ctx, region, arn),
     )
-
-
-def _listeners(ctx: Context, region: str, arn: str) -> list[Listener]:
-    pages = ctx.session.pages("elbv2", region, "describe_listeners", LoadBalancerArn=arn)
-    return [
-        Listener(protocol=listener.get("Protocol"), port=listener.get("Port"))
-        for page in pages
-        for listener in page["Listeners"]
-    ]
+    certificates = [c["CertificateArn"] for listener in listeners for c in listener.get("Certificates") or []
+                    if c.get("CertificateArn")]
+    return balancer, certificates
 
 
 def _target_nodes(ctx: Context, region: str, arn: str) -> list[str]:

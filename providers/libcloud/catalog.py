@@ -57,6 +57,8 @@ def to_size_info(size: NodeSize, provider: str | None = None) -> SizeInfo:
     architecture = _size_architecture(size)
     if architecture:
         extra["architecture"] = architecture
+    if str((size.extra or {}).get("currentGeneration", "")).lower() == "no":  # EC2's price list says so
+        extra["previous_generation"] = True
     return SizeInfo(
         id=str(size.id),
         name=str(size.name or size.id),
@@ -68,17 +70,23 @@ def to_size_info(size: NodeSize, provider: str | None = None) -> SizeInfo:
     )
 
 
-# EC2 families with a "g" among the attributes after the generation run on Graviton
-# (t4g, m6gd, c7gn, x2gd, im4gn, is4gen, g5g); a1 too. Only there does a size's name
-# decide what an image must be built for.
-_GRAVITON = re.compile(r"^(?:a1|[a-z]+\d+[a-z]*g[a-z]*)\.")
+# Sizes whose name says they run on arm64 where the vendor states no architecture: EC2
+# families with a "g" among the attributes after the generation run on Graviton (t4g, m6gd,
+# c7gn, x2gd, im4gn, is4gen, g5g), a1 too; GCE's Ampere and Axion machine types (t2a, c4a);
+# Azure's sizes with a "p" among their attributes (Standard_D2ps_v5, Standard_E4pds_v5).
+# Every other size is taken as x86_64 by the mapping.
+_ARM_SIZE_NAMES = re.compile(
+    r"^(?:a1|[a-z]+\d+[a-z]*g[a-z]*)\."
+    r"|^(?:t2a|c4a)-"
+    r"|^Standard_[A-Z]+\d+[a-oq-z]*p[a-z]*_v\d+$"
+)
 
 
 def _size_architecture(size: NodeSize) -> str | None:
     stated = _first(size.extra or {}, ("arch", "architecture", "cpu_architecture"))
     if stated:
         return str(stated)
-    return "arm64" if _GRAVITON.match(str(size.id)) else None
+    return "arm64" if _ARM_SIZE_NAMES.match(str(size.id)) else None
 
 
 def to_image_info(image: NodeImage) -> ImageInfo:

@@ -9,10 +9,14 @@ trailing dot, whatever the driver's own spelling (relative, ``@``, ``None`` for 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from typing import Any
+from xml.etree import ElementTree
 
 from libcloud.dns.base import Zone
+from libcloud.dns.drivers.route53 import API_ROOT, NAMESPACE
+from libcloud.dns.drivers.route53 import API_VERSION as ROUTE53_API_VERSION
 from libcloud.dns.types import ZoneDoesNotExistError
 
 from failover.config import DEFAULT_FILE, DnsSpec
@@ -23,6 +27,7 @@ from providers.libcloud.drivers import ADAPTERS, DriverSession, retried
 
 # Types whose first word libcloud drivers keep apart, in ``extra["priority"]``.
 PRIORITY_TYPES = frozenset({"MX", "SRV"})
+_OCTAL_ESCAPE = re.compile(r"\\([0-7]{3})")
 
 
 def connect_dns(spec: DnsSpec, *, file: str = DEFAULT_FILE, field: str | None = None) -> LibcloudDns:
@@ -57,6 +62,8 @@ class LibcloudDns:
 
     def create_zone(self, domain: str, ttl: int | None = None) -> ZoneInfo:
         wanted = fqdn(domain)
+        if self.dialect.allows_duplicate_zones and self.find_zone(wanted) is not None:
+            raise OperationFailed(f"zone {wanted} exists already", where=self.session.where)
         retry_requests(lambda: self._create_zone(wanted, ttl))
         # Read back rather than trust the answer (PowerDNS's carries a doubled trailing dot).
         created = self.find_zone(wanted)
@@ -83,9 +90,10 @@ class LibcloudDns:
     def delete_zone(self, zone: ZoneInfo) -> bool:
         if self.find_zone(zone.domain) is None:
             return False
+        records = self._records(zone) if self.dialect.lists_before_zone_delete else []
         with self.session.translating(f"delete zone {zone.domain}"):
             try:
-                self.session.driver.delete_zone(self._native_zone(zone))
+                self.dialect.delete_zone(self.session.driver, self._native_zone(zone), records)
             except ZoneDoesNotExistError:
                 return False
         # Some drivers (PowerDNS) answer a failed delete with False rather than an error.
@@ -98,7 +106,7 @@ class LibcloudDns:
     def list_records(self, zone: ZoneInfo) -> list[RecordSet]:
         sets: dict[tuple[str, str], RecordSet] = {}
         for record in self._records(zone):
-            name, kind = absolute_name(record.name, zone.domain), str(record.type)
+            name, kind = self.dialect.name_of(record, zone.domain), str(record.type)
             current = sets.get((name, kind))
             values = (current.values if current else ()) + (presentation(record),)
             ttl = current.ttl if current and current.ttl is not None else _ttl(record, zone)
@@ -132,7 +140,8 @@ class LibcloudDns:
             return list(self.session.driver.list_records(self._native_zone(zone)))
 
     def _records_of(self, zone: ZoneInfo, name: str, type: str) -> list[Any]:
-        return [r for r in self._records(zone) if absolute_name(r.name, zone.domain) == name and str(r.type) == type]
+        dialect = self.dialect
+        return [r for r in self._records(zone) if dialect.name_of(r, zone.domain) == name and str(r.type) == type]
 
     def _native_zone(self, zone: ZoneInfo) -> Any:
         driver = self.session.driver
@@ -146,9 +155,15 @@ class LibcloudRecords:
 
     apex = ""
     replaces_by_diff = True  # replace() needs the set's current records (one zone listing per write)
+    lists_before_zone_delete = False  # delete_zone() needs the zone's records
+    allows_duplicate_zones = False  # the provider would create a second zone of the same name
 
     def zone_domain(self, domain: str) -> str:
         return domain.rstrip(".")
+
+    def name_of(self, record: Any, zone_domain: str) -> str:
+        """A listed record's name, fully qualified."""
+        return absolute_name(record.name, zone_domain)
 
     def zone_extra(self, nameservers: list[str]) -> dict[str, Any] | None:
         return None
@@ -176,6 +191,10 @@ class LibcloudRecords:
     def delete(self, driver: Any, zone: Any, name: str, type: str, existing: list[Any]) -> None:
         for record in existing:
             driver.delete_record(record)
+
+    def delete_zone(self, driver: Any, zone: Any, records: list[Any]) -> None:
+        """``records``: the zone's records, read just before, for providers that delete only an empty zone."""
+        driver.delete_zone(zone)
 
 
 class DigitalOceanRecords(LibcloudRecords):
@@ -214,8 +233,84 @@ class PowerDnsRecords(LibcloudRecords):
         driver.connection.request(action=action, data=json.dumps({"rrsets": [rrset]}), method="PATCH")
 
 
+class Route53Records(LibcloudRecords):
+    """Route53 keeps record sets whole: libcloud's driver writes one value per change (a
+    second value of a name is refused, or on moto stored as a second set), so a set is
+    written by one change batch, applied atomically: ``UPSERT`` where the connection speaks
+    an API version that has it (2013-04-01 on), else ``DELETE`` of the current set (its
+    values and TTL, as the API asks) and ``CREATE`` of the new one (libcloud's driver speaks
+    2012-02-29). The zone keeps its trailing dot: the driver cuts record names by the zone
+    name's length."""
+
+    replaces_by_diff = True  # the current set is named in the DELETE
+    lists_before_zone_delete = True
+    allows_duplicate_zones = True  # hosted zones are told apart by id (and CallerReference), not by name
+
+    def zone_domain(self, domain: str) -> str:
+        return fqdn(domain)
+
+    def name_of(self, record: Any, zone_domain: str) -> str:
+        # Route53 lists a wildcard's "*" (and other characters outside a-z0-9-_.) as an octal escape: "\052".
+        return absolute_name(_OCTAL_ESCAPE.sub(lambda m: chr(int(m.group(1), 8)), record.name or ""), zone_domain)
+
+    def native_name(self, name: str, zone_domain: str) -> str:
+        return name
+
+    def replace(
+        self, driver: Any, zone: Any, name: str, type: str, ttl: int, values: list[str], existing: list[Any]
+    ) -> None:
+        if existing and _api_version(driver) >= ROUTE53_UPSERT_SINCE:
+            self._change(driver, zone, [("UPSERT", name, type, ttl, values)])
+            return
+        current = [("DELETE", name, type, existing[0].ttl, [presentation(r) for r in existing])] if existing else []
+        self._change(driver, zone, [*current, ("CREATE", name, type, ttl, values)])
+
+    def delete(self, driver: Any, zone: Any, name: str, type: str, existing: list[Any]) -> None:
+        self._change(driver, zone, [("DELETE", name, type, existing[0].ttl, [presentation(r) for r in existing])])
+
+    def delete_zone(self, driver: Any, zone: Any, records: list[Any]) -> None:
+        """Route53 deletes only an empty zone: every set but the apex SOA and NS goes first, in one change."""
+        apex = fqdn(zone.domain)
+        sets: dict[tuple[str, str], list[Any]] = {}
+        for record in records:
+            name = self.name_of(record, zone.domain)
+            if not (name == apex and str(record.type) in ("SOA", "NS")):
+                sets.setdefault((name, str(record.type)), []).append(record)
+        changes = [("DELETE", name, type, rs[0].ttl, [presentation(r) for r in rs]) for (name, type), rs in sets.items()]
+        if changes:
+            self._change(driver, zone, changes)
+        driver.delete_zone(zone)
+
+    @staticmethod
+    def _change(driver: Any, zone: Any, changes: list[tuple[str, str, str, int | None, list[str]]]) -> None:
+        request = ElementTree.Element("ChangeResourceRecordSetsRequest", {"xmlns": NAMESPACE})
+        batch = ElementTree.SubElement(ElementTree.SubElement(request, "ChangeBatch"), "Changes")
+        for action, name, type, ttl, values in changes:
+            change = ElementTree.SubElement(batch, "Change")
+            ElementTree.SubElement(change, "Action").text = action
+            rrset = ElementTree.SubElement(change, "ResourceRecordSet")
+            ElementTree.SubElement(rrset, "Name").text = name
+            ElementTree.SubElement(rrset, "Type").text = type
+            ElementTree.SubElement(rrset, "TTL").text = str(ttl if ttl is not None else 300)
+            records = ElementTree.SubElement(rrset, "ResourceRecords")
+            for value in values:
+                ElementTree.SubElement(ElementTree.SubElement(records, "ResourceRecord"), "Value").text = value
+        driver.connection.set_context({"zone_id": zone.id})
+        driver.connection.request(f"{API_ROOT}hostedzone/{zone.id}/rrset", method="POST",
+                                  data=ElementTree.tostring(request))
+
+
+ROUTE53_UPSERT_SINCE = "2013-04-01"  # the Route53 API version that brought the UPSERT action
+
+
+def _api_version(driver: Any) -> str:
+    return str(getattr(driver.connection, "version", None) or ROUTE53_API_VERSION)
+
+
 # libcloud provider name -> how its driver wants names and record sets
-DIALECTS: dict[str, type[LibcloudRecords]] = {"powerdns": PowerDnsRecords, "digitalocean": DigitalOceanRecords}
+DIALECTS: dict[str, type[LibcloudRecords]] = {
+    "powerdns": PowerDnsRecords, "digitalocean": DigitalOceanRecords, "route53": Route53Records,
+}
 
 
 def dialect_for(driver: Any) -> LibcloudRecords:
@@ -255,9 +350,12 @@ def relative_name(name: str, zone_domain: str) -> str:
 
 def presentation(record: Any) -> str:
     """A record's value as a zone file writes it: MX and SRV with their priority in front."""
-    priority = (record.extra or {}).get("priority")
+    extra = record.extra or {}
+    priority = extra.get("priority")
     data = str(record.data)
     if str(record.type) in PRIORITY_TYPES and priority is not None and not data.split(" ", 1)[0].isdigit():
+        if str(record.type) == "SRV" and extra.get("weight") is not None and extra.get("port") is not None:
+            return f"{priority} {extra['weight']} {extra['port']} {data}"  # Route53 and DigitalOcean split all three
         return f"{priority} {data}"
     return data
 

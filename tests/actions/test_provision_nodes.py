@@ -29,7 +29,7 @@ from targetkit import (
 from failover.actions.base import ACTIONS
 from failover.actions.provision_nodes import ProvisionNodes, ProvisionNodesParams
 from failover.cloudinit import cloud_config_parts, user_data_parts
-from failover.errors import ConfigError, InputError, Interrupted
+from failover.errors import ConfigError, InputError, Interrupted, NothingToDo
 from failover.naming import node_names
 
 WEB = {"select": {"tags": {"role": "web"}}}
@@ -68,6 +68,20 @@ def test_plan_is_one_change_per_node_with_size_image_and_why(config, sample_mani
         assert "image ami-1e749f67" in change.detail and "Ubuntu 14.04, exact version" in change.detail
         assert "firewall: firewall API" in change.detail
     assert live_instances(target) == []  # a plan creates nothing
+
+
+def test_nothing_to_provision_is_a_skip_with_its_reason_in_plan_and_apply(config, sample_manifest, target) -> None:
+    no_nodes = manifest(firewall("web", "sg-1", ALLOW_ALL_EGRESS))
+    for ctx, params, reason in (
+        (context(config, no_nodes), {}, "no nodes in the snapshot"),
+        (context(config, sample_manifest), {"select": {"tags": {"role": "no-such-role"}}},
+         "the selection matches no node of the snapshot"),
+    ):
+        for method in (ProvisionNodes().plan, ProvisionNodes().apply):
+            with pytest.raises(NothingToDo) as skipped:
+                method(ctx, ProvisionNodesParams.model_validate(params))
+            assert skipped.value.reason == reason
+    assert live_instances(target) == []
 
 
 def test_a_plan_error_lists_every_node_that_cannot_be_mapped(tmp_path, sample_manifest, target) -> None:

@@ -45,7 +45,11 @@ def test_inventory_snapshots_and_diff(clients, write_config, failover, tmp_path:
     changes = failover("diff", "previous", "latest", "-c", str(config), "--json")
     assert changes.code == 0, changes.stderr
     result = json.loads(changes.stdout)
-    assert [r["id"] for r in result["added"]] == [new]
+    launched = ec2.describe_instances(InstanceIds=[new])["Reservations"][0]["Instances"][0]
+    root_volume = launched["BlockDeviceMappings"][0]["Ebs"]["VolumeId"]
+    # the node, and as dependencies its untagged root volume and the default VPC it was launched in
+    assert sorted((r["kind"], r["id"]) for r in result["added"]) == [
+        ("network", launched["VpcId"]), ("node", new), ("volume", root_volume)]
     assert result["removed"] == []
     worker = next(r for r in result["changed"] if r["id"] == seeded["nodes"]["worker-1"])
     assert {"field": "state", "before": "running", "after": "stopped"} in worker["changes"]

@@ -84,6 +84,7 @@ def test_buckets_only(world: EmulatedWorld) -> None:
     taken, plan, run, _ = fail_over(world, "versioned-buckets")
     assert taken["snapshot"]["counts"]["bucket"] == 3
     assert skipped(plan)["cutover"] == "no DNS zones in the snapshot"
+    assert skipped(plan)["nodes"] == "no nodes in the snapshot"  # provision-nodes: a skip with its reason
     assert_plan_predicts_run(plan, run)
     stack_buckets = [r["PhysicalResourceId"] for r in SourceSession(world.source.url).client("cloudformation")
                      .describe_stack_resources(StackName="shape-versioned-buckets")["StackResources"]]
@@ -125,9 +126,13 @@ def test_nodes_on_the_default_vpcs_shared_group_plan_and_run(world: EmulatedWorl
     before = set(world.target_nodes())
     taken, plan, run, manifest = fail_over(world, "asg-https-alb-sns")
     dependencies = [r for r in manifest["resources"] if not r.get("owned", True)]
-    assert [(r["kind"], r["name"]) for r in dependencies] == [("firewall", "default")]
+    [group] = [r for r in dependencies if r["kind"] == "firewall"]
+    assert group["name"] == "default"
     nodes = [r for r in manifest["resources"] if r["kind"] == "node"]
-    assert len(nodes) == 2 and all(node["firewalls"] == [dependencies[0]["id"]] for node in nodes)
+    assert len(nodes) == 2 and all(node["firewalls"] == [group["id"]] for node in nodes)
+    # the default VPC and the nodes' root volumes are dependencies too; nothing is moved for them
+    assert {r["kind"] for r in dependencies} == {"firewall", "network", "volume"}
+    assert {r["id"] for r in dependencies if r["kind"] == "volume"} == {v for node in nodes for v in node["volumes"]}
     assert taken["left_behind"]["AWS::AutoScaling::AutoScalingGroup"] == 1
     assert_plan_predicts_run(plan, run)
     new = set(world.target_nodes()) - before
@@ -163,3 +168,38 @@ def test_other_shapes_plan_and_run_and_their_nodes_and_buckets_are_on_the_target
     buckets = [r["id"] for r in manifest["resources"] if r["kind"] == "bucket"]
     assert {world.container_name(bucket) for bucket in buckets} <= set(world.containers())
     assert sum(taken["left_behind"].values()) == taken["snapshot"]["counts"]["unsupported"]
+
+
+def test_databases_without_nodes(world: EmulatedWorld, monkeypatch: pytest.MonkeyPatch) -> None:
+    """MySQL with a read replica, and nothing else. No MySQL server is installed here to dump it,
+    so a stand-in dump of the primary (gzipped SQL, as ``replicate`` stores one) is placed on the
+    target first; the primary gets a database node restoring it, the replica is left behind
+    (no dump asked for it), and the steps without work are skipped."""
+    import gzip
+
+    from failover.adapters import storage_target
+    from failover.config import load_config
+    from failover.replicate.dumps import store_dump
+    from failover.state import StateStore
+
+    service = "shape-mysql-read-replica"
+    primary, replica = f"{service}-master", f"{service}-replica"
+    for name, value in world.env.items():  # the profile's secrets, as the CLI gets them
+        monkeypatch.setenv(name, value)
+    profile = load_config(world.config_path).targets[world.target]
+    with StateStore(world.state_dir) as store:
+        store_dump(storage_target(profile.storage), store, service=service, target_name=world.target,
+                   database=primary, engine="mysql", chunks=[gzip.compress(b"-- MySQL dump (stand-in)\n")])
+    before = set(world.target_nodes())
+
+    taken, plan, run, manifest = fail_over(world, "mysql-read-replica")
+
+    databases = {r["id"]: r for r in manifest["resources"] if r["kind"] == "database"}
+    assert databases[replica]["replica_of"] == primary and taken["snapshot"]["counts"].get("node", 0) == 0
+    assert skipped(plan)["nodes"] == "no nodes in the snapshot"
+    assert skipped(plan)["cutover"] == "no DNS zones in the snapshot"
+    assert_plan_predicts_run(plan, run)
+    restored = next(s for s in run["steps"] if s["id"] == "databases")["outputs"]
+    assert set(restored["databases"]) == {primary}
+    new = set(world.target_nodes()) - before
+    assert len(new) == 1 and next(iter(new)).endswith(primary), new

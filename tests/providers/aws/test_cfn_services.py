@@ -204,13 +204,53 @@ def test_a_read_replica_records_what_it_replicates(snapshots) -> None:
     assert "replica_of" not in databases[f"{service}-master"]  # written only for a replica
 
 
+def dependencies_by_kind(manifest: dict) -> dict[str, list[dict]]:
+    found: dict[str, list[dict]] = {}
+    for resource in manifest["resources"]:
+        if not resource.get("owned", True):
+            found.setdefault(resource["kind"], []).append(resource)
+    return found
+
+
 def test_a_shared_untagged_security_group_is_a_dependency_not_owned(snapshots) -> None:
-    resources = snapshots["asg-https-alb-sns"]["manifest"]["resources"]
-    dependencies = [r for r in resources if not r.get("owned", True)]
-    assert [(r["kind"], r["name"], r["tags"]) for r in dependencies] == [("firewall", "default", {})]
-    assert all(node["firewalls"] == [dependencies[0]["id"]] for node in resources if node["kind"] == "node")
+    manifest = snapshots["asg-https-alb-sns"]["manifest"]
+    dependencies = dependencies_by_kind(manifest)
+    assert [(r["name"], r["tags"]) for r in dependencies["firewall"]] == [("default", {})]
+    nodes = [r for r in manifest["resources"] if r["kind"] == "node"]
+    assert len(nodes) == 2 and all(node["firewalls"] == [dependencies["firewall"][0]["id"]] for node in nodes)
     owned = snapshots["instances-with-security-groups"]["manifest"]["resources"]
-    assert all("owned" not in r for r in owned)  # groups tagged for the service are its own (owned: true)
+    # groups tagged for the service are its own (owned: true)
+    assert all("owned" not in r for r in owned if r["kind"] == "firewall")
+
+
+@pytest.mark.parametrize("template", TEMPLATES)
+def test_what_a_service_uses_but_does_not_own_comes_in_as_a_dependency(account, snapshots, template: str) -> None:
+    """Every security group, volume, Elastic IP and VPC a service's nodes use, and every VPC its
+    security groups are in, is in the snapshot: tagged for the service (its own) or as a dependency
+    (owned: false) carrying not the service's tag; nothing else is a dependency."""
+    _, session = account
+    manifest = snapshots[template]["manifest"]
+    service = service_of(template)
+    resources = {(r["kind"], r["id"]): r for r in manifest["resources"]}
+    nodes = [r for r in manifest["resources"] if r["kind"] == "node"]
+    ec2 = session.client("ec2", region_name="us-east-1")
+    described = {i["InstanceId"]: i for r in ec2.describe_instances(InstanceIds=[n["id"] for n in nodes])["Reservations"]
+                 for i in r["Instances"]} if nodes else {}
+    used: set[tuple[str, str]] = set()
+    for node in nodes:
+        used |= {("firewall", group) for group in node["firewalls"]} | {("volume", v) for v in node["volumes"]}
+        used.add(("network", described[node["id"]]["VpcId"]))
+    used |= {("network", r["network"]) for r in manifest["resources"] if r["kind"] == "firewall" and r.get("network")}
+    addresses = ec2.describe_addresses()["Addresses"]
+    used |= {("address", a["AllocationId"]) for a in addresses if a.get("InstanceId") in described}
+    missing = sorted(used - set(resources))
+    assert missing == []
+    for kind, resource_id in used:
+        resource = resources[(kind, resource_id)]
+        assert resource.get("owned", True) is (resource["tags"].get("service") == service), (kind, resource_id)
+    dependencies = {(r["kind"], r["id"]) for r in manifest["resources"] if not r.get("owned", True)}
+    certificates = {key for key in dependencies if key[0] == "certificate"}
+    assert dependencies - certificates <= used
 
 
 def test_a_prefix_list_rule_is_resolved_into_its_cidrs_keeping_the_list(account, snapshots) -> None:

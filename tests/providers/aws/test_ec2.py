@@ -121,7 +121,12 @@ def resource_dump(manifest, kind: str, resource_id: str) -> dict[str, Any]:
 
 
 def ids_of(manifest, kind: str) -> set[str]:
-    return {r.id for r in manifest.of_kind(kind)}
+    """The service's own resources of a kind (dependencies, ``owned: false``, apart)."""
+    return {r.id for r in manifest.of_kind(kind) if r.owned}
+
+
+def dependency_ids_of(manifest, kind: str) -> set[str]:
+    return {r.id for r in manifest.of_kind(kind) if not r.owned}
 
 
 # -- each kind's fields -----------------------------------------------------------------------
@@ -169,7 +174,13 @@ def test_a_tagged_volume_is_in_its_node_and_a_resource_of_its_own(web, inventory
         "device": "/dev/sdg",
         "zone": f"{REGION}a",
     }
-    assert ids_of(manifest, "volume") == {web.data}  # the untagged root and scratch volumes are not resources
+    assert ids_of(manifest, "volume") == {web.data}
+    # the untagged root and scratch volumes are the node's dependencies: there, never owned
+    assert dependency_ids_of(manifest, "volume") == {web.root, web.scratch}
+    assert resource_dump(manifest, "volume", web.scratch) == {
+        "kind": "volume", "id": web.scratch, "name": web.scratch, "region": REGION, "tags": {}, "owned": False,
+        "size_gib": 10, "volume_type": "gp2", "attached_to": web.node, "device": "/dev/sdf", "zone": f"{REGION}a",
+    }
 
 
 def test_an_unattached_volume_and_address_are_attached_to_nothing(ec2, inventory):
@@ -360,7 +371,39 @@ def test_the_selection_is_checked_again_on_what_the_server_returns(ec2):
     with ThreadPoolExecutor(4) as pool:
         found = ec2_collector.collect(Context(TagBlindSession(max_backoff=0.05), SVC, [REGION], pool), REGION)
 
-    assert [r.id for r in found.resources] == [mine]
+    assert [r.id for r in found.resources if r.owned] == [mine]
+
+
+def test_what_the_service_uses_but_does_not_own_comes_in_as_dependencies(ec2, inventory):
+    """A node in the default VPC (shared, untagged), its untagged root volume and Elastic IP, and a
+    tagged subnet of another untagged VPC: dependencies (owned: false), with only the subnets the
+    service uses; what nothing of the service uses stays out."""
+    default_vpc = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"][0]
+    default_subnets = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [default_vpc["VpcId"]]}])["Subnets"]
+    used = min(default_subnets, key=lambda subnet: subnet["SubnetId"])
+    node = launch(ec2, linux_image(ec2), tags={**SVC, "Name": "app-1"}, SubnetId=used["SubnetId"])
+    address = elastic_ip(ec2, {}, instance_id=node)
+    elastic_ip(ec2, {})  # nobody's
+    shared = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    tagged_subnet = ec2.create_subnet(VpcId=shared, CidrBlock="10.9.1.0/24", AvailabilityZone=f"{REGION}a",
+                                      **tagged("subnet", SVC))["Subnet"]["SubnetId"]
+    ec2.create_subnet(VpcId=shared, CidrBlock="10.9.2.0/24", AvailabilityZone=f"{REGION}b")  # not the service's
+    ec2.create_vpc(CidrBlock="10.8.0.0/16")  # nothing of the service in it
+
+    manifest = inventory(SVC)
+
+    assert {r.kind for r in manifest.resources if r.owned} == {"node"}
+    assert dependency_ids_of(manifest, "network") == {default_vpc["VpcId"], shared}
+    default = resource_dump(manifest, "network", default_vpc["VpcId"])
+    assert (default["owned"], default["cidr"], default["subnets"]) == (
+        False, default_vpc["CidrBlock"], [{"id": used["SubnetId"], "cidr": used["CidrBlock"], "zone": used["AvailabilityZone"]}])
+    assert [subnet["id"] for subnet in resource_dump(manifest, "network", shared)["subnets"]] == [tagged_subnet]
+    assert dependency_ids_of(manifest, "volume") == {root_volume_of(ec2, node)}
+    assert resource_dump(manifest, "address", address["AllocationId"]) == {
+        "kind": "address", "id": address["AllocationId"], "name": address["AllocationId"], "region": REGION,
+        "tags": {}, "owned": False, "ip": address["PublicIp"], "attached_to": node,
+    }
+    assert dependency_ids_of(manifest, "address") == {address["AllocationId"]}
 
 
 def test_a_region_with_nothing_selected_gives_nothing(ec2, inventory):
@@ -401,10 +444,12 @@ def test_details_are_batched_and_user_data_fans_out(ec2):
         found = ec2_collector.collect(Context(session, SVC, [REGION], pool), REGION)
 
     assert {r.id for r in found.resources if r.kind == "node"} == set(nodes)
-    assert {r.id for r in found.resources if r.kind == "network"} == {vpc}
+    assert {r.id for r in found.resources if r.kind == "network" and r.owned} == {vpc}
     assert session.count("describe_instance_types") == 1
     assert session.count("describe_images") == 1
-    assert session.count("describe_subnets") == 1
+    assert session.count("describe_volumes") == 2  # the tagged ones; every node's, in one batch
+    assert session.count("describe_subnets") == 2  # the tagged ones; those of every VPC in use, in one batch
+    assert session.count("describe_vpcs") == 2  # the tagged ones; the untagged ones in use (the default VPC)
     assert session.count("describe_instance_attribute") == len(nodes)
     assert all(thread.startswith("fanout") for _, thread in session.operations)
 

@@ -100,3 +100,38 @@ def test_only_selected_balancers_across_tag_batches(aws, network, inventory):
     make_balancer(aws, network, "untagged")
 
     assert {b["id"] for b in balancers(inventory())} == selected
+
+
+def https(aws, lb_arn: str, port: int, group_arn: str, certificate_arn: str) -> None:
+    aws("elbv2").create_listener(
+        LoadBalancerArn=lb_arn, Protocol="HTTPS", Port=port, Certificates=[{"CertificateArn": certificate_arn}],
+        DefaultActions=[{"Type": "forward", "TargetGroupArn": group_arn}],
+    )
+
+
+def test_the_untagged_certificates_of_https_listeners_are_dependencies(aws, network, take_inventory, monkeypatch):
+    import providers.aws.inventory as aws_inventory
+
+    # with ACM's collector too: a tagged certificate is its, and comes once
+    monkeypatch.setattr(aws_inventory, "COLLECTORS", [c for c in aws_inventory.COLLECTORS if c[0] in ("elbv2", "acm")])
+    acm = aws("acm")
+    shared = acm.request_certificate(DomainName="www.example.com", SubjectAlternativeNames=["example.com"])
+    own = acm.request_certificate(DomainName="api.example.com", Tags=[SERVICE])
+    unused = acm.request_certificate(DomainName="other.example.com")
+    group = make_target_group(aws, network, "web")
+    lb_arn = make_balancer(aws, network, "web-lb", [SERVICE])
+    https(aws, lb_arn, 443, group, shared["CertificateArn"])
+    https(aws, lb_arn, 8443, group, own["CertificateArn"])
+    other_lb = make_balancer(aws, network, "other-lb")  # not the service's: its certificate stays out
+    https(aws, other_lb, 443, group, unused["CertificateArn"])
+
+    manifest = take_inventory()
+
+    certificates = {r["id"]: r for r in manifest.to_dict()["resources"] if r["kind"] == "certificate"}
+    assert set(certificates) == {shared["CertificateArn"], own["CertificateArn"]}  # each once
+    dependency = certificates[shared["CertificateArn"]]
+    assert (dependency["owned"], dependency["tags"], dependency["domains"]) == (
+        False, {}, ["example.com", "www.example.com"])
+    assert "owned" not in certificates[own["CertificateArn"]]  # tagged: the service's own, from ACM's listing
+    [balancer] = balancers(manifest)
+    assert balancer["listeners"] == [{"protocol": "HTTPS", "port": 443}, {"protocol": "HTTPS", "port": 8443}]
