@@ -419,9 +419,15 @@ def submit_batch(
             return _failed(item, Interrupted("replication interrupted"))
         if stop.is_set():
             return _failed(item, stopped[0] if stopped else Interrupted("replication interrupted"))
+        def attempt() -> CopyResult:
+            return _copy_one(source, target, bucket, container, item, meter, cancel, before_upload)
+
         try:
-            # A transient failure mid-stream cannot resume the upload: copy the object again, afresh.
-            return retry_requests(lambda: _copy_one(source, target, bucket, container, item, meter, cancel, before_upload))
+            try:
+                return attempt()  # most copies succeed at once: no retry machinery for them
+            except TransientError:
+                # A transient failure mid-stream cannot resume the upload: copy the object again, afresh.
+                return retry_requests(attempt)
         except OperationFailed as exc:  # this object's copy: the others go on
             return _failed(item, exc)
         except FailoverError as exc:  # unreachable, refused, interrupted, or still failing after its retries
