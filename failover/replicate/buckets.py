@@ -29,6 +29,7 @@ on local disk): per object, counted, and the rest of the bucket is copied and re
 
 from __future__ import annotations
 
+import collections
 import functools
 import itertools
 import threading
@@ -272,8 +273,10 @@ def diff_pages(
     key order, into batches of about ``page`` keys: the window held is a page of each, never the
     bucket. ``refuse(key)`` says why a source key cannot be stored (None: it can). Raises
     OutOfOrder as soon as a listing goes backwards (nothing of that window was yielded)."""
-    sources = _ordered(source, "the source's listing")
-    targets = _ordered(target, "the target's listing")
+    # A page read ahead of the merge: a listing that goes backwards is caught within a page,
+    # before keys it has not reached yet are taken for absent.
+    sources = _read_ahead(_ordered(source, "the source's listing"), page)
+    targets = _read_ahead(_ordered(target, "the target's listing"), page)
     recorded = _ordered(records, "the copy records")
     item, copy, record = next(sources, None), next(targets, None), next(recorded, None)
     batch = DiffBatch()
@@ -333,6 +336,15 @@ def _ordered(items: Iterable[K], what: str) -> Iterator[K]:
             raise OutOfOrder(f"{what} is not in key order: {shown(item.key)} after {shown(previous)}")
         previous = item.key
         yield item
+
+
+def _read_ahead(items: Iterator[K], depth: int) -> Iterator[K]:
+    """``items``, with up to ``depth`` of them read before they are handed on."""
+    ahead: collections.deque[K] = collections.deque(itertools.islice(items, depth))
+    for item in items:
+        ahead.append(item)
+        yield ahead.popleft()
+    yield from ahead
 
 
 def sorted_listing(items: Iterable[ObjectInfo]) -> list[ObjectInfo]:
@@ -635,6 +647,8 @@ class Replicator:
                     copy = next(stored, None)
                 if not is_recorded_copy(copy if copy is not None and copy.key == record.key else None, record):
                     wrong.append(record.key)
+            for _ in stored:
+                pass  # read to its end: a listing out of key order would have made the merge wrong
         except OutOfOrder:
             records = {record.key: record for record in self.store.iter_replica_objects(
                 self.service, self.target_name, container) if record.copied_at >= since}
