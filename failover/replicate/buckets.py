@@ -374,10 +374,11 @@ class CopyResult:
     def ok(self) -> bool:
         return self.error is None and not self.gone
 
-    def record(self) -> ReplicaObject:
-        """The state store's record of this copy (``ok`` results only)."""
+    def record(self, copied_at: str | None = None) -> ReplicaObject:
+        """The state store's record of this copy (``ok`` results only), copied at ``copied_at``
+        (a batch's records share one time), else at ``self.copied_at``, else now."""
         return ReplicaObject(key=self.key, source_etag=self.etag or "", size=self.size, md5=self.md5 or "",
-                             target_hash=self.target_hash, copied_at=self.copied_at or now_iso())
+                             target_hash=self.target_hash, copied_at=copied_at or self.copied_at or now_iso())
 
 
 def copy_batch(
@@ -487,7 +488,7 @@ def _copy_one(
     verify_copy(bucket, container, opened.info, reading.size, stored)
     meter.object_done()
     return CopyResult(key=item.key, size=reading.size, etag=opened.info.hash or "", md5=stored.md5,
-                      target_hash=stored.hash, copied_at=now_iso())
+                      target_hash=stored.hash)
 
 
 # -- a pass ----------------------------------------------------------------------------------
@@ -610,7 +611,8 @@ class Replicator:
     def _finish(self, state: _BucketPass, batch: DiffBatch, copying: BatchCopy) -> None:
         """Record a batch's copies (and adoptions) in one transaction; then raise its first failure."""
         results = copying.results()
-        self._remember(state.result.container, [*batch.adopt, *(copy.record() for copy in results if copy.ok)])
+        copied_at = now_iso()  # when the batch's copies were all done
+        self._remember(state.result.container, [*batch.adopt, *(copy.record(copied_at) for copy in results if copy.ok)])
         state.copied_now(results)
         failed = [copy for copy in results if copy.exception is not None]
         if failed:

@@ -21,7 +21,8 @@ import threading
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote_plus, urlencode
+from xml.etree import ElementTree
 
 import boto3
 import botocore.session
@@ -75,7 +76,16 @@ class S3Objects:
         return None
 
     def iter_objects(self, bucket: str) -> Iterator[ObjectInfo]:
-        for page in self.session.pages("s3", self._region(bucket), "list_objects_v2", Bucket=bucket):
+        region, last = self._region(bucket), None
+        try:
+            for item in self._gets.listing(self.session.client("s3", region), region, bucket):
+                last = item.key
+                yield item
+            return
+        except NotServed:
+            pass  # the client lists the rest, after the last key listed
+        after = {"StartAfter": last} if last is not None else {}
+        for page in self.session.pages("s3", region, "list_objects_v2", Bucket=bucket, **after):
             for item in page.get("Contents", []):
                 etag = _unquoted(item.get("ETag"))
                 yield ObjectInfo(key=item["Key"], size=int(item.get("Size", 0)), hash=etag, md5=_md5_of(etag))
@@ -150,6 +160,41 @@ class SignedGets:
         )
         return SourceObject(info=info, chunks=_streamed(answer, f"s3 GET {bucket}/{key}"), close=answer.release_conn)
 
+    def listing(self, client: Any, region: str, bucket: str) -> Iterator[ObjectInfo]:
+        """ListObjectsV2, page by page, each a signed GET parsed with ElementTree (botocore's
+        parser, its timestamps parsed by dateutil, cost more than the copies' requests). Raises
+        NotServed where the client must take over: not enabled, an answer but a 200."""
+        if not self.enabled:
+            raise NotServed()
+        endpoint = client.meta.endpoint_url.rstrip("/")
+        path = f"/{quote(bucket, safe='')}"
+        params = {"list-type": "2", "encoding-type": "url", "max-keys": "1000"}
+        while True:
+            query = urlencode(sorted(params.items()), quote_via=quote, safe="-_.~")
+            try:
+                headers = self._signed(f"{endpoint}{path}?{query}", region)
+                answer = self._pool(endpoint).urlopen("GET", f"{path}?{query}", headers=headers, redirect=False,
+                                                      retries=False)
+            except (urllib3.exceptions.HTTPError, OSError, BotoCoreError, ValueError) as exc:
+                raise NotServed() from exc
+            if answer.status != 200:
+                raise NotServed()
+            try:
+                root = ElementTree.fromstring(answer.data)
+            except ElementTree.ParseError as exc:
+                raise NotServed() from exc
+            ns = root.tag[: root.tag.index("}") + 1] if root.tag.startswith("{") else ""
+            decode = root.findtext(f"{ns}EncodingType") == "url"
+            for contents in root.iter(f"{ns}Contents"):
+                key = contents.findtext(f"{ns}Key") or ""
+                etag = _unquoted(contents.findtext(f"{ns}ETag"))
+                yield ObjectInfo(key=unquote_plus(key) if decode else key, size=int(contents.findtext(f"{ns}Size") or 0),
+                                 hash=etag, md5=_md5_of(etag))
+            token = root.findtext(f"{ns}NextContinuationToken")
+            if root.findtext(f"{ns}IsTruncated") != "true" or not token:
+                return
+            params["continuation-token"] = token
+
     def _signed(self, url: str, region: str) -> dict[str, str]:
         request = AWSRequest(method="GET", url=url)
         S3SigV4Auth(self._frozen_credentials(), "s3", region).add_auth(request)
@@ -175,6 +220,10 @@ class SignedGets:
                 pool = self._pools[endpoint] = urllib3.connection_from_url(
                     endpoint, maxsize=self._workers, timeout=urllib3.Timeout(connect=5, read=60), **tls)
             return pool
+
+
+class NotServed(Exception):
+    """A request the client must make instead."""
 
 
 def _plain_key(key: str) -> bool:
