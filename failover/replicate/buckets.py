@@ -3,21 +3,45 @@
 The one copy engine behind ``failover replicate`` and the ``sync-buckets`` action. For
 each bucket a pass:
 
-1. lists both sides once, at the same time, and reads the records of earlier copies from
-   the state store; a pass with nothing to do then only records itself (step 5): no object
-   is read or asked about;
+1. lists both sides once, page by page, and reads the records of earlier copies from the
+   state store in the same key order; a pass with nothing to do then only records itself
+   (step 5): no object is read or asked about;
 2. copies each object that is new or changed (its size or ETag differ from the record of
    its last copy, or the target's copy is no longer the recorded one), in parallel,
    streamed from the source's response into the target's upload, stating the source's
    size and MD5 so that the target can take it in one request and check it;
 3. verifies every copy: the bytes read against the source's size, and against its ETag
    when that is an MD5 (the target checks it as Content-MD5, or the upload hashes what it
-   sends); what the target received against what was read; then, with one more listing,
-   what the target stored (its MD5 where the target states one);
+   sends); what the target received against what was read; then, with one more listing
+   merged with this pass's records page by page, what the target stored (its MD5 where the
+   target states one);
 4. deletes what the source no longer has only when asked to, and never a mass deletion
    (the source lists nothing, or more than a tenth of the target would go) unless forced;
-5. records every copy (per object) and the pass (per bucket): the pass's listing time is
+5. records every copy (per object, a batch per transaction) and the pass (per bucket): the pass's listing time is
    the replica's age on failover day, and what the RPO is measured from.
+
+The mechanism is two public layers, which ``replicate``, ``sync-buckets``, evacuation and
+fan-out share (names stable):
+
+(1) :func:`diff_pages` merges the source's listing, the target's and the state store's copy
+    records (``StateStore.iter_replica_objects``), all three in key order, into
+    :class:`DiffBatch` es of about ``page`` keys: what to copy (``copy``; ``new``, those the
+    target does not hold), records to adopt, unchanged and refused counts, keys to delete.
+    It holds a page of each side (plus a page read ahead, which catches a listing out of key
+    order: :class:`OutOfOrder`), never the bucket.
+(2) :func:`copy_batch` (or :func:`submit_batch`, without waiting) copies one batch of listed
+    objects between a ``SourceStorage`` and a ``StorageTarget``, streamed, retried and
+    verified per object, on a thread pool or in the calling thread, and returns a
+    :class:`CopyResult` per key (``key``, ``size``, ``etag``, ``md5``, ``target_hash``,
+    ``ok``/``gone``/``error``); the caller records the ``ok`` ones in one transaction
+    (``StateStore.save_replica_objects([result.record(at) ...])``).
+
+:class:`Replicator` runs a pass over them: it copies a batch while the next page is listed
+and diffed, records each batch when it is done, counts deletions until the listings end
+(the mass-deletion guard needs the totals), and verifies with one more listing of the
+target merged page by page with this pass's records. A provider that does not list in key
+order (local disk, where keys are paths and collisions need the whole listing) is listed
+whole and sorted.
 
 Keys that are not plain relative paths are refused, reported and never copied: HTTP
 clients resolve ``.`` and ``..`` segments in URLs, and local disk joins keys as paths,
