@@ -21,6 +21,16 @@ are compared: the machine is shared, and single runs are noisy.
 Goals: failover's first copy is no slower than rclone's (time ratio <= 1.0), and a re-run
 with nothing changed takes at most 10% of the first copy. Exit status: 0 goals met and
 every container holds what was seeded, 1 counts differ, 2 a goal missed, 130 interrupted.
+
+``--scale 5000,20000`` measures instead what one pass of tiny objects costs failover itself,
+per object, against rclone on the same pair (moto S3 to moto S3 through libcloud's S3
+driver) in the same run: the bucket grows to each count in turn, and each count is copied
+into fresh containers by a failover pass in a child process of its own (its CPU seconds
+around the pass, and its peak RSS) and by ``rclone copy`` (its CPU seconds, start
+included). Goals: failover's CPU <= 2 ms per object, and its peak RSS grows by less than
+1 KB per object from the smallest count to the largest.
+
+    python -m benchmarks.replicate --scale 5000,20000 --object-bytes 100
 """
 
 from __future__ import annotations
@@ -385,6 +395,124 @@ def _listed(seconds: list[float]) -> str:
     return ", ".join(f"{value:.2f}" for value in seconds)
 
 
+# -- per-object CPU and memory of one pass (--scale) ---------------------------------------------
+
+CPU_GOAL_MS = 2.0  # failover's own CPU per object of a pass
+RSS_GOAL_KB = 1.0  # peak RSS growth per object between the smallest and the largest count
+SCALE_BUCKET = "tiny-objects"
+
+
+def grow_bucket(source_url: str, have: int, want: int, size: int) -> None:
+    s3 = boto3.client("s3", endpoint_url=source_url, **CREDENTIALS)
+    if have == 0:
+        s3.create_bucket(Bucket=SCALE_BUCKET)
+    keys = [f"objects/{index:07}.bin" for index in range(have, want)]
+    with ThreadPoolExecutor(SEED_WORKERS) as pool:
+        list(pool.map(partial(put_random, s3, Dataset(SCALE_BUCKET, 0, size)), keys))
+
+
+def pass_in_child(source_url: str, target_port: int, prefix: str, state: Path, workers: int) -> dict[str, Any]:
+    """One failover pass in a process of its own; its figures as it measured them."""
+    job = {"source": source_url, "port": target_port, "prefix": prefix, "state": str(state), "workers": workers}
+    completed = subprocess.run([sys.executable, "-m", "benchmarks.replicate", "--child-pass", json.dumps(job)],
+                               capture_output=True, text=True, check=False, cwd=Path(__file__).resolve().parents[1])
+    if completed.returncode != 0:
+        raise RuntimeError(f"failover pass failed ({completed.returncode}): {completed.stderr.strip()[-2000:]}")
+    return json.loads(completed.stdout)
+
+
+def child_pass(job: dict[str, Any]) -> dict[str, Any]:
+    """The child's side: build the clients, then measure the pass alone (CPU seconds of this
+    process across its threads, wall time), and report the process's peak RSS."""
+    fake_credentials()
+    options = {"key": "testing", "secret": "testing", "host": "127.0.0.1", "port": job["port"], "secure": False,
+               "region": REGION}
+    storage = storage_target(StorageSpec(driver="s3", options=options, container_prefix=job["prefix"]))
+    storage.driver  # noqa: B018 - built before the clock starts, as the source's client
+    objects = S3Objects(AwsSession(endpoint_url=job["source"], pool_size=job["workers"]), workers=job["workers"])
+    objects.session.client("s3", REGION)
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with StateStore(Path(job["state"])) as store:
+        replicator = Replicator(objects, storage, store, service="bench", target_name="s3", workers=job["workers"])
+        cpu, started = time.process_time(), time.perf_counter()
+        result = replicator.replicate([SCALE_BUCKET]).buckets[0]
+        cpu, seconds = time.process_time() - cpu, time.perf_counter() - started
+    return {"copied": result.copied, "objects": result.objects, "cpu_s": cpu, "seconds": seconds,
+            "rss_before_mb": rss_before / 1024, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def rclone_pass(source: MotoServer, target: MotoServer, prefix: str, workers: int) -> dict[str, Any]:
+    """``rclone copy`` of the bucket into a container of its own: its CPU seconds and peak RSS."""
+    command = ["rclone", "copy", f"src:{SCALE_BUCKET}", f"dst:{prefix}{SCALE_BUCKET}",
+               "--transfers", str(workers), "--checkers", str(workers), "--stats", "0"]
+    started = time.perf_counter()
+    process = subprocess.Popen(command, env=rclone_env(source, Target("s3", target)), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise RuntimeError(f"rclone failed ({process.returncode}): {process.stderr.read().decode()[-2000:]}")
+    return {"cpu_s": usage.ru_utime + usage.ru_stime, "seconds": time.perf_counter() - started,
+            "peak_rss_mb": usage.ru_maxrss / 1024}
+
+
+def scale_benchmark(counts: list[int], size: int, workers: int, log: Callable[[str], None]) -> dict[str, Any]:
+    if shutil.which("rclone") is None:
+        raise RuntimeError("rclone is not installed: run scripts/install-test-deps (as root)")
+    fake_credentials()
+    rows = []
+    with ExitStack() as stack:
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="failover-bench-")))
+        source, target = stack.enter_context(MotoServer()), stack.enter_context(MotoServer())
+        have = 0
+        for count in sorted(counts):
+            log(f"growing the source bucket to {count:,} objects of {size} bytes")
+            grow_bucket(source.url, have, count, size)
+            have = count
+            failover = pass_in_child(source.url, target.port, f"failover{count}-", workdir / f"state-{count}", workers)
+            log(f"{count:,}: failover {failover['seconds']:.1f}s, CPU {failover['cpu_s']:.2f}s, "
+                f"peak RSS {failover['peak_rss_mb']:.0f} MB")
+            rclone = rclone_pass(source, target, f"rclone{count}-", workers)
+            log(f"{count:,}: rclone {rclone['seconds']:.1f}s, CPU {rclone['cpu_s']:.2f}s")
+            rows.append({
+                "objects": count, "failover": failover, "rclone": rclone,
+                "failover_cpu_ms_per_object": 1000 * failover["cpu_s"] / count,
+                "rclone_cpu_ms_per_object": 1000 * rclone["cpu_s"] / count,
+                "cpu_ratio": _ratio(failover["cpu_s"], rclone["cpu_s"]),
+                "counts_match": failover["copied"] == count,
+            })
+    smallest, largest = rows[0], rows[-1]
+    growth = (largest["failover"]["peak_rss_mb"] - smallest["failover"]["peak_rss_mb"]) * 1024
+    per_object_kb = growth / (largest["objects"] - smallest["objects"]) if len(rows) > 1 else 0.0
+    return {
+        "object_bytes": size, "workers": workers, "rows": rows, "rss_growth_kb_per_object": per_object_kb,
+        "goals": {"cpu_ms_per_object": CPU_GOAL_MS, "rss_kb_per_object": RSS_GOAL_KB},
+        "cpu_met": all(row["failover_cpu_ms_per_object"] <= CPU_GOAL_MS for row in rows),
+        "rss_met": per_object_kb < RSS_GOAL_KB,
+        "counts_match": all(row["counts_match"] for row in rows),
+    }
+
+
+def scale_report(result: dict[str, Any]) -> str:
+    lines = [f"{'objects':>8}{'failover CPU s':>16}{'ms/object':>11}{'rclone CPU s':>14}{'ms/object':>11}{'ratio':>7}"
+             f"{'failover s':>12}{'rclone s':>10}{'peak RSS MB':>13}"]
+    for row in result["rows"]:
+        lines.append(
+            f"{row['objects']:>8,}{row['failover']['cpu_s']:>16.2f}{row['failover_cpu_ms_per_object']:>11.2f}"
+            f"{row['rclone']['cpu_s']:>14.2f}{row['rclone_cpu_ms_per_object']:>11.2f}{row['cpu_ratio']:>7.2f}"
+            f"{row['failover']['seconds']:>12.1f}{row['rclone']['seconds']:>10.1f}{row['failover']['peak_rss_mb']:>13.1f}"
+        )
+    lines += [
+        "",
+        f"failover's peak RSS grows {result['rss_growth_kb_per_object']:.3f} KB per object "
+        f"(goal < {RSS_GOAL_KB:g}): {'met' if result['rss_met'] else 'NOT met'}",
+        f"failover's CPU per object <= {CPU_GOAL_MS:g} ms: {'met' if result['cpu_met'] else 'NOT met'}",
+    ]
+    if not result["counts_match"]:
+        lines.append("counts MISMATCH: a failover pass did not copy every object")
+    return "\n".join(lines)
+
+
 def parse_args(argv: list[str] | None) -> tuple[Scale, bool]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     defaults = Scale()
@@ -406,11 +534,31 @@ def parse_args(argv: list[str] | None) -> tuple[Scale, bool]:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--child-pass"]:
+        result = child_pass(json.loads(argv[1]))
+        print(json.dumps(result))
+        return {"counts_match": True, "goals_met": True}
+    scale_counts, argv = _option(argv, "--scale")
+    object_bytes, argv = _option(argv, "--object-bytes")
     scale, as_json = parse_args(argv)
     log = (lambda _: None) if as_json else (lambda message: print(f"[bench] {message}", file=sys.stderr, flush=True))
+    if scale_counts:
+        counts = [int(part) for part in scale_counts.split(",") if part.strip()]
+        result = scale_benchmark(counts, int(object_bytes or 100), scale.workers, log)
+        print(json.dumps(result, indent=2) if as_json else scale_report(result))
+        return {**result, "goals_met": result["cpu_met"] and result["rss_met"]}
     result = benchmark(scale, log)
     print(json.dumps(result, indent=2) if as_json else report(result))
     return result
+
+
+def _option(argv: list[str], name: str) -> tuple[str | None, list[str]]:
+    """``name VALUE`` taken out of ``argv`` (the two modes share the other options)."""
+    if name not in argv:
+        return None, argv
+    at = argv.index(name)
+    return argv[at + 1], argv[:at] + argv[at + 2:]
 
 
 if __name__ == "__main__":

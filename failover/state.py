@@ -31,6 +31,7 @@ from failover.state_pg import PostgresBackend, is_dsn
 
 REPORTS_DIR = "reports"  # the drill reports, under the state directory
 DB_NAME = "state.db"
+REPLICA_PAGE = 1000  # copy records read at a time, in key order
 
 # Append only: each entry brings the schema from version i to i + 1.
 MIGRATIONS: list[str] = [
@@ -463,6 +464,24 @@ class StateStore:
             (service, target, container),
         )
         return {row["key"]: ReplicaObject(*row) for row in rows}
+
+    def iter_replica_objects(
+        self, service: str, target: str, container: str, *, page: int = REPLICA_PAGE,
+    ) -> Iterator[ReplicaObject]:
+        """The last copies into ``container`` in key order (code point order, as S3 lists and as
+        Python compares strings), read ``page`` rows at a time: a bounded window, not the bucket."""
+        after: str | None = None
+        while True:
+            rows = self.query(
+                "SELECT key, source_etag, size, md5, target_hash, copied_at FROM replica_objects"
+                " WHERE service = ? AND target = ? AND container = ?" + (" AND key > ?" if after is not None else "")
+                + " ORDER BY key LIMIT ?",
+                (service, target, container, *(() if after is None else (after,)), page),
+            )
+            yield from (ReplicaObject(*row) for row in rows)
+            if len(rows) < page:
+                return
+            after = rows[-1]["key"]
 
     def save_replica_objects(self, service: str, target: str, container: str, objects: Iterable[ReplicaObject]) -> None:
         rows = [

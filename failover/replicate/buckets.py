@@ -3,21 +3,45 @@
 The one copy engine behind ``failover replicate`` and the ``sync-buckets`` action. For
 each bucket a pass:
 
-1. lists both sides once, at the same time, and reads the records of earlier copies from
-   the state store; a pass with nothing to do then only records itself (step 5): no object
-   is read or asked about;
+1. lists both sides once, page by page, and reads the records of earlier copies from the
+   state store in the same key order; a pass with nothing to do then only records itself
+   (step 5): no object is read or asked about;
 2. copies each object that is new or changed (its size or ETag differ from the record of
    its last copy, or the target's copy is no longer the recorded one), in parallel,
    streamed from the source's response into the target's upload, stating the source's
    size and MD5 so that the target can take it in one request and check it;
 3. verifies every copy: the bytes read against the source's size, and against its ETag
    when that is an MD5 (the target checks it as Content-MD5, or the upload hashes what it
-   sends); what the target received against what was read; then, with one more listing,
-   what the target stored (its MD5 where the target states one);
+   sends); what the target received against what was read; then, with one more listing
+   merged with this pass's records page by page, what the target stored (its MD5 where the
+   target states one);
 4. deletes what the source no longer has only when asked to, and never a mass deletion
    (the source lists nothing, or more than a tenth of the target would go) unless forced;
-5. records every copy (per object) and the pass (per bucket): the pass's listing time is
+5. records every copy (per object, a batch per transaction) and the pass (per bucket): the pass's listing time is
    the replica's age on failover day, and what the RPO is measured from.
+
+The mechanism is two public layers, which ``replicate``, ``sync-buckets``, evacuation and
+fan-out share (names stable):
+
+(1) :func:`diff_pages` merges the source's listing, the target's and the state store's copy
+    records (``StateStore.iter_replica_objects``), all three in key order, into
+    :class:`DiffBatch` es of about ``page`` keys: what to copy (``copy``; ``new``, those the
+    target does not hold), records to adopt, unchanged and refused counts, keys to delete.
+    It holds a page of each side (plus a page read ahead, which catches a listing out of key
+    order: :class:`OutOfOrder`), never the bucket.
+(2) :func:`copy_batch` (or :func:`submit_batch`, without waiting) copies one batch of listed
+    objects between a ``SourceStorage`` and a ``StorageTarget``, streamed, retried and
+    verified per object, on a thread pool or in the calling thread, and returns a
+    :class:`CopyResult` per key (``key``, ``size``, ``etag``, ``md5``, ``target_hash``,
+    ``ok``/``gone``/``error``); the caller records the ``ok`` ones in one transaction
+    (``StateStore.save_replica_objects([result.record(at) ...])``).
+
+:class:`Replicator` runs a pass over them: it copies a batch while the next page is listed
+and diffed, records each batch when it is done, counts deletions until the listings end
+(the mass-deletion guard needs the totals), and verifies with one more listing of the
+target merged page by page with this pass's records. A provider that does not list in key
+order (local disk, where keys are paths and collisions need the whole listing) is listed
+whole and sorted.
 
 Keys that are not plain relative paths are refused, reported and never copied: HTTP
 clients resolve ``.`` and ``..`` segments in URLs, and local disk joins keys as paths,
@@ -29,29 +53,29 @@ on local disk): per object, counted, and the rest of the bucket is copied and re
 
 from __future__ import annotations
 
+import collections
+import functools
 import itertools
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
-from failover.errors import FailoverError, Interrupted, OperationFailed
+from failover.errors import FailoverError, Interrupted, OperationFailed, ProviderError, TransientError
 from failover.keytext import shown, shown_all
 from failover.manifest import now_iso
 from failover.ports import ObjectInfo, SourceStorage, StorageTarget
-from failover.retry import in_context, retry_requests
+from failover.retry import REQUEST_RETRIES, in_context, retry_requests
 from failover.state import ReplicaObject, ReplicationRecord, StateStore, new_id
 
 DEFAULT_WORKERS = 16
 MASS_DELETION_SHARE = 0.10
-RECORD_BATCH = 500  # copies recorded per state-store transaction
 PROGRESS_INTERVAL_S = 0.2
 
 T = TypeVar("T")
-R = TypeVar("R")
 
 # Journals a created resource: ``record(kind, id, **details)``, as ``ActionContext.record``.
 Recorder = Callable[..., None]
@@ -140,23 +164,19 @@ def plan_bucket(
     source: dict[str, ObjectInfo], target: dict[str, ObjectInfo], records: dict[str, ReplicaObject],
     *, local_disk: bool, delete: bool, storage: StorageTarget | None = None, bucket: str = "",
 ) -> BucketPlan:
-    """``storage`` (the target, holding ``bucket``) says which keys it cannot hold."""
+    """The whole-bucket view of :func:`diff_pages`, for listings already held: ``storage`` (the
+    target, holding ``bucket``) says which keys it cannot hold."""
     plan = BucketPlan()
     refused = refusals(source, target, local_disk=local_disk, storage=storage, bucket=bucket)
-    for key, item in source.items():
-        why = refused.get(key)
-        copy, record = target.get(key), records.get(key)
-        if why is not None:
-            plan.refused[key] = why
-        elif record is not None and is_current(item, copy, record):
-            plan.unchanged += 1
-        elif (adopted := adoption(item, copy)) is not None:
-            plan.unchanged += 1
-            plan.adopt.append(adopted)
-        else:
-            plan.copy.append(item)
-    if delete:
-        plan.delete = sorted(key for key in target if key not in source)
+    for batch in diff_pages(
+        (source[key] for key in sorted(source)), (target[key] for key in sorted(target)),
+        (records[key] for key in sorted(records)), refuse=refused.get, delete=delete,
+    ):
+        plan.copy += batch.copy
+        plan.unchanged += batch.unchanged
+        plan.adopt += batch.adopt
+        plan.refused.update(batch.refused)
+        plan.delete += batch.delete
     return plan
 
 
@@ -237,11 +257,271 @@ def check_deletions(bucket: str, container: str, deleting: int, source_objects: 
         )
 
 
-# -- copying -----------------------------------------------------------------------------
+# -- layer 1: the diff of two listings and the records, page by page ------------------------
+
+PAGE = 1000  # keys (of the source and the target) per diff batch
+
+
+class OutOfOrder(Exception):
+    """A listing that is not in key order: the page-by-page diff cannot use it (the pass then
+    reads that bucket's listings whole and sorts them)."""
+
+
+@dataclass
+class DiffBatch:
+    """What a window of keys (in key order) asks for: ``copy`` the source's objects that are new
+    or changed, ``new`` the keys of those the target does not hold at all; ``adopt`` records
+    for unchanged copies nobody had recorded; ``refused`` keys the target cannot hold, with why;
+    ``delete`` the target's keys the source does not have (only when deletions were asked for).
+    ``objects``/``bytes``: the source's objects in the window; ``target_objects``: the target's."""
+
+    copy: list[ObjectInfo] = field(default_factory=list)
+    new: set[str] = field(default_factory=set)
+    adopt: list[ReplicaObject] = field(default_factory=list)
+    unchanged: int = 0
+    refused: dict[str, str] = field(default_factory=dict)
+    delete: list[str] = field(default_factory=list)
+    objects: int = 0
+    bytes: int = 0
+    target_objects: int = 0
+
+    def __len__(self) -> int:
+        return self.objects + self.target_objects
+
+
+def diff_pages(
+    source: Iterable[ObjectInfo], target: Iterable[ObjectInfo], records: Iterable[ReplicaObject], *,
+    refuse: Callable[[str], str | None] = lambda key: None, delete: bool = False, page: int = PAGE,
+) -> Iterator[DiffBatch]:
+    """Merge the source's listing, the target's and the records of earlier copies, all three in
+    key order, into batches of about ``page`` keys: the window held is a page of each, never the
+    bucket. ``refuse(key)`` says why a source key cannot be stored (None: it can). Raises
+    OutOfOrder as soon as a listing goes backwards (nothing of that window was yielded)."""
+    # A page read ahead of the merge: a listing that goes backwards is caught within a page,
+    # before keys it has not reached yet are taken for absent.
+    sources = _read_ahead(_ordered(source, "the source's listing"), page)
+    targets = _read_ahead(_ordered(target, "the target's listing"), page)
+    recorded = _ordered(records, "the copy records")
+    item, copy, record = next(sources, None), next(targets, None), next(recorded, None)
+    batch = DiffBatch()
+    while item is not None or copy is not None:
+        key = min(candidate.key for candidate in (item, copy) if candidate is not None)
+        while record is not None and record.key < key:
+            record = next(recorded, None)  # a copy whose object is gone from both listings
+        on_source = item if item is not None and item.key == key else None
+        on_target = copy if copy is not None and copy.key == key else None
+        last = record if record is not None and record.key == key else None
+        if on_source is not None:
+            item = next(sources, None)
+        if on_target is not None:
+            copy = next(targets, None)
+            batch.target_objects += 1
+        if on_source is None:
+            if delete:
+                batch.delete.append(key)
+        else:
+            _decide(batch, on_source, on_target, last, refuse(key))
+        if len(batch) >= page:
+            yield batch
+            batch = DiffBatch()
+    if len(batch):
+        yield batch
+
+
+def _decide(batch: DiffBatch, item: ObjectInfo, copy: ObjectInfo | None, record: ReplicaObject | None,
+            why: str | None) -> None:
+    batch.objects += 1
+    batch.bytes += item.size
+    if why is not None:
+        batch.refused[item.key] = why
+    elif record is not None and is_current(item, copy, record):
+        batch.unchanged += 1
+    elif (adopted := adoption(item, copy)) is not None:
+        batch.unchanged += 1
+        batch.adopt.append(adopted)
+    else:
+        batch.copy.append(item)
+        if copy is None:
+            batch.new.add(item.key)
+
+
+class _Keyed(Protocol):
+    key: str
+
+
+K = TypeVar("K", bound=_Keyed)
+
+
+def _ordered(items: Iterable[K], what: str) -> Iterator[K]:
+    """``items``, checked to come in strictly increasing key order."""
+    previous: str | None = None
+    for item in items:
+        if previous is not None and item.key <= previous:
+            raise OutOfOrder(f"{what} is not in key order: {shown(item.key)} after {shown(previous)}")
+        previous = item.key
+        yield item
+
+
+def _read_ahead(items: Iterator[K], depth: int) -> Iterator[K]:
+    """``items``, with up to ``depth`` of them read before they are handed on."""
+    ahead: collections.deque[K] = collections.deque(itertools.islice(items, depth))
+    for item in items:
+        ahead.append(item)
+        yield ahead.popleft()
+    yield from ahead
+
+
+def sorted_listing(items: Iterable[ObjectInfo]) -> list[ObjectInfo]:
+    """A listing read whole and put in key order: for a provider that does not list in it (local disk)."""
+    return sorted(items, key=lambda item: item.key)
+
+
+# -- layer 2: copying one batch of keys ----------------------------------------------------------
+
+@dataclass(frozen=True)
+class CopyResult:
+    """One key of a batch: copied and verified (``ok``: ``size`` bytes, the source's ``etag``,
+    the ``md5`` of what the target stored and its ``target_hash``), gone from the source
+    meanwhile (``gone``), or not copied (``error``, and the ``exception`` to raise)."""
+
+    key: str
+    size: int = 0
+    etag: str | None = None
+    md5: str | None = None
+    target_hash: str | None = None
+    copied_at: str | None = None
+    gone: bool = False
+    error: str | None = None
+    exception: FailoverError | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and not self.gone
+
+    def record(self, copied_at: str | None = None) -> ReplicaObject:
+        """The state store's record of this copy (``ok`` results only), copied at ``copied_at``
+        (a batch's records share one time), else at ``self.copied_at``, else now."""
+        return ReplicaObject(key=self.key, source_etag=self.etag or "", size=self.size, md5=self.md5 or "",
+                             target_hash=self.target_hash, copied_at=copied_at or self.copied_at or now_iso())
+
+
+def copy_batch(
+    source: SourceStorage, target: StorageTarget, bucket: str, items: Sequence[ObjectInfo], *,
+    pool: ThreadPoolExecutor | None = None, progress: _Meter | None = None, cancel: threading.Event | None = None,
+    before_upload: Callable[[ObjectInfo], None] | None = None,
+) -> list[CopyResult]:
+    """Copy ``items`` (listed source objects) from ``source``'s ``bucket`` into its container on
+    ``target``, each streamed, retried afresh on a transient failure and verified
+    (:func:`verify_copy`); on ``pool``'s threads, else here. One result per item, in order; the
+    caller records the ``ok`` ones (:meth:`CopyResult.record`) in batches. A copy that does not
+    verify is that key's error; a provider that cannot be reached, a cancellation or a failure
+    that outlived its retries stops the batch: the keys not started yet get that error too.
+    ``before_upload(item)`` runs before an object's upload (a journal entry)."""
+    return submit_batch(source, target, bucket, items, pool=pool, progress=progress, cancel=cancel,
+                        before_upload=before_upload).results()
+
+
+class BatchCopy:
+    """A batch being copied (:func:`submit_batch`); ``results()`` waits for it."""
+
+    def __init__(self, futures: list[Future[CopyResult]], stop: threading.Event) -> None:
+        self._futures = futures
+        self._stop = stop
+
+    def results(self) -> list[CopyResult]:
+        wait(self._futures)
+        return [future.result() for future in self._futures]
+
+    def cancel(self) -> None:
+        """Start no more of its copies; those running finish."""
+        self._stop.set()
+        for future in self._futures:
+            future.cancel()
+        wait([future for future in self._futures if not future.cancelled()])
+
+
+def submit_batch(
+    source: SourceStorage, target: StorageTarget, bucket: str, items: Sequence[ObjectInfo], *,
+    pool: ThreadPoolExecutor | None = None, progress: _Meter | None = None, cancel: threading.Event | None = None,
+    before_upload: Callable[[ObjectInfo], None] | None = None,
+) -> BatchCopy:
+    """:func:`copy_batch` started on ``pool`` without waiting: the next batch can be diffed meanwhile."""
+    stop, cancel = threading.Event(), cancel or threading.Event()
+    stopped: list[FailoverError] = []  # what stopped the batch
+    container = target.container_name(bucket)
+    meter = progress or _Meter(bucket, len(items), sum(item.size for item in items), None)
+
+    def copy(item: ObjectInfo) -> CopyResult:
+        if cancel.is_set():
+            return _failed(item, Interrupted("replication interrupted"))
+        if stop.is_set():
+            return _failed(item, stopped[0] if stopped else Interrupted("replication interrupted"))
+        def attempt() -> CopyResult:
+            return _copy_one(source, target, bucket, container, item, meter, cancel, before_upload)
+
+        try:
+            try:
+                return attempt()  # most copies succeed at once: no retry machinery for them
+            except TransientError:
+                # A transient failure mid-stream cannot resume the upload: copy the object again, afresh.
+                return retry_requests(attempt)
+        except OperationFailed as exc:  # this object's copy: the others go on
+            return _failed(item, exc)
+        except FailoverError as exc:  # unreachable, refused, interrupted, or still failing after its retries
+            stopped.append(exc)
+            stop.set()
+            return _failed(item, exc)
+
+    if pool is None:
+        futures = []
+        for item in items:
+            future: Future[CopyResult] = Future()
+            future.set_result(copy(item))
+            futures.append(future)
+    else:
+        futures = [pool.submit(in_context(copy), item) for item in items]
+    return BatchCopy(futures, stop)
+
+
+def _failed(item: ObjectInfo, exc: FailoverError) -> CopyResult:
+    return CopyResult(key=item.key, etag=item.hash, error=str(exc), exception=exc)
+
+
+def _copy_one(
+    source: SourceStorage, target: StorageTarget, bucket: str, container: str, item: ObjectInfo, meter: _Meter,
+    cancel: threading.Event, before_upload: Callable[[ObjectInfo], None] | None,
+) -> CopyResult:
+    """Stream one object from the source into the target and verify it."""
+    opened = source.open(bucket, item.key)
+    if opened is None:
+        return CopyResult(key=item.key, etag=item.hash, gone=True)
+    if before_upload is not None:
+        before_upload(item)
+    with opened:
+        reading = _Reading(opened.chunks, meter, cancel)
+        try:
+            # The size and MD5 the source states let the target take the object in one
+            # request streamed as it is read, its MD5 checked by the service.
+            stored = target.upload_stream(
+                bucket, item.key, reading, content_type=opened.info.content_type, meta=opened.info.meta,
+                size=opened.info.size, md5=opened.info.md5,
+            )
+        except BaseException:
+            meter.read(-reading.size)  # the bytes of an attempt that failed count again when retried
+            raise
+    verify_copy(bucket, container, opened.info, reading.size, stored)
+    meter.object_done()
+    return CopyResult(key=item.key, size=reading.size, etag=opened.info.hash or "", md5=stored.md5,
+                      target_hash=stored.hash)
+
+
+# -- a pass ----------------------------------------------------------------------------------
 
 class Replicator:
     """Copies source buckets into their target containers: one pass per ``replicate`` call,
-    its worker threads shared by the pass's buckets."""
+    its worker threads shared by the pass's buckets. A bucket's pass diffs the listings page by
+    page (:func:`diff_pages`) and copies each page's batch (:func:`submit_batch`) while the next
+    page is listed and diffed; what a batch copied is recorded in one transaction."""
 
     def __init__(
         self,
@@ -256,6 +536,7 @@ class Replicator:
         progress: Callable[[CopyProgress], None] | None = None,
         record: Recorder | None = None,
         cancel: threading.Event | None = None,
+        page: int = PAGE,
     ) -> None:
         self.source = source
         self.target = target
@@ -267,6 +548,7 @@ class Replicator:
         self.progress = progress
         self.record = record
         self.cancel = cancel or threading.Event()
+        self.page = page
 
     def replicate(self, buckets: Iterable[str], *, delete: bool = False, force: bool = False) -> ReplicationResult:
         """Bring each bucket's container up to date. ``delete`` also removes what the source no
@@ -283,105 +565,121 @@ class Replicator:
     def _bucket(self, pool: ThreadPoolExecutor, replication_id: str, bucket: str, delete: bool, force: bool) -> BucketResult:
         container = self.target.container_name(bucket)
         result = BucketResult(bucket=bucket, container=container, listed_at=now_iso())
-        # The two listings at once: each is mostly waiting for its provider's pages.
-        listing = pool.submit(in_context(lambda: listed(self.source, bucket)))
+        state = _BucketPass(result)
         try:
+            # The source's first page before the target is asked: its failure says more than a target's.
+            source = _peeked(listing(self.source, bucket))
             existed = self.target.container_exists(bucket)
-            target = listed(self.target, bucket) if existed else {}
-            records = self.store.replica_objects(self.service, self.target_name, container)
-        finally:
-            source = listing.result()  # the source's failure first: it says more than a target's
-        plan = plan_bucket(source, target, records, local_disk=self.local_disk, delete=delete, storage=self.target,
-                           bucket=bucket)
-        result.objects, result.bytes = len(source), sum(item.size for item in source.values())
-        result.refused, result.skipped = plan.refused, plan.unchanged
-        copied: list[ReplicaObject] = []
-        try:
+            try:
+                self._diff_and_copy(pool, state, bucket, source, existed, delete, whole=self.local_disk)
+            except OutOfOrder:
+                # A provider that does not list in key order: this bucket's listings read whole and sorted.
+                # What was copied so far is recorded, so it is not copied again.
+                state.restart()
+                source = listing(self.source, bucket)
+                self._diff_and_copy(pool, state, bucket, source, existed, delete, whole=True)
             if delete and not force:
-                check_deletions(bucket, container, len(plan.delete), len(source), len(target))
-            if not existed:
-                self._create_container(bucket, container)
-                result.created_container = True
-            self._remember(container, plan.adopt)
-            self._copy(pool, bucket, container, plan.copy, journal_new=existed, existing=target.keys(), copied=copied)
-            self._verify_stored(bucket, container, copied)
-            deleted = self._delete(pool, bucket, container, plan.delete)
+                check_deletions(bucket, container, len(state.delete), result.objects, state.target_objects)
+            state.settle()
+            if state.copied:
+                self._verify_stored(bucket, container, since=result.listed_at)
+            result.deleted = self._delete(pool, bucket, container, state.delete)
         except FailoverError as exc:
             # Not a pass (it is not recorded as one), but what it did is reported: counts, refusals.
-            result.copied, result.copied_bytes = len(copied), sum(item.size for item in copied)
             exc.bucket_result = result  # type: ignore[attr-defined]
             raise
-
-        result.copied, result.copied_bytes = len(copied), sum(item.size for item in copied)
-        result.skipped = len(source) - len(plan.refused) - len(copied)
-        result.deleted = deleted
         self.store.save_replication(self._record_of(replication_id, result))
         return result
+
+    def _diff_and_copy(
+        self, pool: ThreadPoolExecutor, state: _BucketPass, bucket: str, source: Iterator[ObjectInfo], existed: bool,
+        delete: bool, *, whole: bool,
+    ) -> None:
+        container, result = self.target.container_name(bucket), state.result
+        target: Iterable[ObjectInfo] = listing(self.target, bucket) if existed else ()
+        refuse = functools.partial(refusal, local_disk=self.local_disk, storage=self.target, bucket=bucket)
+        if whole:
+            source, target = iter(sorted_listing(source)), sorted_listing(target)
+            if self.local_disk:  # keys are paths there: ``a`` beside ``a/b`` is decided over the whole listings
+                source_items = list(source)
+                collisions = self.target.key_collisions(bucket, [item.key for item in source_items if refuse(item.key) is None],
+                                                        [item.key for item in target])
+                source = iter(source_items)
+                refuse = _with_collisions(refuse, collisions)
+        records = self.store.iter_replica_objects(self.service, self.target_name, container)
+        if not existed and not result.created_container:
+            self._create_container(bucket, container)
+            result.created_container = True
+        meter = _Meter(bucket, 0, 0, self.progress)
+        pending: list[tuple[DiffBatch, BatchCopy]] = []  # the batch being copied while the next is diffed
+        try:
+            for batch in diff_pages(source, target, records, refuse=refuse, delete=delete, page=self.page):
+                if self.cancel.is_set():
+                    raise Interrupted("replication interrupted")
+                state.add(batch)
+                meter.expect(len(batch.copy), sum(item.size for item in batch.copy))
+                journal = self._journal(bucket, container, batch.new) if existed else None
+                pending.append((batch, submit_batch(self.source, self.target, bucket, batch.copy, pool=pool,
+                                                    progress=meter, cancel=self.cancel, before_upload=journal)))
+                if len(pending) > 1:
+                    self._finish(state, *pending.pop(0))
+            while pending:
+                self._finish(state, *pending.pop(0))
+        finally:
+            for _, copying in pending:  # a failure: what runs finishes and is recorded, nothing more starts
+                copying.cancel()
+                self._remember(container, [copy.record() for copy in copying.results() if copy.ok])
+            if meter.objects_total:
+                meter.report()
+
+    def _finish(self, state: _BucketPass, batch: DiffBatch, copying: BatchCopy) -> None:
+        """Record a batch's copies (and adoptions) in one transaction; then raise its first failure."""
+        results = copying.results()
+        copied_at = now_iso()  # when the batch's copies were all done
+        self._remember(state.result.container, [*batch.adopt, *(copy.record(copied_at) for copy in results if copy.ok)])
+        state.copied_now(results)
+        failed = [copy for copy in results if copy.exception is not None]
+        if failed:
+            raise _most_telling([copy.exception for copy in failed if copy.exception is not None])
+
+    def _journal(self, bucket: str, container: str, new: set[str]) -> Callable[[ObjectInfo], None] | None:
+        """Journal each object that was not on the target before its upload: an undo removes those,
+        and only those, from a container that held a replica before."""
+        if self.record is None:
+            return None
+        record = self.record
+
+        def journal(item: ObjectInfo) -> None:
+            if item.key in new:
+                record("object", f"{container}/{item.key}", bucket=bucket, key=item.key)
+
+        return journal
 
     def _create_container(self, bucket: str, container: str) -> None:
         if self.record is not None:
             self.record("container", container, bucket=bucket)  # journaled first: a crash cannot leak it
         self.target.ensure_container(bucket)
 
-    def _copy(
-        self, pool: ThreadPoolExecutor, bucket: str, container: str, items: list[ObjectInfo], *,
-        journal_new: bool, existing: Iterable[str], copied: list[ReplicaObject],
-    ) -> None:
-        """Copy ``items`` (each copy appended to ``copied`` as it is done, so a failure leaves
-        what was done); when ``journal_new``, journal each object that was not on the target
-        (an undo removes those, and only those, from a container that held a replica before)."""
-        existing = set(existing)
-        meter = _Meter(bucket, len(items), sum(item.size for item in items), self.progress)
-
-        def copy(item: ObjectInfo) -> ReplicaObject | None:
-            journal = journal_new and item.key not in existing
-            # A transient failure mid-stream cannot resume the upload: copy the object again, afresh.
-            return retry_requests(lambda: self._copy_one(bucket, container, item, meter, journal=journal))
-
-        unrecorded: list[ReplicaObject] = []
+    def _verify_stored(self, bucket: str, container: str, *, since: str) -> None:
+        """One more listing of the target, merged page by page with the records of this pass's
+        copies (recorded since ``since``): every copy is stored as it was sent."""
+        wrong, stored = [], _ordered(listing(self.target, bucket), "the target's listing")
         try:
-            for done in _completed(pool, copy, items, window=2 * self.workers, cancel=self.cancel):
-                if done is not None:
-                    copied.append(done)
-                    unrecorded.append(done)
-                if len(unrecorded) >= RECORD_BATCH:
-                    self._remember(container, unrecorded)
-                    unrecorded = []
-        finally:
-            self._remember(container, unrecorded)  # what was copied before a failure need not be copied again
-
-    def _copy_one(self, bucket: str, container: str, item: ObjectInfo, meter: _Meter, *, journal: bool) -> ReplicaObject | None:
-        """Stream one object from the source into the target and verify it; None when it is gone from the source."""
-        opened = self.source.open(bucket, item.key)
-        if opened is None:
-            return None
-        if journal and self.record is not None:
-            self.record("object", f"{container}/{item.key}", bucket=bucket, key=item.key)
-        with opened:
-            reading = _Reading(opened.chunks, meter, self.cancel)
-            try:
-                # The size and MD5 the source states let the target take the object in one
-                # request streamed as it is read, its MD5 checked by the service.
-                stored = self.target.upload_stream(
-                    bucket, item.key, reading, content_type=opened.info.content_type, meta=opened.info.meta,
-                    size=opened.info.size, md5=opened.info.md5,
-                )
-            except BaseException:
-                meter.read(-reading.size)  # the bytes of an attempt that failed count again when retried
-                raise
-        verify_copy(bucket, container, opened.info, reading.size, stored)
-        meter.object_done()
-        return ReplicaObject(
-            key=item.key, source_etag=opened.info.hash or "", size=reading.size, md5=stored.md5,
-            target_hash=stored.hash, copied_at=now_iso(),
-        )
-
-    def _verify_stored(self, bucket: str, container: str, copied: list[ReplicaObject]) -> None:
-        """One more listing of the target: every copy is stored as it was sent."""
-        if not copied:
-            return
-        stored = listed(self.target, bucket)
-        wrong = [item.key for item in copied if not is_recorded_copy(stored.get(item.key), item)]
+            copy = next(stored, None)
+            for record in self.store.iter_replica_objects(self.service, self.target_name, container):
+                if record.copied_at < since:
+                    continue
+                while copy is not None and copy.key < record.key:
+                    copy = next(stored, None)
+                if not is_recorded_copy(copy if copy is not None and copy.key == record.key else None, record):
+                    wrong.append(record.key)
+            for _ in stored:
+                pass  # read to its end: a listing out of key order would have made the merge wrong
+        except OutOfOrder:
+            records = {record.key: record for record in self.store.iter_replica_objects(
+                self.service, self.target_name, container) if record.copied_at >= since}
+            held = listed(self.target, bucket)
+            wrong = sorted(key for key, record in records.items() if not is_recorded_copy(held.get(key), record))
         if wrong:
             raise OperationFailed(
                 f"{len(wrong)} object(s) copied from bucket {bucket} are not stored in container {container}"
@@ -403,6 +701,91 @@ class Replicator:
             bytes=result.bytes, copied=result.copied, copied_bytes=result.copied_bytes, deleted=result.deleted,
             refused=len(result.refused),
         )
+
+
+class _BucketPass:
+    """A bucket pass's counts, kept on its BucketResult as the batches go."""
+
+    def __init__(self, result: BucketResult) -> None:
+        self.result = result
+        self.delete: list[str] = []
+        self.target_objects = 0
+        self.copied = 0
+
+    def add(self, batch: DiffBatch) -> None:
+        result = self.result
+        result.objects += batch.objects
+        result.bytes += batch.bytes
+        result.refused.update(batch.refused)
+        result.skipped += batch.unchanged
+        self.delete += batch.delete
+        self.target_objects += batch.target_objects
+
+    def copied_now(self, results: list[CopyResult]) -> None:
+        result = self.result
+        copies = [copy for copy in results if copy.ok]
+        self.copied += len(copies)
+        result.copied += len(copies)
+        result.copied_bytes += sum(copy.size for copy in copies)
+        result.skipped += sum(1 for copy in results if copy.gone)
+
+    def settle(self) -> None:
+        """Every object the source listed that was neither refused nor copied was skipped."""
+        self.result.skipped = self.result.objects - len(self.result.refused) - self.result.copied
+
+    def restart(self) -> None:
+        """The listings are read again from the start; what was copied stays counted."""
+        result = self.result
+        result.objects = result.bytes = result.skipped = 0
+        result.refused = {}
+        self.delete, self.target_objects = [], 0
+
+
+def _with_collisions(refuse: Callable[[str], str | None], collisions: dict[str, str]) -> Callable[[str], str | None]:
+    return lambda key: refuse(key) or collisions.get(key)
+
+
+def _most_telling(errors: list[FailoverError]) -> FailoverError:
+    """The failure to raise for a batch: an interruption, then an unreachable provider, then the first."""
+    for kind in (Interrupted, ProviderError):
+        found = next((error for error in errors if isinstance(error, kind)), None)
+        if found is not None:
+            return found
+    return errors[0]
+
+
+def _peeked(items: Iterable[T]) -> Iterator[T]:
+    """``items`` with its first element read now (its first page asked for)."""
+    iterator = iter(items)
+    first = list(itertools.islice(iterator, 1))
+    return itertools.chain(first, iterator)
+
+
+def listing(storage: SourceStorage | StorageTarget, bucket: str) -> Iterator[ObjectInfo]:
+    """Every object of ``bucket``, page by page, as the provider lists them. One that breaks off on
+    a transient error (a kept-alive connection the server had just closed: Azurite closes them
+    after 5 idle seconds, which a pass's copies easily last) is listed again from the start,
+    skipping what was already yielded: the keys up to the last one, in a listing in key order,
+    else as many objects as were yielded."""
+    yielded, last, ordered = 0, None, True
+    for restart in itertools.count(1):
+        skip = yielded  # counted down where the listing is not in key order
+        try:
+            for item in storage.iter_objects(bucket):
+                if last is not None and item.key <= last:
+                    if ordered and restart > 1:
+                        continue  # yielded before the listing broke off
+                    ordered = False
+                if not ordered and skip:
+                    skip -= 1
+                    continue
+                yielded, last = yielded + 1, item.key
+                yield item
+            return
+        except TransientError:
+            if restart > REQUEST_RETRIES:
+                raise
+            time.sleep(min(0.2 * 2 ** restart, 5.0))
 
 
 def listed(storage: SourceStorage | StorageTarget, bucket: str) -> dict[str, ObjectInfo]:
@@ -451,7 +834,8 @@ class _Reading:
 
 class _Meter:
     """A bucket's copied bytes and objects, counted from the worker threads and reported at
-    most every ``PROGRESS_INTERVAL_S`` (and whenever an object is done)."""
+    most every ``PROGRESS_INTERVAL_S`` (and at the end, ``report``). The totals grow as the
+    diff finds what to copy, page by page (``expect``)."""
 
     def __init__(self, bucket: str, objects_total: int, bytes_total: int, callback: Callable[[CopyProgress], None] | None) -> None:
         self.bucket = bucket
@@ -463,15 +847,27 @@ class _Meter:
         self._lock = threading.Lock()
         self._started = self._reported = time.monotonic()
 
+    def expect(self, objects: int, size: int) -> None:
+        with self._lock:
+            self.objects_total += objects
+            self.bytes_total += size
+
     def read(self, size: int) -> None:
         with self._lock:
             self.bytes_done += size
-            if time.monotonic() - self._reported >= PROGRESS_INTERVAL_S:
-                self._report()
+            self._report_due()
 
     def object_done(self) -> None:
         with self._lock:
             self.objects_done += 1
+            self._report_due()
+
+    def report(self) -> None:
+        with self._lock:
+            self._report()
+
+    def _report_due(self) -> None:
+        if self._callback is not None and time.monotonic() - self._reported >= PROGRESS_INTERVAL_S:
             self._report()
 
     def _report(self) -> None:
@@ -484,30 +880,6 @@ class _Meter:
             bytes_done=self.bytes_done, bytes_total=self.bytes_total,
             bytes_per_s=self.bytes_done / elapsed if elapsed > 0 else 0.0,
         ))
-
-
-def _completed(
-    pool: ThreadPoolExecutor, fn: Callable[[T], R], items: Iterable[T], *, window: int, cancel: threading.Event
-) -> Iterator[R]:
-    """``fn`` over ``items`` on ``pool``, at most ``window`` at a time, results as they come.
-    The first error or a cancellation stops the submitting; what runs finishes before it is raised."""
-    todo = iter(items)
-    pending: set[Future[R]] = set()
-    try:
-        while True:
-            if cancel.is_set():
-                raise Interrupted("replication interrupted")
-            pending.update(pool.submit(in_context(fn), item) for item in itertools.islice(todo, window - len(pending)))
-            if not pending:
-                return
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            # Successes first: an error among them must not lose what was done alongside.
-            for future in sorted(done, key=lambda future: future.exception() is not None):
-                yield future.result()
-    finally:
-        for future in pending:
-            future.cancel()
-        wait(pending)
 
 
 # -- the replica on failover day -------------------------------------------------------------

@@ -53,8 +53,10 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
+import requests
+import urllib3
 from libcloud.common.exceptions import exception_from_message
 from libcloud.storage.types import ContainerAlreadyExistsError, ContainerDoesNotExistError, ObjectDoesNotExistError
 from libcloud.utils.xml import fixxpath
@@ -518,12 +520,86 @@ class SinglePut:
     def _sent(driver: Any, container: Any, key: str, body: Any, headers: dict[str, str]) -> Any:
         """The answer to a PUT of ``body``; an error unless it is a 2xx: libcloud's response
         classes of these providers take 400, 404 and 409 as successes."""
-        response = driver.connection.request(object_path(container, key), method="PUT", data=body, headers=headers)
+        action = object_path(container, key)
+        response = direct_request(driver.connection, action, "PUT", body, headers)
+        if response is None:
+            response = driver.connection.request(action, method="PUT", data=body, headers=headers)
         if not 200 <= int(response.status) < 300:
             headers = response.headers or {}
             code = headers.get("x-ms-error-code") or _xml_code(response.body) or "no error code"
             raise exception_from_message(int(response.status), f"PUT answered {response.status} ({code})", headers)
         return response
+
+
+@dataclass(frozen=True)
+class DirectAnswer:
+    """An answer to :func:`direct_request`: what ``SinglePut`` reads of libcloud's responses."""
+
+    status: int
+    headers: Any  # case-insensitive
+    body: str
+
+
+_POOLS: dict[tuple[str, str, int, Any], urllib3.HTTPConnectionPool] = {}
+_POOLS_LOCK = threading.Lock()
+DIRECT_POOL_SIZE = 64  # connections kept per target endpoint: the most workers a pass has
+
+
+def direct_request(connection: Any, action: str, method: str, body: Any, headers: dict[str, str]) -> DirectAnswer | None:
+    """One request prepared and signed by libcloud's connection, as its ``request`` does (action
+    hook, default parameters and headers, User-Agent, Host, the signing hook), sent through a
+    urllib3 pool instead of requests: a small object's upload cost 1.9 ms of CPU here through
+    requests, about 1 ms this way. None where requests would do more than send it (a proxy
+    from the environment or libcloud's own, a client certificate): the caller sends it the usual way."""
+    if getattr(connection, "connection", None) is None:
+        connection.connect()
+    http = connection.connection
+    direct = getattr(connection, "_failover_direct", None)  # decided once per connection: the environment is read
+    if direct is None:
+        direct = connection._failover_direct = not (
+            getattr(http, "http_proxy_used", False) or _environment_configures(http)
+            or getattr(http, "session", None) is None or http.session.cert is not None
+        )
+    if not direct:
+        return None
+    headers = dict(headers)
+    action = connection.morph_action_hook(action)
+    connection.action, connection.method, connection.data = action, method, body
+    params = connection.add_default_params({})
+    headers = connection.add_default_headers(headers)
+    headers["User-Agent"] = connection._user_agent()
+    port = int(connection.port)
+    headers["Host"] = connection.host if port in (80, 443) else f"{connection.host}:{port}"
+    params, headers = connection.pre_connect_hook(params, headers)
+    url = f"{action}?{urlencode(params, doseq=True)}" if params else action
+    try:
+        answer = _pool(connection, port, http).urlopen(
+            method, url, body=body, headers={name: str(value) for name, value in headers.items()},
+            retries=False, redirect=False, preload_content=True, decode_content=True, assert_same_host=False,
+        )
+    except urllib3.exceptions.HTTPError as exc:
+        raise ConnectionError(f"{method} {connection.host}:{port}: {exc}") from exc  # classified as requests' would be
+    return DirectAnswer(answer.status, answer.headers, answer.data.decode("utf-8", "replace"))
+
+
+def _pool(connection: Any, port: int, http: Any) -> urllib3.HTTPConnectionPool:
+    verification = getattr(http, "verification", True)
+    scheme = "https" if connection.secure else "http"
+    key = (scheme, connection.host, port, verification)
+    with _POOLS_LOCK:
+        pool = _POOLS.get(key)
+        if pool is None:
+            timeout = urllib3.Timeout(connect=connection.timeout or 60, read=connection.timeout or 60)
+            if scheme == "http":
+                pool = urllib3.HTTPConnectionPool(connection.host, port, maxsize=DIRECT_POOL_SIZE, timeout=timeout)
+            else:
+                tls: dict[str, Any] = {"cert_reqs": "CERT_NONE"} if verification is False else {
+                    "cert_reqs": "CERT_REQUIRED",
+                    "ca_certs": verification if isinstance(verification, str) else requests.certs.where(),
+                }
+                pool = urllib3.HTTPSConnectionPool(connection.host, port, maxsize=DIRECT_POOL_SIZE, timeout=timeout, **tls)
+            _POOLS[key] = pool
+        return pool
 
 
 def _xml_code(body: Any) -> str | None:
