@@ -23,7 +23,7 @@ from failover.testing.servers import MotoServer, free_port
 
 AWS_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 PARAMETERS = {  # name -> (type, value)
-    "/social-app/db/password": ("SecureString", "pw-PARAM-SECRET-1 \x1b[2J"),
+    "/social-app/db/password": ("SecureString", "pw-PARAM-SECRET-1 \x1b[2J\x9b1m\u202e"),
     "/social-app/api/url": ("String", "https://api.example.net/PARAM-VALUE-2"),
     "/social-app/db/hosts": ("StringList", "db1,db2-PARAM-VALUE-3"),
 }
@@ -144,7 +144,7 @@ def test_seal_stores_only_ciphertext_and_open_gives_every_value_back(world: dict
 
     assert base64.b64decode(secrets[BINARY_SECRET[0]]["binary_base64"]) == BINARY_SECRET[1]
     assert "OTHER" not in opened.stdout  # another service's parameters and secrets stay out
-    assert "\x1b" not in opened.stderr
+    assert not {"\x1b", "\x9b", "\u202e"} & set(opened.stdout + opened.stderr)  # escaped in the JSON, never raw
 
     out = world["dir"] / "opened"
     to_dir = failover(world, "escrow", "open", summary["object"], "-i", "team.key", "-o", str(out), "-c", str(config),

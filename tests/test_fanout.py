@@ -153,6 +153,14 @@ def test_a_worker_without_the_secret_in_its_environment_fails_the_keys_and_names
     assert not result.ok and "environment variable FANOUT_AZ_KEY is not set" in (result.error or "")
 
 
+def test_a_scheduler_that_does_not_answer_is_a_provider_error_exit_4() -> None:
+    from failover.errors import ExitCode, ProviderUnreachable
+
+    with pytest.raises(ProviderUnreachable, match="cannot reach the Dask scheduler") as raised:
+        DaskExecutor(f"tcp://127.0.0.1:{free_port()}", connect_timeout=1)
+    assert raised.value.exit_code == ExitCode.PROVIDER
+
+
 # -- local threads ------------------------------------------------------------------------------
 
 

@@ -68,7 +68,8 @@ def open_command(
     config = load(config_file)
     key, document = open_escrow(config, escrow, identity)
     if output is None:
-        sys.stdout.write(json.dumps(document, ensure_ascii=False, indent=2) + "\n")
+        # ASCII only: a value's control or bidirectional characters reach a terminal as \u escapes, never raw.
+        sys.stdout.write(json.dumps(document, ensure_ascii=True, indent=2) + "\n")
         sys.stdout.flush()
         console.print(f"Opened {escape(key)}: {len(document['parameters'])} parameter(s), {len(document['secrets'])} secret(s).")
         return
