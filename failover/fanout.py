@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -183,7 +183,8 @@ class BatchExecutor(Protocol):
 
     parallelism: int  # how many batches run at once (sizes the batches)
 
-    def run_batches(self, batches: Iterable[CopyBatch]) -> Iterator[KeyResult]: ...
+    def run_batches(self, batches: Iterable[CopyBatch]) -> Iterator[KeyResult]:
+        """Every key's result of every batch, in the order the batches finish."""
 
 
 class ThreadExecutor:
@@ -192,9 +193,10 @@ class ThreadExecutor:
     def __init__(self, threads: int = DEFAULT_THREADS) -> None:
         self.parallelism = max(1, threads)
 
-    def run_batches(self, batches: Iterable[CopyBatch]) -> Iterator[KeyResult]:
+    def run_batches(self, batches: Iterable[Any], fn: Callable[[Any], list[Any]] = copy_batch) -> Iterator[Any]:
+        """``fn`` (``copy_batch``, or another module-level function of a batch) over ``batches``."""
         with ThreadPoolExecutor(self.parallelism, thread_name_prefix="fanout") as pool:
-            for results in _windowed(pool.submit, batches, 2 * self.parallelism, _thread_done):
+            for results in _windowed(pool.submit, fn, batches, 2 * self.parallelism, _thread_done):
                 yield from results
 
     def close(self) -> None:
@@ -224,14 +226,16 @@ class DaskExecutor:
             self._own = True
         self.parallelism = max(1, sum(self.client.nthreads().values()))
 
-    def run_batches(self, batches: Iterable[CopyBatch]) -> Iterator[KeyResult]:
+    def run_batches(self, batches: Iterable[Any], fn: Callable[[Any], list[Any]] = copy_batch) -> Iterator[Any]:
+        """``fn`` over ``batches`` on the cluster; ``fn`` must be importable on the workers (a function
+        of a module of failover, as ``copy_batch``), and a batch carries no secret."""
         completed = self._distributed.as_completed(loop=self.client.loop)
         submitted: dict[str, CopyBatch] = {}  # task key -> its batch, while it runs
         todo = iter(batches)
 
         def submit_more() -> None:
             for batch in todo:
-                future = self.client.submit(copy_batch, batch, retries=self.retries, pure=False)
+                future = self.client.submit(fn, batch, retries=self.retries, pure=False)
                 submitted[future.key] = batch
                 completed.add(future)
                 if len(submitted) >= 2 * self.parallelism:
@@ -243,6 +247,8 @@ class DaskExecutor:
             try:
                 results = future.result()
             except Exception as exc:  # the batch raised on every attempt: its keys' results say so
+                if not isinstance(batch, CopyBatch):
+                    raise
                 results = [KeyResult(bucket=batch.bucket, key=item.key, ok=False, error=f"{type(exc).__name__}: {exc}")
                            for item in batch.keys]
             future.release()
@@ -258,14 +264,14 @@ def _thread_done(future: Any) -> list[KeyResult]:
     return future.result()
 
 
-def _windowed(submit: Any, batches: Iterable[CopyBatch], window: int, result: Any) -> Iterator[list[KeyResult]]:
-    """``copy_batch`` over ``batches``, at most ``window`` at once, results as they come."""
+def _windowed(submit: Any, fn: Any, batches: Iterable[Any], window: int, result: Any) -> Iterator[list[Any]]:
+    """``fn`` over ``batches``, at most ``window`` at once, results as they come."""
     todo = iter(batches)
     pending: set[Any] = set()
     try:
         while True:
             for batch in todo:
-                pending.add(submit(copy_batch, batch))
+                pending.add(submit(fn, batch))
                 if len(pending) >= window:
                     break
             if not pending:

@@ -164,6 +164,12 @@ def test_a_scheduler_that_does_not_answer_is_a_provider_error_exit_4() -> None:
 # -- local threads ------------------------------------------------------------------------------
 
 
+def test_an_executor_runs_any_function_of_a_batch_each_batch_once() -> None:
+    # what the evacuate command's own batches plug into: run_batches(batches, fn) -> each batch's results
+    results = list(ThreadExecutor(3).run_batches(range(10), fn=lambda batch: [batch, -batch]))
+    assert sorted(results) == sorted([*range(10), *(-n for n in range(10))])
+
+
 def test_local_threads_copy_every_object_once_verified_and_refuse_an_unsafe_key(source, azurite, config_for) -> None:
     result = copy_buckets(config_for("threads-"), "fallback", list(BUCKETS), threads=4, batch_keys=10)
     assert result.executor == "ThreadExecutor"
