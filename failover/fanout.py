@@ -224,7 +224,16 @@ class DaskExecutor:
             except (OSError, TimeoutError) as exc:
                 raise ProviderUnreachable(f"cannot reach the Dask scheduler {scheduler}: {exc}") from None
             self._own = True
-        self.parallelism = max(1, sum(self.client.nthreads().values()))
+            try:
+                self.client.wait_for_workers(1, timeout=connect_timeout)
+            except TimeoutError:
+                self.client.close()
+                raise ProviderUnreachable(f"the Dask scheduler {scheduler} has no worker") from None
+
+    @property
+    def parallelism(self) -> int:
+        """The cluster's worker threads now (workers may come and go)."""
+        return max(1, sum(self.client.nthreads().values()))
 
     def run_batches(self, batches: Iterable[Any], fn: Callable[[Any], list[Any]] = copy_batch) -> Iterator[Any]:
         """``fn`` over ``batches`` on the cluster; ``fn`` must be importable on the workers (a function

@@ -161,6 +161,16 @@ def test_a_scheduler_that_does_not_answer_is_a_provider_error_exit_4() -> None:
     assert raised.value.exit_code == ExitCode.PROVIDER
 
 
+def test_a_scheduler_without_workers_is_a_provider_error_exit_4() -> None:
+    from distributed import LocalCluster
+
+    from failover.errors import ProviderUnreachable
+
+    with LocalCluster(n_workers=0, processes=False, dashboard_address=None) as empty, \
+            pytest.raises(ProviderUnreachable, match="has no worker"):
+        DaskExecutor(empty.scheduler_address, connect_timeout=1)
+
+
 # -- local threads ------------------------------------------------------------------------------
 
 
