@@ -25,6 +25,7 @@ from failover.ports import (
     DnsTarget,
     SourceInventory,
     SourceProvider,
+    SourceSecrets,
     SourceStorage,
     SourceZones,
     StorageTarget,
@@ -80,6 +81,16 @@ def source_storage(config: Any, bucket_regions: dict[str, str], workers: int) ->
 def source_zones(config: Any) -> SourceZones:
     """The source's DNS reader for a loaded ``Config``."""
     return source_provider(config.source.provider, str(config.path)).zones(config)
+
+
+def source_secrets(config: Any) -> SourceSecrets:
+    """The source's parameters and secrets reader (for ``evacuation.escrow``); InputError when the
+    configured source provider cannot read them."""
+    provider = source_provider(config.source.provider, str(config.path))
+    if not hasattr(provider, "secrets"):
+        raise InputError([Problem(file=str(config.path), field="evacuation.escrow", message=(
+            f"source provider {config.source.provider!r} cannot read parameters and secrets for an escrow"))])
+    return provider.secrets(config)
 
 
 # The driver class a profile names, without building it (what validation resolves).

@@ -249,6 +249,58 @@ class Readiness(Strict):
         return parse_duration(value)
 
 
+AGE_RECIPIENT = re.compile(r"^age1[02-9ac-hj-np-z]{58}$")  # an X25519 recipient, bech32
+SSH_RECIPIENT = re.compile(r"^(ssh-ed25519|ssh-rsa) [A-Za-z0-9+/]+={0,2}( .*)?$")
+CONTAINER_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}$")  # valid on Azure, S3, GCS, local disk
+
+
+class Escrow(Strict):
+    """``evacuation.escrow``: the service's SSM parameters and Secrets Manager secrets, read from the
+    source, encrypted on this machine to ``recipients`` (age), and stored in ``container`` of the
+    storage of target profile ``target``."""
+
+    recipients: list[str] = Field(min_length=1)  # age1... or ssh-ed25519/ssh-rsa public keys
+    ssm_paths: list[str] = Field(default_factory=list)  # /social-app/ (everything under it) or one name
+    secrets: list[str] = Field(default_factory=list)  # names, or prefixes ending in '*'
+    target: str
+    container: str
+
+    @field_validator("recipients")
+    @classmethod
+    def _recipients(cls, value: list[str]) -> list[str]:
+        for recipient in value:
+            if not (AGE_RECIPIENT.match(recipient) or SSH_RECIPIENT.match(recipient)):
+                raise ValueError(f"{recipient[:80]!r} is not an age recipient (age1...) or an ssh-ed25519/ssh-rsa key")
+        return value
+
+    @field_validator("ssm_paths")
+    @classmethod
+    def _paths(cls, value: list[str]) -> list[str]:
+        for path in value:
+            if not re.fullmatch(r"/[A-Za-z0-9_./-]*", path):
+                raise ValueError(f"{path[:80]!r} is not an SSM parameter path (/service/...)")
+        return value
+
+    @field_validator("secrets")
+    @classmethod
+    def _secrets(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not re.fullmatch(r"[A-Za-z0-9/_+=.@-]+\*?", name):
+                raise ValueError(f"{name[:80]!r} is not a Secrets Manager name, or a prefix ending in '*'")
+        return value
+
+    @field_validator("container")
+    @classmethod
+    def _container(cls, value: str) -> str:
+        if not CONTAINER_NAME.match(value):
+            raise ValueError("3-63 lowercase letters, digits and single dashes (valid in every provider's container names)")
+        return value
+
+
+class Evacuation(Strict):
+    escrow: Escrow | None = None  # opt-in
+
+
 class Config(Strict):
     service: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
     # A directory (the embedded SQLite store), or a PostgreSQL DSN for a team's shared state:
@@ -258,6 +310,7 @@ class Config(Strict):
     targets: dict[str, TargetProfile] = Field(default_factory=dict)
     databases: dict[str, DatabaseSpec] = Field(default_factory=dict)
     readiness: Readiness = Field(default_factory=Readiness)
+    evacuation: Evacuation = Field(default_factory=Evacuation)
 
     # Where it was loaded from; not part of the file.
     path: Path = Field(default=Path(DEFAULT_FILE), exclude=True)

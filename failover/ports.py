@@ -336,6 +336,42 @@ class SourceZones(Protocol):
         ProviderError when the source cannot be reached or refuses the credentials."""
 
 
+# -- source secrets and parameters (the escrow) --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SecretItem:
+    """One SSM parameter (``kind`` "parameter") or Secrets Manager secret ("secret") as read from the
+    source, with its value: ``text``, or ``binary`` for a binary secret. Its ``repr`` shows no value:
+    an item that reaches a log or a traceback by mistake still carries none."""
+
+    kind: str
+    region: str
+    name: str
+    text: str | None = field(default=None, repr=False)
+    binary: bytes | None = field(default=None, repr=False)
+    type: str | None = None  # SSM: String, StringList, SecureString
+    version: str | None = None
+
+
+@dataclass(frozen=True)
+class SecretsRead:
+    """What a ``SourceSecrets.read`` found; ``missing``: names asked for by name that the source does not have."""
+
+    items: list[SecretItem]
+    missing: list[str] = field(default_factory=list)
+
+
+class SourceSecrets(Protocol):
+    """The service's parameters and secrets on the source, read with their values (for the escrow only:
+    the caller encrypts them at once and never writes them in the clear)."""
+
+    def read(self, ssm_paths: Sequence[str], secrets: Sequence[str]) -> SecretsRead:
+        """Every parameter under each of ``ssm_paths`` (recursively; or the parameter of that very name),
+        decrypted, and every secret named in ``secrets`` (a name, or a prefix ending in ``*``), in every
+        configured region. ProviderError when the source cannot be reached or refuses the credentials."""
+
+
 # -- a source provider, whole -----------------------------------------------------------------
 
 
@@ -352,6 +388,8 @@ class SourceProvider(Protocol):
 
     def zones(self, config: Any) -> SourceZones:
         """The source's DNS reader."""
+
+    # Optional (the escrow): ``secrets(config) -> SourceSecrets``; a provider without it cannot escrow.
 
     def discover(self, *, regions: list[str] | None, endpoint_url: str | None, profile: str | None) -> Any:
         """For ``failover init``: the tagged resources the account holds (a

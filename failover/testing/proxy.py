@@ -9,6 +9,10 @@ With ``fail_ratio`` > 0, that fraction of requests (drawn from a seeded random s
 is answered by the proxy itself with ``503 ServiceUnavailable`` instead of being
 forwarded: the client sees a throttled cloud and must retry.
 
+With ``bandwidth_bps``, each client connection receives answer bodies at most that many
+bytes a second (a provider capping each connection's bandwidth): more connections, in
+parallel, get more in all.
+
 It counts what passes through (total, per AWS service, per HTTP method, forwarded, failed),
 thread-safely, so a benchmark can say how many requests each side made (and a test that a
 read-only command sent no PUT, POST, PATCH or DELETE).
@@ -39,6 +43,7 @@ HOP_BY_HOP = frozenset(
     {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "te",
      "trailer", "trailers", "transfer-encoding", "upgrade", "expect"}
 )
+PACE_CHUNK = 16 * 1024  # bytes written at a time under a bandwidth cap
 # SigV4: "Credential=AKID/20240101/us-east-1/ec2/aws4_request" names the service.
 SIGV4_SERVICE = re.compile(r"Credential=[^/,\s]+/\d{8}/[^/]+/([^/]+)/aws4_request")
 UNAVAILABLE_BODY = (
@@ -77,11 +82,15 @@ class LatencyProxy:
         host: str = "127.0.0.1",
         port: int = 0,
         upstream_timeout: float = 120.0,
+        bandwidth_bps: float | None = None,
     ) -> None:
         if not 0.0 <= fail_ratio <= 1.0:
             raise ValueError(f"fail_ratio must be within [0, 1], not {fail_ratio}")
         if latency_s < 0:
             raise ValueError(f"latency_s must not be negative, not {latency_s}")
+        if bandwidth_bps is not None and bandwidth_bps <= 0:
+            raise ValueError(f"bandwidth_bps must be positive, not {bandwidth_bps}")
+        self.bandwidth_bps = bandwidth_bps
         upstream = urlsplit(upstream_url)
         if upstream.scheme != "http" or not upstream.hostname:
             raise ValueError(f"upstream must be an http:// URL, not {upstream_url!r}")
@@ -313,7 +322,24 @@ def _make_handler(proxy: LatencyProxy) -> type[BaseHTTPRequestHandler]:
             lines += [f"{name}: {value}" for name, value in headers if name.lower() != "content-length" or head]
             if not head and status not in (204, 304):
                 lines.append(f"Content-Length: {len(body)}")
-            self.wfile.write("\r\n".join(lines).encode("latin-1") + b"\r\n\r\n" + (b"" if head else body))
+            header = "\r\n".join(lines).encode("latin-1") + b"\r\n\r\n"
+            if proxy.bandwidth_bps is not None and not head and len(body) > PACE_CHUNK:
+                self.wfile.write(header)
+                self._paced(body, proxy.bandwidth_bps)
+                return
+            self.wfile.write(header + (b"" if head else body))
             self.wfile.flush()
+
+        def _paced(self, body: bytes, rate: float) -> None:
+            """``body`` written at ``rate`` bytes a second on this connection."""
+            started = time.monotonic()
+            for at in range(0, len(body), PACE_CHUNK):
+                piece = body[at:at + PACE_CHUNK]
+                self.wfile.write(piece)
+                self.wfile.flush()
+                ahead = started + (at + len(piece)) / rate - time.monotonic()
+                if ahead > 0 and proxy._stopping.wait(ahead):
+                    self.close_connection = True
+                    return
 
     return Handler

@@ -1,4 +1,5 @@
-"""AWS as a source provider: inventory through boto3, S3 objects and Route53 zones for ``replicate``."""
+"""AWS as a source provider: inventory through boto3, S3 objects and Route53 zones for ``replicate``,
+SSM parameters and Secrets Manager secrets for the escrow."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from providers.aws.discovery import discover
 from providers.aws.inventory import AwsInventory
 from providers.aws.objects import S3Objects
 from providers.aws.route53 import Route53Zones
+from providers.aws.secrets import AwsSecrets
 
 
 class AwsSource:
@@ -22,6 +24,9 @@ class AwsSource:
 
     def zones(self, config: Any) -> Route53Zones:
         return Route53Zones.from_config(config)
+
+    def secrets(self, config: Any) -> AwsSecrets:
+        return AwsSecrets.from_config(config)
 
     def discover(self, *, regions: list[str] | None, endpoint_url: str | None, profile: str | None) -> Discovery:
         return discover(regions=regions, endpoint_url=endpoint_url, profile=profile)

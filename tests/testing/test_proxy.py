@@ -222,3 +222,15 @@ def test_injected_503s_are_retried_by_the_inventory_session(aws_env: None, moto_
             assert is_transient(raised.value)
         finally:
             always.stop()
+
+
+def test_a_bandwidth_cap_passes_large_answers_through_whole(upstream: str) -> None:
+    payload = bytes(range(256)) * 400  # 100 KiB: paced in several pieces, answered back in a larger echo
+    with LatencyProxy(upstream, latency_s=0, bandwidth_bps=20 * 1024 * 1024) as proxy:
+        status, headers, body = request(proxy.url, "PUT", "/bucket/big", body=payload)
+        again = request(proxy.url, "GET", "/bucket/small")
+    assert status == 201 and int(headers["Content-Length"]) == len(body)
+    assert json.loads(body)["body"] == payload.decode("latin-1")
+    assert again[0] == 200 and json.loads(again[2])["path"] == "/bucket/small"
+    with pytest.raises(ValueError, match="bandwidth_bps"):
+        LatencyProxy(upstream, bandwidth_bps=0)

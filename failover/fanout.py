@@ -1,0 +1,438 @@
+"""The fan-out of object copies: batches of keys copied by local threads or by a Dask cluster.
+
+The seam between deciding what to copy (here, on this machine) and copying it (anywhere):
+
+- a :class:`CopyBatch` is a picklable, **secret-free** description of work: the source and
+  target storage specs exactly as in the config (``${env:NAME}`` references unresolved), a
+  bucket, its region and a batch of keys with the size and ETag the listing gave;
+- :func:`copy_batch` runs wherever the batch lands (a thread here, a Dask worker elsewhere):
+  it resolves secrets from *its own* environment at call time, opens the two adapters once
+  per process (cached, connections reused), streams each object source -> target, verifies
+  it, and returns one :class:`KeyResult` per key (never raising for one key's failure);
+- an executor runs batches and yields their per-key results as they come:
+  :class:`ThreadExecutor` (local threads, the default) or :class:`DaskExecutor`
+  (``distributed.Client(address)``, ``pip install 'failover[distributed]'``).
+
+A batch may run twice (a Dask worker lost mid-batch: the scheduler runs it again elsewhere;
+an error: ``retries=``). That is safe because a copy is idempotent (the same key gets the
+same bytes) and the coordinator, :func:`copy_buckets`, keeps exactly one result per key.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Protocol
+
+from failover.adapters import source_provider, source_storage, storage_target
+from failover.config import Config, Source, StorageSpec
+from failover.errors import FailoverError, InputError, Problem, ProviderUnreachable
+from failover.keytext import shown
+from failover.ports import ObjectInfo, SourceStorage, StorageTarget
+from failover.replicate.buckets import adoption, is_local_disk, listed, refusals, verify_copy
+from failover.retry import retry_requests
+
+DEFAULT_BATCH_KEYS = 50
+DEFAULT_THREADS = 16
+DASK_RETRIES = 3  # re-runs of a batch whose task raised; a lost worker's batch is re-run by the scheduler anyway
+WORKER_POOL = 16  # connections each worker process keeps to the source
+
+
+# -- the task: what travels to a worker ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StorageEnds:
+    """Both ends of a copy as written in the config: secrets are ``${env:NAME}`` references,
+    resolved by whoever opens the adapters, in its own environment."""
+
+    source: dict[str, Any]  # the config's ``source`` section
+    target: dict[str, Any]  # the target profile's ``storage`` section
+    config_file: str = "failover.yaml"  # for messages only
+    target_field: str = "storage"
+
+    @classmethod
+    def of(cls, config: Config, target_name: str) -> StorageEnds:
+        profile = config.target(target_name)
+        if profile.storage is None:
+            raise InputError([config.problem(("targets", target_name, "storage"), "the profile has no storage")])
+        return cls(
+            source=config.source.model_dump(mode="json"), target=profile.storage.model_dump(mode="json"),
+            config_file=str(config.path), target_field=f"targets.{target_name}.storage",
+        )
+
+    @property
+    def key(self) -> tuple:
+        """What identifies the adapters these ends open (for the per-process cache)."""
+        return (repr(sorted(self.source.items())), repr(sorted(self.target.items())))
+
+
+@dataclass(frozen=True)
+class KeyToCopy:
+    key: str
+    size: int
+    etag: str | None = None
+
+
+@dataclass(frozen=True)
+class CopyBatch:
+    """A batch of keys of one bucket to copy from the source into the target."""
+
+    ends: StorageEnds
+    bucket: str
+    region: str
+    keys: tuple[KeyToCopy, ...]
+    number: int = 0  # its place among the run's batches, for messages
+
+
+@dataclass(frozen=True)
+class KeyResult:
+    """What became of one key: copied and verified (``ok``), gone from the source meanwhile
+    (``ok`` with ``gone``), or failed with ``error``. ``etag``: the source's, as copied;
+    ``md5``: of the bytes the target received; ``target_hash``: the target's ETag."""
+
+    bucket: str
+    key: str
+    ok: bool
+    size: int = 0
+    etag: str | None = None
+    md5: str | None = None
+    target_hash: str | None = None
+    gone: bool = False
+    error: str | None = None
+
+
+# -- the worker's side -------------------------------------------------------------------------
+
+_opened: dict[tuple, tuple[SourceStorage, StorageTarget]] = {}
+_opening = threading.Lock()
+
+
+def _adapters(ends: StorageEnds, region: str, bucket: str) -> tuple[SourceStorage, StorageTarget]:
+    """The source and target adapters of ``ends``, opened once per process (connections are
+    reused by every batch this process runs); secrets are read from this process's environment."""
+    with _opening:
+        opened = _opened.get(ends.key)
+        if opened is None:
+            source = Source.model_validate(ends.source)
+            shim = SimpleNamespace(source=source, path=Path(ends.config_file))
+            reader = source_provider(source.provider, ends.config_file).storage(shim, {}, WORKER_POOL)
+            spec = StorageSpec.model_validate(ends.target)
+            writer = storage_target(spec, file=ends.config_file, field=ends.target_field)
+            opened = _opened[ends.key] = (reader, writer)
+    reader = opened[0]
+    regions = getattr(reader, "bucket_regions", None)
+    if isinstance(regions, dict):
+        regions.setdefault(bucket, region)
+    return opened
+
+
+def copy_batch(batch: CopyBatch) -> list[KeyResult]:
+    """Copy every key of ``batch``; one result per key, in order. Runs on any worker that has
+    failover installed; a failure of one key is its result, never the batch's."""
+    source, target = _adapters(batch.ends, batch.region, batch.bucket)
+    return [_copy_key(source, target, batch.bucket, item) for item in batch.keys]
+
+
+def _copy_key(source: SourceStorage, target: StorageTarget, bucket: str, item: KeyToCopy) -> KeyResult:
+    try:
+        # A transient failure mid-stream cannot resume an upload: the object is copied again, afresh.
+        return retry_requests(lambda: _stream(source, target, bucket, item))
+    except FailoverError as exc:
+        return KeyResult(bucket=bucket, key=item.key, ok=False, size=item.size, etag=item.etag, error=str(exc))
+
+
+def _stream(source: SourceStorage, target: StorageTarget, bucket: str, item: KeyToCopy) -> KeyResult:
+    opened = source.open(bucket, item.key)
+    if opened is None:
+        return KeyResult(bucket=bucket, key=item.key, ok=True, gone=True)
+    counted = _Counted(opened.chunks)
+    with opened:
+        stored = target.upload_stream(
+            bucket, item.key, counted, content_type=opened.info.content_type, meta=opened.info.meta,
+            size=opened.info.size, md5=opened.info.md5,
+        )
+    verify_copy(bucket, target.container_name(bucket), opened.info, counted.size, stored)
+    return KeyResult(
+        bucket=bucket, key=item.key, ok=True, size=counted.size, etag=opened.info.hash, md5=stored.md5,
+        target_hash=stored.hash,
+    )
+
+
+class _Counted:
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks = chunks
+        self.size = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._chunks:
+            self.size += len(chunk)
+            yield chunk
+
+
+# -- executors ---------------------------------------------------------------------------------
+
+
+class BatchExecutor(Protocol):
+    """Runs batches somewhere; yields every key's result as its batch finishes."""
+
+    parallelism: int  # how many batches run at once (sizes the batches)
+
+    def run_batches(self, batches: Iterable[CopyBatch]) -> Iterator[KeyResult]:
+        """Every key's result of every batch, in the order the batches finish."""
+
+
+class ThreadExecutor:
+    """Batches on local threads, in this process (the default)."""
+
+    def __init__(self, threads: int = DEFAULT_THREADS) -> None:
+        self.parallelism = max(1, threads)
+
+    def run_batches(self, batches: Iterable[Any], fn: Callable[[Any], list[Any]] = copy_batch) -> Iterator[Any]:
+        """``fn`` (``copy_batch``, or another module-level function of a batch) over ``batches``."""
+        with ThreadPoolExecutor(self.parallelism, thread_name_prefix="fanout") as pool:
+            for results in _windowed(pool.submit, fn, batches, 2 * self.parallelism, _thread_done):
+                yield from results
+
+    def close(self) -> None:
+        return None
+
+
+class DaskExecutor:
+    """Batches as tasks on a Dask distributed cluster: ``DaskExecutor("tcp://host:8786")``, or an
+    existing ``distributed.Client``. Workers need failover installed and the source's and
+    target's secrets in their own environment; a task carries none."""
+
+    def __init__(self, scheduler: Any, *, retries: int = DASK_RETRIES, connect_timeout: float = 10) -> None:
+        try:
+            import distributed
+        except ImportError:
+            raise InputError([Problem(file="--scheduler", message=(
+                "Dask distributed is not installed: pip install 'failover[distributed]'"))]) from None
+        self._distributed = distributed
+        self.retries = retries
+        if isinstance(scheduler, distributed.Client):
+            self.client, self._own = scheduler, False
+        else:
+            try:
+                self.client = distributed.Client(scheduler, timeout=connect_timeout, set_as_default=False)
+            except (OSError, TimeoutError) as exc:
+                raise ProviderUnreachable(f"cannot reach the Dask scheduler {scheduler}: {exc}") from None
+            self._own = True
+            try:
+                self.client.wait_for_workers(1, timeout=connect_timeout)
+            except TimeoutError:
+                self.client.close()
+                raise ProviderUnreachable(f"the Dask scheduler {scheduler} has no worker") from None
+
+    @property
+    def parallelism(self) -> int:
+        """The cluster's worker threads now (workers may come and go)."""
+        return max(1, sum(self.client.nthreads().values()))
+
+    def run_batches(self, batches: Iterable[Any], fn: Callable[[Any], list[Any]] = copy_batch) -> Iterator[Any]:
+        """``fn`` over ``batches`` on the cluster; ``fn`` must be importable on the workers (a function
+        of a module of failover, as ``copy_batch``), and a batch carries no secret."""
+        completed = self._distributed.as_completed(loop=self.client.loop)
+        submitted: dict[str, CopyBatch] = {}  # task key -> its batch, while it runs
+        todo = iter(batches)
+
+        def submit_more() -> None:
+            for batch in todo:
+                future = self.client.submit(fn, batch, retries=self.retries, pure=False)
+                submitted[future.key] = batch
+                completed.add(future)
+                if len(submitted) >= 2 * self.parallelism:
+                    return
+
+        submit_more()
+        for future in completed:
+            batch = submitted.pop(future.key)
+            try:
+                results = future.result()
+            except Exception as exc:  # the batch raised on every attempt: its keys' results say so
+                if not isinstance(batch, CopyBatch):
+                    raise
+                results = [KeyResult(bucket=batch.bucket, key=item.key, ok=False, error=f"{type(exc).__name__}: {exc}")
+                           for item in batch.keys]
+            future.release()
+            yield from results
+            submit_more()
+
+    def close(self) -> None:
+        if self._own:
+            self.client.close()
+
+
+def _thread_done(future: Any) -> list[KeyResult]:
+    return future.result()
+
+
+def _windowed(submit: Any, fn: Any, batches: Iterable[Any], window: int, result: Any) -> Iterator[list[Any]]:
+    """``fn`` over ``batches``, at most ``window`` at once, results as they come."""
+    todo = iter(batches)
+    pending: set[Any] = set()
+    try:
+        while True:
+            for batch in todo:
+                pending.add(submit(fn, batch))
+                if len(pending) >= window:
+                    break
+            if not pending:
+                return
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                yield result(future)
+    finally:
+        for future in pending:
+            future.cancel()
+
+
+def executor_for(scheduler: str | None, *, threads: int = DEFAULT_THREADS) -> ThreadExecutor | DaskExecutor:
+    """Local threads without ``scheduler``; else a Dask client of ``tcp://HOST:8786``."""
+    return DaskExecutor(scheduler) if scheduler else ThreadExecutor(threads)
+
+
+# -- the coordinator ---------------------------------------------------------------------------
+
+
+@dataclass
+class BucketCopy:
+    """What :func:`copy_buckets` did to one bucket. ``skipped``: already on the target, same
+    size and MD5; ``refused``: keys the target cannot hold (never sent); ``failed``: key -> why."""
+
+    bucket: str
+    container: str
+    objects: int = 0
+    bytes: int = 0
+    copied: int = 0
+    copied_bytes: int = 0
+    skipped: int = 0
+    gone: int = 0
+    refused: dict[str, str] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+    results: dict[str, KeyResult] = field(default_factory=dict, repr=False)  # one per key copied
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+@dataclass
+class FanoutResult:
+    executor: str
+    batches: int
+    buckets: list[BucketCopy]
+    repeated_results: int = 0  # results of a key that already had one (a batch run twice): ignored
+
+    @property
+    def ok(self) -> bool:
+        return all(bucket.ok for bucket in self.buckets)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok, "executor": self.executor, "batches": self.batches,
+            "repeated_results": self.repeated_results,
+            "buckets": [
+                {k: v for k, v in asdict(bucket).items() if k != "results"} for bucket in self.buckets
+            ],
+        }
+
+
+def plan_batches(
+    ends: StorageEnds, bucket: str, region: str, items: Sequence[ObjectInfo], size: int, start: int = 0
+) -> list[CopyBatch]:
+    """``items`` in batches of ``size`` keys."""
+    return [
+        CopyBatch(
+            ends=ends, bucket=bucket, region=region, number=start + n,
+            keys=tuple(KeyToCopy(key=item.key, size=item.size, etag=item.hash) for item in items[at:at + size]),
+        )
+        for n, at in enumerate(range(0, len(items), size))
+    ]
+
+
+def batch_size_for(count: int, parallelism: int, most: int = DEFAULT_BATCH_KEYS) -> int:
+    """Keys per batch: at most ``most``, and small enough that every worker gets about two batches."""
+    return max(1, min(most, math.ceil(count / (2 * parallelism)) if count else 1))
+
+
+def copy_buckets(
+    config: Config, target_name: str, buckets: dict[str, str] | Iterable[str], *,
+    scheduler: str | None = None, executor: BatchExecutor | None = None,
+    batch_keys: int = DEFAULT_BATCH_KEYS, threads: int = DEFAULT_THREADS,
+) -> FanoutResult:
+    """Copy ``buckets`` (names, or name -> region) from the source into the target profile's
+    containers, through ``executor`` (else Dask at ``scheduler``, else local threads); then
+    verify every copy from one more listing of the target. Objects already on the target with
+    the same size and MD5 are skipped; keys the target cannot hold are refused, never sent."""
+    regions = dict(buckets) if isinstance(buckets, dict) else dict.fromkeys(buckets, config.source.regions[0])
+    ends = StorageEnds.of(config, target_name)
+    profile = config.target(target_name)
+    target = storage_target(profile.storage, file=str(config.path), field=f"targets.{target_name}.storage")
+    source = source_storage(config, regions, threads)
+    own = executor is None
+    executor = executor or executor_for(scheduler, threads=threads)
+    result = FanoutResult(executor=type(executor).__name__, batches=0, buckets=[])
+    try:
+        for bucket, region in regions.items():
+            result.buckets.append(_copy_bucket(source, target, executor, ends, bucket, region, batch_keys, result,
+                                               local_disk=is_local_disk(profile.storage)))
+    finally:
+        if own:
+            executor.close()
+    return result
+
+
+def _copy_bucket(
+    source: SourceStorage, target: StorageTarget, executor: BatchExecutor, ends: StorageEnds, bucket: str,
+    region: str, batch_keys: int, result: FanoutResult, *, local_disk: bool,
+) -> BucketCopy:
+    listing = listed(source, bucket)
+    existing = listed(target, bucket) if target.container_exists(bucket) else {}
+    target.ensure_container(bucket)
+    done = BucketCopy(bucket=bucket, container=target.container_name(bucket), objects=len(listing),
+                      bytes=sum(item.size for item in listing.values()))
+    done.refused = refusals(listing, existing, local_disk=local_disk, storage=target, bucket=bucket)
+    todo = []
+    for key, item in listing.items():
+        if key in done.refused:
+            continue
+        if adoption(item, existing.get(key)) is not None:
+            done.skipped += 1
+        else:
+            todo.append(item)
+    size = batch_size_for(len(todo), executor.parallelism, batch_keys)
+    batches = plan_batches(ends, bucket, region, todo, size, start=result.batches)
+    result.batches += len(batches)
+    for outcome in executor.run_batches(batches):
+        if outcome.key in done.results:
+            result.repeated_results += 1
+            continue
+        done.results[outcome.key] = outcome
+    _tally(done, todo, listed(target, bucket))
+    return done
+
+
+def _tally(done: BucketCopy, todo: list[ObjectInfo], stored: dict[str, ObjectInfo]) -> None:
+    """Count the results, each key once, and check every copy against the target's listing."""
+    for item in todo:
+        outcome = done.results.get(item.key)
+        if outcome is None:
+            done.failed[item.key] = "no result came back for it"
+        elif not outcome.ok:
+            done.failed[item.key] = outcome.error or "failed"
+        elif outcome.gone:
+            done.gone += 1
+        else:
+            copy = stored.get(item.key)
+            if copy is None or copy.size != outcome.size or (copy.md5 is not None and copy.md5 != outcome.md5):
+                done.failed[item.key] = f"{shown(item.key)} is not stored as it was sent (size or MD5 differ)"
+            else:
+                done.copied += 1
+                done.copied_bytes += outcome.size
