@@ -1,9 +1,9 @@
 """Issue 13's live acceptance: a service whose compute is read through libcloud's EC2 driver
 from one moto_server, its storage from Azurite and its DNS from PowerDNS (``source.provider:
 libcloud``) is inventoried and replicated, then, with every source process stopped, planned
-and failed over with the real CLI onto a second provider set (EC2 on a second moto_server
-through libcloud, moto S3 through libcloud, DNS on a second PowerDNS), and checked on the
-emulators themselves."""
+and failed over with the real CLI onto a second provider set, AWS through libcloud (EC2, S3
+through libcloud's ``s3`` driver and Route53 through its Route53 driver, on a second
+moto_server), and checked on the emulators themselves."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from failover.config import DnsSpec
 from failover.demo import HealthServer
 from failover.testing.emulators import Azurite, EmulatorMissing, PowerDns
 from failover.testing.servers import MotoServer
-from failover.testing.world import EC2_SHIM, failover_command
+from failover.testing.world import EC2_SHIM, ROUTE53_SHIM, failover_command
 from providers.libcloud.dns import LibcloudDns
 
 logging.getLogger("werkzeug").setLevel(logging.ERROR)
@@ -37,7 +37,7 @@ UBUNTU_IMAGE = "ami-1e749f67"  # Ubuntu 14.04 in moto's catalogue (every account
 USER_DATA = "#!/bin/sh\necho social-app > /etc/motd\n"
 OBJECTS = {f"avatars/user-{i}.png": b"\x89PNG" + bytes(100 * i) for i in range(8)} | {"posts/café.txt": b"bonjour"}
 SECRETS = {"SRC_EC2_SECRET": "source-moto-secret", "SRC_AZ_KEY": "", "SRC_PDNS_KEY": "source-pdns-key",
-           "TGT_MOTO_SECRET": "target-moto-secret", "TGT_PDNS_KEY": "target-pdns-key"}
+           "TGT_MOTO_SECRET": "target-moto-secret"}
 
 
 @dataclass
@@ -47,7 +47,6 @@ class Clouds:
     azurite: Azurite
     source_dns: PowerDns
     target: MotoServer
-    target_dns: PowerDns
     app: HealthServer
     seeded: dict[str, Any]
 
@@ -74,12 +73,12 @@ def clouds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clouds]:
     workdir = tmp_path_factory.mktemp("libcloud-source")
     started: list[Any] = []
     try:
-        for emulator in (Azurite(), PowerDns(api_key=SECRETS["SRC_PDNS_KEY"]), PowerDns(api_key=SECRETS["TGT_PDNS_KEY"]),
+        for emulator in (Azurite(), PowerDns(api_key=SECRETS["SRC_PDNS_KEY"]),
                          MotoServer(log=workdir / "source-moto.log"), MotoServer(log=workdir / "target-moto.log"),
                          HealthServer()):
             started.append(_started(emulator))
-        azurite, source_dns, target_dns, source_ec2, target, app = started
-        found = Clouds(workdir, source_ec2, azurite, source_dns, target, target_dns, app, {})
+        azurite, source_dns, source_ec2, target, app = started
+        found = Clouds(workdir, source_ec2, azurite, source_dns, target, app, {})
         found.seeded = seed(found)
         write_config(found)
         yield found
@@ -146,14 +145,12 @@ def write_config(clouds: Clouds) -> None:
     }
     target = {
         "compute": {"driver": EC2_SHIM, "options": http(clouds.target.port, key="testing", secret="${env:TGT_MOTO_SECRET}")},
-        # moto's S3 through libcloud's S3-compatible driver (the neighbouring branch makes `s3` itself first class)
-        "storage": {"driver": "minio", "options": http(clouds.target.port, key="testing", secret="${env:TGT_MOTO_SECRET}"),
+        # AWS as the whole target through libcloud: its S3 driver and its Route53 driver (the shim fixes only what
+        # moto answers differently from AWS) on the target moto_server.
+        "storage": {"driver": "s3", "options": http(clouds.target.port, key="testing", secret="${env:TGT_MOTO_SECRET}",
+                                                    region="us-east-1"),
                     "container_prefix": "replica-"},
-        # LEAD: once the awstarget branch is merged, the Route53-through-libcloud target (its test-support driver
-        # on clouds.target) replaces this PowerDNS; the last assertion of the test then reads the zone from moto.
-        "dns": {"driver": "powerdns", "options": http(clouds.target_dns.api_port, key="${env:TGT_PDNS_KEY}",
-                                                      api_version="v1"),
-                "nameservers": ["ns1.fallback.example.net."]},
+        "dns": {"driver": ROUTE53_SHIM, "options": http(clouds.target.port, key="testing", secret="${env:TGT_MOTO_SECRET}")},
     }
     config = {"service": SERVICE, "state": ".failover", "source": source, "targets": {"fallback": target}}
     (clouds.workdir / "failover.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
@@ -220,10 +217,14 @@ def test_inventory_replicate_then_fail_over_with_the_source_gone(clouds: Clouds)
               for item in s3.list_objects_v2(Bucket=f"replica-{CONTAINER}").get("Contents", [])}
     assert stored == {key: hashlib.md5(body, usedforsecurity=False).hexdigest() for key, body in OBJECTS.items()}
 
-    from libcloud.dns.providers import get_driver
-
-    target_dns = get_driver("powerdns")(**clouds.target_dns.driver_options)
-    apex = [record.data for record in target_dns.list_records(target_dns.get_zone(ZONE))
-            if record.type == "A" and record.name in ("", None, ZONE, ZONE.rstrip("."))]
+    route53 = boto3.client("route53", region_name="us-east-1", endpoint_url=clouds.target.url,
+                           aws_access_key_id="testing", aws_secret_access_key="testing")
+    (hosted,) = [zone for zone in route53.list_hosted_zones()["HostedZones"] if zone["Name"] == ZONE]
+    sets = route53.list_resource_record_sets(HostedZoneId=hosted["Id"])["ResourceRecordSets"]
+    apex = [record["Value"] for rrset in sets if rrset["Name"] == ZONE and rrset["Type"] == "A"
+            for record in rrset.get("ResourceRecords", [])]
     web_1 = new[clouds.seeded["nodes"]["web-1"]]
     assert apex == [web_1["PublicIpAddress"]] and apex != [clouds.seeded["web_ip"]]
+    www = [record["Value"] for rrset in sets if rrset["Name"] == f"www.{ZONE}" and rrset["Type"] == "CNAME"
+           for record in rrset.get("ResourceRecords", [])]
+    assert [value.rstrip(".") for value in www] == [ZONE.rstrip(".")]
