@@ -379,20 +379,36 @@ def copy_buckets(
     own = executor is None
     executor = executor or executor_for(scheduler, threads=threads)
     result = FanoutResult(executor=type(executor).__name__, batches=0, buckets=[])
+    local_disk = is_local_disk(profile.storage)
     try:
-        for bucket, region in regions.items():
-            result.buckets.append(_copy_bucket(source, target, executor, ends, bucket, region, batch_keys, result,
-                                               local_disk=is_local_disk(profile.storage)))
+        # Every bucket's batches in one stream: no bucket waits for the last batch of the one before.
+        plans = [_plan_bucket(source, target, bucket, local_disk=local_disk) for bucket in regions]
+        size = batch_size_for(sum(len(todo) for _, todo in plans), executor.parallelism, batch_keys)
+        batches = []
+        for (done, todo), region in zip(plans, regions.values(), strict=True):
+            batches += plan_batches(ends, done.bucket, region, todo, size, start=len(batches))
+        result.batches = len(batches)
+        by_bucket = {done.bucket: done for done, _ in plans}
+        for outcome in executor.run_batches(batches):
+            done = by_bucket[outcome.bucket]
+            if outcome.key in done.results:
+                result.repeated_results += 1
+                continue
+            done.results[outcome.key] = outcome
+        for done, todo in plans:
+            _tally(done, todo, listed(target, done.bucket))
+            result.buckets.append(done)
     finally:
         if own:
             executor.close()
     return result
 
 
-def _copy_bucket(
-    source: SourceStorage, target: StorageTarget, executor: BatchExecutor, ends: StorageEnds, bucket: str,
-    region: str, batch_keys: int, result: FanoutResult, *, local_disk: bool,
-) -> BucketCopy:
+def _plan_bucket(
+    source: SourceStorage, target: StorageTarget, bucket: str, *, local_disk: bool
+) -> tuple[BucketCopy, list[ObjectInfo]]:
+    """The bucket's container made ready, and what to copy into it: every object of the source
+    listing that the target can hold and does not hold already (same size and MD5)."""
     listing = listed(source, bucket)
     existing = listed(target, bucket) if target.container_exists(bucket) else {}
     target.ensure_container(bucket)
@@ -407,16 +423,7 @@ def _copy_bucket(
             done.skipped += 1
         else:
             todo.append(item)
-    size = batch_size_for(len(todo), executor.parallelism, batch_keys)
-    batches = plan_batches(ends, bucket, region, todo, size, start=result.batches)
-    result.batches += len(batches)
-    for outcome in executor.run_batches(batches):
-        if outcome.key in done.results:
-            result.repeated_results += 1
-            continue
-        done.results[outcome.key] = outcome
-    _tally(done, todo, listed(target, bucket))
-    return done
+    return done, todo
 
 
 def _tally(done: BucketCopy, todo: list[ObjectInfo], stored: dict[str, ObjectInfo]) -> None:
