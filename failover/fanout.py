@@ -196,7 +196,7 @@ class ThreadExecutor:
     def run_batches(self, batches: Iterable[Any], fn: Callable[[Any], list[Any]] = copy_batch) -> Iterator[Any]:
         """``fn`` (``copy_batch``, or another module-level function of a batch) over ``batches``."""
         with ThreadPoolExecutor(self.parallelism, thread_name_prefix="fanout") as pool:
-            for results in _windowed(pool.submit, fn, batches, 2 * self.parallelism, _thread_done):
+            for results in _windowed(pool.submit, fn, batches, 2 * self.parallelism):
                 yield from results
 
     def close(self) -> None:
@@ -241,13 +241,14 @@ class DaskExecutor:
         completed = self._distributed.as_completed(loop=self.client.loop)
         submitted: dict[str, CopyBatch] = {}  # task key -> its batch, while it runs
         todo = iter(batches)
+        window = 2 * self.parallelism  # asked of the scheduler once, not per batch
 
         def submit_more() -> None:
             for batch in todo:
                 future = self.client.submit(fn, batch, retries=self.retries, pure=False)
                 submitted[future.key] = batch
                 completed.add(future)
-                if len(submitted) >= 2 * self.parallelism:
+                if len(submitted) >= window:
                     return
 
         submit_more()
@@ -269,11 +270,7 @@ class DaskExecutor:
             self.client.close()
 
 
-def _thread_done(future: Any) -> list[KeyResult]:
-    return future.result()
-
-
-def _windowed(submit: Any, fn: Any, batches: Iterable[Any], window: int, result: Any) -> Iterator[list[Any]]:
+def _windowed(submit: Any, fn: Any, batches: Iterable[Any], window: int) -> Iterator[list[Any]]:
     """``fn`` over ``batches``, at most ``window`` at once, results as they come."""
     todo = iter(batches)
     pending: set[Any] = set()
@@ -287,7 +284,7 @@ def _windowed(submit: Any, fn: Any, batches: Iterable[Any], window: int, result:
                 return
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
-                yield result(future)
+                yield future.result()
     finally:
         for future in pending:
             future.cancel()
