@@ -68,7 +68,7 @@ def write_config(directory: Path, source_url: str, azurite: Azurite, prefix: str
 def run_case(workers: int, directory: Path, source_url: str, azurite: Azurite, batch_keys: int) -> dict[str, Any]:
     from distributed import Client, LocalCluster
 
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
                       silence_logs=logging.ERROR) as cluster, Client(cluster, set_as_default=False) as client:
         client.wait_for_workers(workers)
         executor = DaskExecutor(client)

@@ -196,7 +196,7 @@ class ThreadExecutor:
     def run_batches(self, batches: Iterable[Any], fn: Callable[[Any], list[Any]] = copy_batch) -> Iterator[Any]:
         """``fn`` (``copy_batch``, or another module-level function of a batch) over ``batches``."""
         with ThreadPoolExecutor(self.parallelism, thread_name_prefix="fanout") as pool:
-            for results in _windowed(pool.submit, fn, batches, 2 * self.parallelism, _thread_done):
+            for results in _windowed(pool.submit, fn, batches, 2 * self.parallelism):
                 yield from results
 
     def close(self) -> None:
@@ -241,13 +241,14 @@ class DaskExecutor:
         completed = self._distributed.as_completed(loop=self.client.loop)
         submitted: dict[str, CopyBatch] = {}  # task key -> its batch, while it runs
         todo = iter(batches)
+        window = 2 * self.parallelism  # asked of the scheduler once, not per batch
 
         def submit_more() -> None:
             for batch in todo:
                 future = self.client.submit(fn, batch, retries=self.retries, pure=False)
                 submitted[future.key] = batch
                 completed.add(future)
-                if len(submitted) >= 2 * self.parallelism:
+                if len(submitted) >= window:
                     return
 
         submit_more()
@@ -269,11 +270,7 @@ class DaskExecutor:
             self.client.close()
 
 
-def _thread_done(future: Any) -> list[KeyResult]:
-    return future.result()
-
-
-def _windowed(submit: Any, fn: Any, batches: Iterable[Any], window: int, result: Any) -> Iterator[list[Any]]:
+def _windowed(submit: Any, fn: Any, batches: Iterable[Any], window: int) -> Iterator[list[Any]]:
     """``fn`` over ``batches``, at most ``window`` at once, results as they come."""
     todo = iter(batches)
     pending: set[Any] = set()
@@ -287,7 +284,7 @@ def _windowed(submit: Any, fn: Any, batches: Iterable[Any], window: int, result:
                 return
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
-                yield result(future)
+                yield future.result()
     finally:
         for future in pending:
             future.cancel()
@@ -379,20 +376,36 @@ def copy_buckets(
     own = executor is None
     executor = executor or executor_for(scheduler, threads=threads)
     result = FanoutResult(executor=type(executor).__name__, batches=0, buckets=[])
+    local_disk = is_local_disk(profile.storage)
     try:
-        for bucket, region in regions.items():
-            result.buckets.append(_copy_bucket(source, target, executor, ends, bucket, region, batch_keys, result,
-                                               local_disk=is_local_disk(profile.storage)))
+        # Every bucket's batches in one stream: no bucket waits for the last batch of the one before.
+        plans = [_plan_bucket(source, target, bucket, local_disk=local_disk) for bucket in regions]
+        size = batch_size_for(sum(len(todo) for _, todo in plans), executor.parallelism, batch_keys)
+        batches = []
+        for (done, todo), region in zip(plans, regions.values(), strict=True):
+            batches += plan_batches(ends, done.bucket, region, todo, size, start=len(batches))
+        result.batches = len(batches)
+        by_bucket = {done.bucket: done for done, _ in plans}
+        for outcome in executor.run_batches(batches):
+            done = by_bucket[outcome.bucket]
+            if outcome.key in done.results:
+                result.repeated_results += 1
+                continue
+            done.results[outcome.key] = outcome
+        for done, todo in plans:
+            _tally(done, todo, listed(target, done.bucket))
+            result.buckets.append(done)
     finally:
         if own:
             executor.close()
     return result
 
 
-def _copy_bucket(
-    source: SourceStorage, target: StorageTarget, executor: BatchExecutor, ends: StorageEnds, bucket: str,
-    region: str, batch_keys: int, result: FanoutResult, *, local_disk: bool,
-) -> BucketCopy:
+def _plan_bucket(
+    source: SourceStorage, target: StorageTarget, bucket: str, *, local_disk: bool
+) -> tuple[BucketCopy, list[ObjectInfo]]:
+    """The bucket's container made ready, and what to copy into it: every object of the source
+    listing that the target can hold and does not hold already (same size and MD5)."""
     listing = listed(source, bucket)
     existing = listed(target, bucket) if target.container_exists(bucket) else {}
     target.ensure_container(bucket)
@@ -407,16 +420,7 @@ def _copy_bucket(
             done.skipped += 1
         else:
             todo.append(item)
-    size = batch_size_for(len(todo), executor.parallelism, batch_keys)
-    batches = plan_batches(ends, bucket, region, todo, size, start=result.batches)
-    result.batches += len(batches)
-    for outcome in executor.run_batches(batches):
-        if outcome.key in done.results:
-            result.repeated_results += 1
-            continue
-        done.results[outcome.key] = outcome
-    _tally(done, todo, listed(target, bucket))
-    return done
+    return done, todo
 
 
 def _tally(done: BucketCopy, todo: list[ObjectInfo], stored: dict[str, ObjectInfo]) -> None:

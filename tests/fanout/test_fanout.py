@@ -59,7 +59,7 @@ def test_a_scheduler_without_workers_is_a_provider_error_exit_4() -> None:
 
     from failover.errors import ProviderUnreachable
 
-    with LocalCluster(n_workers=0, processes=False, dashboard_address=None) as empty, \
+    with LocalCluster(n_workers=0, processes=False, dashboard_address=":0") as empty, \
             pytest.raises(ProviderUnreachable, match="has no worker"):
         DaskExecutor(empty.scheduler_address, connect_timeout=1)
 
@@ -93,7 +93,7 @@ def test_local_threads_copy_every_object_once_verified_and_refuse_an_unsafe_key(
 def local_cluster(secrets_env: None) -> Iterator[Any]:
     from distributed import Client, LocalCluster
 
-    with LocalCluster(n_workers=2, threads_per_worker=2, processes=True, dashboard_address=None,
+    with LocalCluster(n_workers=2, threads_per_worker=2, processes=True, dashboard_address=":0",
                       silence_logs=40) as cluster, Client(cluster, set_as_default=False) as client:
         client.wait_for_workers(2)
         yield client
