@@ -175,6 +175,22 @@ class Readiness(Strict):
         return parse_duration(value)
 
 
+class Evacuation(Strict):
+    """``failover evacuate``'s settings: the buckets that go first (names or shell globs, in
+    order; the others follow, smallest first)."""
+
+    priority: list[str] = Field(default_factory=list)
+
+    @field_validator("priority")
+    @classmethod
+    def _priority(cls, value: list[str]) -> list[str]:
+        if any(not pattern.strip() for pattern in value):
+            raise ValueError("an empty bucket name or pattern")
+        if len(set(value)) != len(value):
+            raise ValueError("a bucket name or pattern is listed twice")
+        return value
+
+
 class Config(Strict):
     service: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
     # A directory (the embedded SQLite store), or a PostgreSQL DSN for a team's shared state:
@@ -184,6 +200,7 @@ class Config(Strict):
     targets: dict[str, TargetProfile] = Field(default_factory=dict)
     databases: dict[str, DatabaseSpec] = Field(default_factory=dict)
     readiness: Readiness = Field(default_factory=Readiness)
+    evacuation: Evacuation = Field(default_factory=Evacuation)
 
     # Where it was loaded from; not part of the file.
     path: Path = Field(default=Path(DEFAULT_FILE), exclude=True)
