@@ -124,6 +124,7 @@ class Estimate:
     eta: datetime | None
     margin_s: float | None
     shortfall: tuple[Shortfall, ...]
+    left_s: float | None = None  # the time the copy still needs
 
 
 def estimate(left: Sequence[tuple[str, int, int]], rate: Rate | None, deadline: datetime,
@@ -134,7 +135,7 @@ def estimate(left: Sequence[tuple[str, int, int]], rate: Rate | None, deadline: 
     bucket's average size)."""
     now = now or datetime.now(UTC)
     if not any(objects for _, objects, _ in left):
-        return Estimate(rate, now, (deadline - now).total_seconds(), ())
+        return Estimate(rate, now, (deadline - now).total_seconds(), (), 0.0)
     if rate is None:
         return Estimate(None, None, None, ())
     needed = sum(rate.seconds(objects, size) for _, objects, size in left)
@@ -150,4 +151,4 @@ def estimate(left: Sequence[tuple[str, int, int]], rate: Rate | None, deadline: 
         budget = 0.0
         short_objects = objects - int(objects * share_done)
         shortfall.append(Shortfall(bucket, short_objects, size - int(size * share_done), objects, size))
-    return Estimate(rate, eta, (deadline - eta).total_seconds(), tuple(shortfall))
+    return Estimate(rate, eta, (deadline - eta).total_seconds(), tuple(shortfall), needed)

@@ -64,6 +64,7 @@ class EvacuateOptions:
     deadline: datetime
     then: Playbook | None = None
     workers: int = DEFAULT_WORKERS
+    max_passes: int | None = None  # stop after this many passes, deadline or not (benchmarks)
 
 
 RunnerFactory = Callable[[Callable[..., ReplicaObject | None], int, Callable[[int], None]], BatchRunner]
@@ -259,6 +260,9 @@ class Evacuation:
                     return
                 if self._time_left() <= 0:
                     break
+                if self.passes == self.options.max_passes:
+                    self.stopped_by = "passes"
+                    return
                 if not copied and all(state.complete for state in self.buckets):
                     self._pause(min(PAUSE_S, self._time_left()))
         finally:
@@ -448,6 +452,7 @@ class Evacuation:
         return {
             "rate_bytes_per_s": round(guess.rate.bytes_per_s) if guess.rate else None,
             "rate_objects_per_s": round(guess.rate.objects_per_s, 2) if guess.rate else None,
+            "left_s": round(guess.left_s, 1) if guess.left_s is not None else None,
             "eta": _iso(guess.eta) if guess.eta else None,
             "margin_s": round(guess.margin_s, 1) if guess.margin_s is not None else None,
             "deadline": _iso(self.options.deadline),
