@@ -42,6 +42,8 @@ TARGET = "fallback"
 BUCKET = "social-app-media"
 ZONE = "social.example."
 PLAYBOOK = "standard"
+# The notice the demo's provider gives: long enough for the snapshot and the copies on a loaded machine.
+EVACUATION_DEADLINE = "20s"
 COMPUTE_DRIVER = "failover.testing.ec2_shim:MotoEC2NodeDriver"
 DNS_DRIVER = "failover.testing.memdns:FileDNSDriver"
 # moto's catalogue has no Ubuntu 22.04, which database nodes are built on: its newest Ubuntu stands in.
@@ -360,14 +362,15 @@ def warm_up(server: Any) -> threading.Thread:
 # -- what replication keeps on the target ahead of time ------------------------------------------
 
 
-def replicate_ahead(config_file: Path, progress: Any = None) -> Any:
-    """``failover replicate --target fallback``'s pass, through the library
-    (:func:`failover.replicate.replicate`); its ``ReplicateResult``. ``progress``: a
-    ``ReplicateProgress``."""
+def stored_snapshot(config_file: Path, snapshot_id: str) -> dict[str, Any]:
+    """A stored snapshot's id, time and counts per kind (as ``failover inventory --json`` shows them)."""
     from failover.config import load_config
-    from failover.replicate import replicate
+    from failover.state import StateStore
 
-    return replicate(load_config(config_file), TARGET, progress=progress)
+    config = load_config(config_file)
+    with StateStore(config.state_dir) as store:
+        info = store.resolve_snapshot(config.service, snapshot_id)
+    return info.to_dict()
 
 
 def place_dump(config_file: Path, database: str, engine: str) -> str:

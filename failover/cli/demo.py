@@ -1,13 +1,12 @@
 """``failover demo``: the whole story offline, on embedded mock clouds (``failover.demo``).
 
-A mock AWS account runs the sample service; ``failover inventory`` snapshots it and
-``failover replicate`` keeps its bucket and zone on the target ahead of time (with a
-database dump where replication keeps them); ``failover drill`` proves the playbook in
-names of its own and tears it down. Then the account is terminated: its server stops.
+A mock AWS account runs the sample service, and its provider gives notice: ``failover
+evacuate --deadline`` snapshots it and gets its zone and bucket onto the target before the
+deadline (with a database dump where replication keeps them); ``failover drill`` proves the
+playbook in names of its own and tears it down. Then the account is terminated: its server stops.
 ``failover check`` says the service can leave all the same, and ``failover run standard``
 moves it to the other clouds, from the snapshot and the replicas. The commands run in this
-process, through the CLI's own code, as a user would type them; replicate's pass is the
-library's (``failover.replicate``), shown as the command shows it. The demo then prints the
+process, through the CLI's own code, as a user would type them. The demo then prints the
 run's timeline from its journal and checks the outcome: the new nodes, DNS answering with
 their addresses, every object's bytes.
 
@@ -37,7 +36,6 @@ from rich.table import Table
 
 from failover import demo as world
 from failover.cli.common import JsonOption, console, print_json
-from failover.cli.replicate import TransferProgress, print_summary
 from failover.errors import ExitCode, InputError, Interrupted, OperationFailed, Problem
 
 app = typer.Typer()
@@ -120,11 +118,10 @@ class Story:
             warming = world.warm_up(clouds.compute)
             world.seed_sample_service(clouds.source_client)
             expected_objects = world.source_objects(clouds.source_client("s3"), world.BUCKET)
-        with self.chapter("inventory", INVENTORY):
-            snapshot = commands.run("inventory")
-            console.print(f"   snapshot {snapshot['snapshot']['id']}: {_counts(snapshot['snapshot']['counts'])}")
-        with self.chapter("replicate", REPLICATE):
-            replication = replicate(config_file)
+        with self.chapter("notice", NOTICE.format(deadline=world.EVACUATION_DEADLINE)):
+            evacuation = commands.evacuate("--target", world.TARGET, "--deadline", world.EVACUATION_DEADLINE)
+            snapshot = world.stored_snapshot(config_file, evacuation["snapshot"]["id"])
+            console.print(f"   snapshot {snapshot['id']}: {_counts(snapshot['counts'])}")
             dump = world.place_dump(config_file, "orders-db", "postgres")
             console.print(f"   and the newest dump of orders-db, stored as {escape(dump)}")
         with self.chapter("drill", DRILL):
@@ -142,7 +139,7 @@ class Story:
         with self.chapter("check"):
             report = self.outcome(clouds, config_file, run, watch, expected_objects)
 
-        report.update(snapshot=snapshot["snapshot"], replication=_replication_summary(replication.to_dict(), dump),
+        report.update(snapshot=snapshot, replication=_evacuation_summary(evacuation, dump),
                       drill=_drill_summary(drill), check=_check_summary(ready))
         report["ok"] = succeeded and report["ok"] and drill["clean"] and ready["ready"]
         report["elapsed_s"] = round(time.monotonic() - self._started, 3)
@@ -189,8 +186,9 @@ class Story:
 SEED = ("A mock AWS account (moto_server) runs [bold]social-app[/]: web nodes, a worker, a reporting node in a second "
         "region, a bucket, a zone, a Postgres database, a load balancer, a certificate, a queue and a table; "
         "a staging service beside it.")
-INVENTORY = "Every region and service of the account read into a snapshot, kept off the provider:"
-REPLICATE = "Replicas kept on the target ahead of time: the bucket and the zone, incrementally and verified,"
+NOTICE = ("[bold]The provider gives notice[/]: the account goes in {deadline}. `evacuate` snapshots every region and "
+          "service, then gets the zone and the bucket onto the target (most important first, newest objects first), "
+          "in passes until the deadline:")
 DRILL = ("A drill while the account still runs: the real playbook into names of their own (drill-social-app-..., "
          "drill.social.example.), health-checked, timed, then torn down:")
 TERMINATE = "[bold red]The account is terminated[/]: its server stops; nothing answers at {url} any more."
@@ -207,6 +205,21 @@ class Commands:
 
     config_file: Path
 
+    def evacuate(self, *args: str) -> dict[str, Any]:
+        """``failover evacuate``'s summary (the last of its JSON lines); its events go to stderr as lines."""
+        from failover.cli import main
+
+        console.print(f"   [dim]$ failover evacuate {escape(' '.join(args))}[/]")
+        captured = io.StringIO()
+        with contextlib.redirect_stdout(captured):
+            code = main.run(["evacuate", *args, "--config", str(self.config_file), "--json"])
+        if code == ExitCode.INTERRUPTED:
+            raise Interrupted("the demo was interrupted during `failover evacuate`; its clouds are stopped")
+        lines = captured.getvalue().strip().splitlines()
+        if code != ExitCode.OK or not lines:
+            raise OperationFailed(f"`failover evacuate` failed (exit {code}): its error is above")
+        return json.loads(lines[-1])
+
     def run(self, *args: str, check: bool = True) -> Any:
         """The command's JSON document; with ``check=False``, ``(succeeded, document)``."""
         from failover.cli import main
@@ -222,18 +235,6 @@ class Commands:
             raise OperationFailed(f"`failover {args[0]}` failed (exit {code}): its error is above")
         document = json.loads(text)
         return document if check else (code == ExitCode.OK, document)
-
-
-def replicate(config_file: Path) -> Any:
-    """``failover replicate --target fallback`` as the command shows it (its progress and
-    tables on stderr), the pass made by the library (``world.replicate_ahead``)."""
-    console.print(f"   [dim]$ failover replicate --target {world.TARGET}[/]")
-    with TransferProgress() as progress:
-        result = world.replicate_ahead(config_file, progress)
-    print_summary(result)
-    if not result.ok:
-        raise OperationFailed(f"`failover replicate` failed: {'; '.join(result.failures)}")
-    return result
 
 
 def _yes(value: bool) -> str:
@@ -316,13 +317,12 @@ def _run_summary(run: dict[str, Any], timeline: world.Timeline) -> dict[str, Any
     }
 
 
-def _replication_summary(document: dict[str, Any], dump: str) -> dict[str, Any]:
-    buckets = document.get("buckets", {}).get("items", [])
-    fields = ("bucket", "container", "objects", "copied", "bytes")
+def _evacuation_summary(summary: dict[str, Any], dump: str) -> dict[str, Any]:
+    fields = ("bucket", "container", "objects", "copied", "bytes", "complete")
     return {
-        "buckets": [{key: bucket.get(key) for key in fields} for bucket in buckets],
-        "dump": dump,
-        "elapsed_s": document.get("elapsed_s"),
+        "buckets": [{key: bucket.get(key) for key in fields} for bucket in summary["buckets"]],
+        "dump": dump, "deadline": summary["deadline"], "passes": summary["passes"], "complete": summary["complete"],
+        "zones": [zone["zone"] for zone in summary.get("zones", {}).get("items", [])],
     }
 
 
