@@ -34,7 +34,7 @@ from failover.engine.observer import Observer
 from failover.errors import ProviderError
 from failover.evacuate.batches import Batch, BatchRunner, KeyResult, LocalThreads, copy_object
 from failover.evacuate.deadline import Estimate, RateMeter, estimate
-from failover.evacuate.listing import BucketDiff, Spool, diff_bucket, in_key_order, recorded
+from failover.evacuate.listing import BucketDiff, Spool, diff_bucket, in_key_order, recorded, recorded_totals
 from failover.evacuate.order import bucket_order, priority_rank
 from failover.inventory import take_snapshot
 from failover.manifest import Bucket, Manifest, now_iso
@@ -96,6 +96,7 @@ class BucketState:
     failed_bytes: int = 0
     pass_copied: int = 0
     listed_at: str = ""
+    recorded: tuple[int, int] = (0, 0)  # copies recorded before this evacuation listed it: objects, bytes
 
     @property
     def objects_left(self) -> int:
@@ -108,20 +109,20 @@ class BucketState:
     @property
     def missing(self) -> int:
         """Objects of the last listing that are not on the target: never tried, cut off, failed
-        (a bucket never listed: all of the snapshot's)."""
+        (a bucket never listed: the snapshot's count beyond the recorded copies)."""
         if not self.listed:
-            return self.objects
+            return max(0, self.objects - self.recorded[0])
         return self.objects_left + self.stopped + len(self.failed)
 
     @property
     def missing_bytes(self) -> int:
         if not self.listed:
-            return self.bytes
+            return max(0, self.bytes - self.recorded[1])
         return self.bytes_left + self.stopped_bytes + self.failed_bytes
 
     @property
     def complete(self) -> bool:
-        return self.listed and self.missing == 0
+        return self.missing == 0
 
     def new_pass(self) -> None:
         self.to_copy = self.to_copy_bytes = self.done = self.done_bytes = 0
@@ -239,8 +240,10 @@ class Evacuation:
         storage = self.targets.storage if in_snapshot else None
         priority = self.config.evacuation.priority
         for item in bucket_order(in_snapshot, priority):
-            self.buckets.append(BucketState(item.id, storage.container_name(item.id), priority_rank(item.id, priority),
-                                            objects=item.objects, bytes=item.bytes))
+            container = storage.container_name(item.id)
+            self.buckets.append(BucketState(
+                item.id, container, priority_rank(item.id, priority), objects=item.objects, bytes=item.bytes,
+                recorded=recorded_totals(self.store, self.config.service, self.options.target, container)))
         replication = self._replication()
         parts = [part for part in (Zones(), Databases()) if self._wanted(part, replication)]
         for part in parts:
@@ -276,6 +279,8 @@ class Evacuation:
             self.snapshot, self.manifest = take_snapshot(self.config, self.store)
             self.snapshot_fresh = True
         except ProviderError as exc:
+            if not self.store.snapshots(self.config.service):
+                raise  # nothing to work from: the source's error (exit 4)
             self.source_gone = str(exc)
             self.snapshot, self.manifest = self.store.load_snapshot(self.config.service, "latest")
         self.emit("snapshot", snapshot=self.snapshot.id, taken_at=self.snapshot.taken_at, fresh=self.snapshot_fresh,

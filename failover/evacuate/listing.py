@@ -76,6 +76,13 @@ def recorded(store: StateStore, service: str, target: str, container: str, page:
         after, first = rows[-1]["key"], False
 
 
+def recorded_totals(store: StateStore, service: str, target: str, container: str) -> tuple[int, int]:
+    """How many copies into ``container`` are recorded, and their bytes."""
+    row = store.query("SELECT count(*) AS objects, coalesce(sum(size), 0) AS bytes FROM replica_objects"
+                      " WHERE service = ? AND target = ? AND container = ?", (service, target, container))[0]
+    return int(row["objects"]), int(row["bytes"])
+
+
 def diff_bucket(
     source: Iterable[ObjectInfo], target: Iterable[ObjectInfo], records: Iterable[ReplicaObject], *,
     diff: BucketDiff, refusal: Callable[[str], str | None], to_copy: Callable[[ObjectInfo], None],
