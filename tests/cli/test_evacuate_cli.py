@@ -167,3 +167,51 @@ def test_bad_input_exits_2_and_nothing_is_done(write_config, failover, tmp_path:
     assert result.code == 2, result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / ".failover").exists()
+
+
+def test_the_account_going_away_ends_the_passes_and_runs_then(
+    account, clients, write_config, azurite: Azurite, azurite_key: None, tmp_path: Path,
+) -> None:
+    """The account is terminated mid-evacuation (moto refuses every key from then on, as AWS does
+    a closed account's): the passes end, ``--then`` runs at once; started again, it works from
+    the stored snapshot."""
+    bucket = f"gone-{next(_names)}-{os.getpid()}"
+    seed(clients, bucket, 5, 100)
+    config = write_config(
+        source={"provider": "aws", "regions": ["us-east-1"], "select": {"tags": {"service": "social-app"}}},
+        targets={"fallback": {"storage": storage(azurite)}},
+    )
+    evacuate = [*FAILOVER, "evacuate", "-t", "fallback", "--deadline", "10m", "--json", "-c", str(config)]
+    process = subprocess.Popen([*evacuate, "--then", "smoke"], cwd=tmp_path, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        events = []
+        for line in process.stdout:
+            events.append(json.loads(line))
+            if events[-1]["event"] == "pass_done" and events[-1]["pass"] == 1:
+                account.enforce_auth(True)  # the account is terminated
+        process.wait(timeout=120)
+        stderr = process.stderr.read()
+
+        assert process.returncode == 0, stderr
+        names = [event["event"] for event in events]
+        assert "source_gone" in names and names.index("source_gone") < names.index("then_started")
+        summary = events[-1]
+        assert summary["stopped_by"] == "source_gone" and summary["complete"] is True
+        assert summary["buckets"][0]["copied"] == 5
+        assert summary["then"]["playbook"] == "smoke" and summary["then"]["status"] == "succeeded"
+
+        # Started again with the account gone: the stored snapshot; nothing recorded is missing.
+        again = subprocess.run(evacuate, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    finally:
+        account.enforce_auth(False)
+        process.stdout.close()
+        process.stderr.close()
+    assert again.returncode == 0, again.stderr
+    events = events_of(again.stdout)
+    snapshot = next(event for event in events if event["event"] == "snapshot")
+    assert snapshot["fresh"] is False and snapshot["reason"]
+    summary = events[-1]
+    assert summary["stopped_by"] == "source_gone" and summary["passes"] == 0
+    assert summary["complete"] is True and summary["missing"] == []
+    assert "the source does not answer" in again.stderr
