@@ -44,10 +44,10 @@ from failover.testing.servers import MotoServer
 
 REGION = "us-east-1"
 CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing", "region_name": REGION}
-TAGS = [{"Key": "service", "Value": "bench"}]
 RSS_GOAL_MB = 300
 ETA_GOAL = 0.15
 SEED_WORKERS = 16
+ROOT = Path(__file__).resolve().parents[1]  # the checkout the child passes import failover from
 
 
 def fake_credentials() -> None:
@@ -57,11 +57,12 @@ def fake_credentials() -> None:
 
 
 def seed(url: str, bucket: str, start: int, stop: int, size: int) -> None:
-    """Objects ``start`` to ``stop`` of ``bucket`` (made and tagged first), random bytes each."""
+    """Objects ``start`` to ``stop`` of ``bucket`` (made first, tagged ``service: <bucket>``: each
+    case selects its own bucket), random bytes each."""
     s3 = boto3.client("s3", endpoint_url=url, **CREDENTIALS)
     if start == 0:
         s3.create_bucket(Bucket=bucket)
-        s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": TAGS})
+        s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": [{"Key": "service", "Value": bucket}]})
 
     def put(index: int) -> None:
         s3.put_object(Bucket=bucket, Key=f"objects/{index:07}.bin", Body=os.urandom(size))
@@ -70,12 +71,12 @@ def seed(url: str, bucket: str, start: int, stop: int, size: int) -> None:
         list(pool.map(put, range(start, stop)))
 
 
-def write_config(workdir: Path, endpoint: str) -> Path:
+def write_config(workdir: Path, endpoint: str, bucket: str) -> Path:
     (workdir / "replicas").mkdir(exist_ok=True)
     path = workdir / "failover.yaml"
     path.write_text(yaml.safe_dump({
         "service": "bench", "state": ".failover",
-        "source": {"provider": "aws", "regions": [REGION], "select": {"tags": {"service": "bench"}},
+        "source": {"provider": "aws", "regions": [REGION], "select": {"tags": {"service": bucket}},
                    "endpoint_url": endpoint},
         "targets": {"disk": {"storage": {"driver": "local", "options": {"key": str(workdir / "replicas")}}}},
     }))
@@ -119,7 +120,7 @@ def child(config_path: Path, workers: int) -> None:
 
 def rss_case(moto: MotoServer, workdir: Path, scales: list[int], size: int, workers: int,
              log: Any) -> list[dict[str, Any]]:
-    config = write_config(workdir, moto.url)
+    config = write_config(workdir, moto.url, "bench-rss")
     rows, seeded = [], 0
     for scale in scales:
         started = time.monotonic()
@@ -127,7 +128,8 @@ def rss_case(moto: MotoServer, workdir: Path, scales: list[int], size: int, work
         log(f"seeded {scale - seeded} objects in {time.monotonic() - started:.0f}s")
         seeded = scale
         ran = subprocess.run([sys.executable, "-m", "benchmarks.evacuate", "--child", str(config), "--workers",
-                              str(workers)], capture_output=True, text=True, check=False)
+                              str(workers)], capture_output=True, text=True, check=False, cwd=ROOT,
+                             env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))})
         if ran.returncode != 0:
             raise SystemExit(f"the pass over {scale} objects failed: {ran.stderr[-2000:]}")
         row = {"scale": scale, **json.loads(ran.stdout.splitlines()[-1])}
@@ -142,7 +144,7 @@ def eta_case(moto: MotoServer, workdir: Path, objects: int, size: int, cap: floa
     seed(moto.url, "bench-eta", 0, objects, size)
     with LatencyProxy(moto.url, latency_s=0, bytes_per_s=cap) as proxy:
         recorded = Recorded()
-        summary = one_pass(write_config(workdir, proxy.url), workers, recorded)
+        summary = one_pass(write_config(workdir, proxy.url, "bench-eta"), workers, recorded)
     start = recorded.first("planned")[0]
     end = recorded.first("pass_done")[0]
     duration = end - start
