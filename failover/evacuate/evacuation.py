@@ -31,7 +31,7 @@ from failover.engine import Engine
 from failover.engine.journal import Journal
 from failover.engine.lock import ServiceLock
 from failover.engine.observer import Observer
-from failover.errors import ProviderError
+from failover.errors import OperationFailed, ProviderError, TransientError
 from failover.evacuate.batches import Batch, BatchRunner, KeyResult, LocalThreads, copy_object
 from failover.evacuate.deadline import Estimate, RateMeter, estimate
 from failover.evacuate.listing import BucketDiff, Spool, diff_bucket, in_key_order, recorded, recorded_totals
@@ -97,6 +97,7 @@ class BucketState:
     pass_copied: int = 0
     listed_at: str = ""
     recorded: tuple[int, int] = (0, 0)  # copies recorded before this evacuation listed it: objects, bytes
+    error: str | None = None  # why the last pass could not list it
 
     @property
     def objects_left(self) -> int:
@@ -125,6 +126,7 @@ class BucketState:
         return self.missing == 0
 
     def new_pass(self) -> None:
+        self.error = None
         self.to_copy = self.to_copy_bytes = self.done = self.done_bytes = 0
         self.stopped = self.stopped_bytes = self.failed_bytes = self.pass_copied = 0
         self.failed = {}
@@ -141,6 +143,7 @@ class BucketState:
             "unchanged": self.unchanged, "adopted": self.adopted, "refused": len(self.refused),
             "refused_keys": dict(self.refused), "failed": len(self.failed), "failed_keys": dict(self.failed),
             "missing_objects": self.missing, "missing_bytes": self.missing_bytes, "complete": self.complete,
+            "error": self.error,
         }
 
 
@@ -322,7 +325,14 @@ class Evacuation:
         for state in self.buckets:
             if self._time_left() <= 0:
                 return 0
-            self._guarded(lambda state=state: self._list(state, spool))
+            try:
+                self._guarded(lambda state=state: self._list(state, spool))
+            except (OperationFailed, TransientError) as exc:  # this bucket's listing: the others go on
+                spool.drop(f"copy:{state.bucket}")
+                state.new_pass()
+                state.listed, state.error = False, str(exc)
+                state.recorded = recorded_totals(self.store, self.config.service, self.options.target, state.container)
+                self.emit("bucket_failed", **{"pass": self.passes}, bucket=state.bucket, error=state.error)
         self.emit("planned", **{"pass": self.passes},
                   buckets=[{**state.progress(), "objects": state.objects, "bytes": state.bytes,
                             "unchanged": state.unchanged, "adopted": state.adopted, "refused": len(state.refused)}
@@ -493,6 +503,7 @@ class Evacuation:
 
     def _summary(self, started_at: str, then: dict[str, Any] | None) -> dict[str, Any]:
         failures = [f"{name}: {failure}" for name, part in self.parts.items() for failure in part.failures]
+        failures += [f"bucket {state.bucket}: {state.error}" for state in self.buckets if state.error]
         missing = [{"bucket": state.bucket, "objects": state.missing, "bytes": state.missing_bytes}
                    for state in self.buckets if not state.complete]
         complete = not missing and not failures

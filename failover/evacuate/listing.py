@@ -159,6 +159,11 @@ class Spool:
         self._pending = []
         self._conn.execute("DELETE FROM objects")
 
+    def drop(self, list_name: str) -> None:
+        """Forget what was spilled under ``list_name`` (a listing that failed half way)."""
+        self.flush()
+        self._conn.execute("DELETE FROM objects WHERE list = ?", (list_name,))
+
     def sorted_by_key(self, list_name: str, items: Iterable[ObjectInfo]) -> Iterator[ObjectInfo]:
         """``items`` spilled under ``list_name`` and read back in key order (byte order)."""
         for item in items:
