@@ -42,8 +42,8 @@ TARGET = "fallback"
 BUCKET = "social-app-media"
 ZONE = "social.example."
 PLAYBOOK = "standard"
-# The notice the demo's provider gives: long enough for the snapshot and the copies on a loaded machine.
-EVACUATION_DEADLINE = "20s"
+# The notice the demo's provider gives; it terminates the account sooner, after the evacuation's first pass.
+EVACUATION_DEADLINE = "24h"
 COMPUTE_DRIVER = "failover.testing.ec2_shim:MotoEC2NodeDriver"
 DNS_DRIVER = "failover.testing.memdns:FileDNSDriver"
 # moto's catalogue has no Ubuntu 22.04, which database nodes are built on: its newest Ubuntu stands in.

@@ -1,9 +1,10 @@
 """``failover demo``: the whole story offline, on embedded mock clouds (``failover.demo``).
 
-A mock AWS account runs the sample service, and its provider gives notice: ``failover
-evacuate --deadline`` snapshots it and gets its zone and bucket onto the target before the
-deadline (with a database dump where replication keeps them); ``failover drill`` proves the
-playbook in names of its own and tears it down. Then the account is terminated: its server stops.
+A mock AWS account runs the sample service, and its provider gives a day's notice: ``failover
+evacuate --deadline 24h`` snapshots it and gets its zone and bucket onto the target (with a
+database dump where replication keeps them), and keeps making passes until the account is
+terminated, sooner than announced, after the first pass: its server stops, and the evacuation
+ends there. ``failover drill`` proves the playbook in names of its own and tears it down.
 ``failover check`` says the service can leave all the same, and ``failover run standard``
 moves it to the other clouds, from the snapshot and the replicas. The commands run in this
 process, through the CLI's own code, as a user would type them. The demo then prints the
@@ -59,7 +60,7 @@ def demo(
     json_out: JsonOption = False,
 ) -> None:
     """The whole story offline on embedded mock clouds: a sample service on a mock AWS account is
-    inventoried and replicated, the account is terminated, and the service fails over to other clouds."""
+    evacuated before the account is terminated, and the service fails over to other clouds."""
     _check_packages()
     _check_keep(keep)
     world.fake_credentials()
@@ -118,8 +119,15 @@ class Story:
             warming = world.warm_up(clouds.compute)
             world.seed_sample_service(clouds.source_client)
             expected_objects = world.source_objects(clouds.source_client("s3"), world.BUCKET)
+        def terminate_after_the_first_pass(event: dict[str, Any]) -> None:
+            if event["event"] == "pass_done" and event["pass"] == 1:
+                console.print(f"\n   {TERMINATE.format(url=clouds.source.url)}")
+                clouds.terminate_source()
+
         with self.chapter("notice", NOTICE.format(deadline=world.EVACUATION_DEADLINE)):
-            evacuation = commands.evacuate("--target", world.TARGET, "--deadline", world.EVACUATION_DEADLINE)
+            evacuation = commands.evacuate("--target", world.TARGET, "--deadline", world.EVACUATION_DEADLINE,
+                                           on_event=terminate_after_the_first_pass)
+            warming.join()
             snapshot = world.stored_snapshot(config_file, evacuation["snapshot"]["id"])
             console.print(f"   snapshot {snapshot['id']}: {_counts(snapshot['counts'])}")
             dump = world.place_dump(config_file, "orders-db", "postgres")
@@ -128,9 +136,6 @@ class Story:
             drill = commands.run("drill", world.PLAYBOOK, "--target", world.TARGET, "--var", f"health_url={clouds.app.url}")
             console.print(f"   recovery time {drill['rto_s']:.1f}s (objective {drill['rto_objective_s'] / 60:.0f}m), "
                           f"torn down in {drill['teardown_s']:.1f}s, the target as before: {_yes(drill['clean'])}")
-        with self.chapter("terminate", TERMINATE.format(url=clouds.source.url)):
-            clouds.terminate_source()
-            warming.join()
         with self.chapter("ready", READY):
             ready = commands.run("check", world.PLAYBOOK, "--target", world.TARGET)
         with self.chapter("failover", FAILOVER), world.SourceWatch(clouds.source.url) as watch:
@@ -186,10 +191,10 @@ class Story:
 SEED = ("A mock AWS account (moto_server) runs [bold]social-app[/]: web nodes, a worker, a reporting node in a second "
         "region, a bucket, a zone, a Postgres database, a load balancer, a certificate, a queue and a table; "
         "a staging service beside it.")
-NOTICE = ("[bold]The provider gives notice[/]: the account goes in {deadline}. `evacuate` snapshots every region and "
-          "service, then gets the zone and the bucket onto the target (most important first, newest objects first), "
-          "in passes until the deadline:")
-DRILL = ("A drill while the account still runs: the real playbook into names of their own (drill-social-app-..., "
+NOTICE = ("[bold]The provider gives notice[/]: the account goes within {deadline}. `evacuate` snapshots every region "
+          "and service, then gets the zone and the bucket onto the target (most important first, newest objects "
+          "first), in passes until the deadline or until the account goes:")
+DRILL = ("A drill, the account gone (a drill never needs it): the real playbook into names of their own (drill-social-app-..., "
          "drill.social.example.), health-checked, timed, then torn down:")
 TERMINATE = "[bold red]The account is terminated[/]: its server stops; nothing answers at {url} any more."
 READY = "Is failover possible without the account? `check` reads only the state and the target:"
@@ -205,12 +210,13 @@ class Commands:
 
     config_file: Path
 
-    def evacuate(self, *args: str) -> dict[str, Any]:
-        """``failover evacuate``'s summary (the last of its JSON lines); its events go to stderr as lines."""
+    def evacuate(self, *args: str, on_event: Any) -> dict[str, Any]:
+        """``failover evacuate``'s summary (the last of its JSON lines); ``on_event`` gets each
+        event as it is printed; what it tells people goes to stderr."""
         from failover.cli import main
 
         console.print(f"   [dim]$ failover evacuate {escape(' '.join(args))}[/]")
-        captured = io.StringIO()
+        captured = EventTap(on_event)
         with contextlib.redirect_stdout(captured):
             code = main.run(["evacuate", *args, "--config", str(self.config_file), "--json"])
         if code == ExitCode.INTERRUPTED:
@@ -235,6 +241,24 @@ class Commands:
             raise OperationFailed(f"`failover {args[0]}` failed (exit {code}): its error is above")
         document = json.loads(text)
         return document if check else (code == ExitCode.OK, document)
+
+
+class EventTap(io.StringIO):
+    """Standard output that hands each JSON line to ``on_event`` as it is written."""
+
+    def __init__(self, on_event: Any) -> None:
+        super().__init__()
+        self.on_event = on_event
+        self._partial = ""
+
+    def write(self, text: str) -> int:
+        written = super().write(text)
+        self._partial += text
+        *lines, self._partial = self._partial.split("\n")
+        for line in lines:
+            if line.strip():
+                self.on_event(json.loads(line))
+        return written
 
 
 def _yes(value: bool) -> str:
@@ -322,6 +346,7 @@ def _evacuation_summary(summary: dict[str, Any], dump: str) -> dict[str, Any]:
     return {
         "buckets": [{key: bucket.get(key) for key in fields} for bucket in summary["buckets"]],
         "dump": dump, "deadline": summary["deadline"], "passes": summary["passes"], "complete": summary["complete"],
+        "stopped_by": summary["stopped_by"],
         "zones": [zone["zone"] for zone in summary.get("zones", {}).get("items", [])],
     }
 
