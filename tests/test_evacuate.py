@@ -146,3 +146,21 @@ def test_the_spool_gives_the_newest_objects_first_and_sorts_what_is_not_in_key_o
     finally:
         spool.close()
     assert not (tmp_path / "spool.sqlite").exists()
+
+
+def test_the_records_are_read_in_key_order_a_page_at_a_time(tmp_path: Path) -> None:
+    from failover.evacuate.listing import recorded, recorded_totals
+    from failover.state import StateStore
+
+    keys = [f"k{index:05d}" for index in range(2500)] + ["é", "Z", "a/b"]
+    with StateStore(tmp_path / "state") as store:
+        store.save_replica_objects("svc", "t", "c", [ReplicaObject(key, "e", 2, "m", None, "now") for key in keys])
+        store.save_replica_objects("svc", "t", "other", [ReplicaObject("zzz", "e", 1, "m", None, "now")])
+        queries = []
+        original = store.query
+        store.query = lambda sql, params=(): queries.append(sql) or original(sql, params)  # type: ignore[method-assign]
+
+        read = [item.key for item in recorded(store, "svc", "t", "c", page=1000)]
+
+        assert read == sorted(keys) and len(queries) == 3
+        assert recorded_totals(store, "svc", "t", "c") == (2503, 5006)
