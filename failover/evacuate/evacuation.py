@@ -51,6 +51,7 @@ RECORD_EVERY_S = 1.0  # ... and at least this often while copying
 PROGRESS_EVERY_S = 2.0  # a progress event at most this often
 PAUSE_S = 10.0  # between two passes that found nothing to copy
 SPOOL = "evacuate-spool.sqlite"  # in the state directory
+KEY_ORDERED_SOURCES = ("aws",)  # S3 lists in key order; another source's listing is sorted through the spool
 
 
 class EvacuationEvents(Protocol):
@@ -384,8 +385,11 @@ class Evacuation:
             target_listing = storage.iter_objects(state.bucket)
             if local_disk:  # local disk walks folders: not in key order
                 target_listing = spool.sorted_by_key(f"target:{state.bucket}", target_listing)
+        source_listing = self._source_storage().iter_objects(state.bucket)
+        if self.config.source.provider not in KEY_ORDERED_SOURCES:  # not known to list in key order: sorted first
+            source_listing = spool.sorted_by_key(f"source:{state.bucket}", source_listing)
         diff = diff_bucket(
-            in_key_order(self._source_storage().iter_objects(state.bucket), f"bucket {state.bucket}"),
+            in_key_order(source_listing, f"bucket {state.bucket}"),
             in_key_order(target_listing, f"container {state.container}"),
             recorded(self.store, self.config.service, self.options.target, state.container),
             diff=BucketDiff(state.bucket, state.container),
