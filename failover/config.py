@@ -297,8 +297,22 @@ class Escrow(Strict):
         return value
 
 
+
 class Evacuation(Strict):
-    escrow: Escrow | None = None  # opt-in
+    """``failover evacuate``'s settings: the buckets that go first (names or shell globs, in
+    order; the others follow, smallest first) and the opt-in escrow of secrets and parameters."""
+
+    priority: list[str] = Field(default_factory=list)
+    escrow: Escrow | None = None  # opt-in: see failover.escrow
+
+    @field_validator("priority")
+    @classmethod
+    def _priority(cls, value: list[str]) -> list[str]:
+        if any(not pattern.strip() for pattern in value):
+            raise ValueError("an empty bucket name or pattern")
+        if len(set(value)) != len(value):
+            raise ValueError("a bucket name or pattern is listed twice")
+        return value
 
 
 class Config(Strict):

@@ -43,6 +43,8 @@ SOURCES = ("aws", "libcloud")  # how `failover demo --from` reads the source
 BUCKET = "social-app-media"
 ZONE = "social.example."
 PLAYBOOK = "standard"
+# The notice the demo's provider gives; it terminates the account sooner, after the evacuation's first pass.
+EVACUATION_DEADLINE = "24h"
 COMPUTE_DRIVER = "failover.testing.ec2_shim:MotoEC2NodeDriver"
 DNS_DRIVER = "failover.testing.memdns:FileDNSDriver"
 # moto's catalogue has no Ubuntu 22.04, which database nodes are built on: its newest Ubuntu stands in.
@@ -414,10 +416,21 @@ def warm_up(server: Any) -> threading.Thread:
 # -- what replication keeps on the target ahead of time ------------------------------------------
 
 
+def stored_snapshot(config_file: Path, snapshot_id: str) -> dict[str, Any]:
+    """A stored snapshot's id, time and counts per kind (as ``failover inventory --json`` shows them)."""
+    from failover.config import load_config
+    from failover.state import StateStore
+
+    config = load_config(config_file)
+    with StateStore(config.state_dir) as store:
+        info = store.resolve_snapshot(config.service, snapshot_id)
+    return info.to_dict()
+
+
 def replicate_ahead(config_file: Path, progress: Any = None) -> Any:
     """``failover replicate --target fallback``'s pass, through the library
     (:func:`failover.replicate.replicate`); its ``ReplicateResult``. ``progress``: a
-    ``ReplicateProgress``."""
+    ``ReplicateProgress``. The ``--from libcloud`` story replicates ahead; the AWS one evacuates."""
     from failover.config import load_config
     from failover.replicate import replicate
 

@@ -1,13 +1,13 @@
 """``failover demo``: the whole story offline, on embedded mock clouds (``failover.demo``).
 
-A mock AWS account runs the sample service; ``failover inventory`` snapshots it and
-``failover replicate`` keeps its bucket and zone on the target ahead of time (with a
-database dump where replication keeps them); ``failover drill`` proves the playbook in
-names of its own and tears it down. Then the account is terminated: its server stops.
+A mock AWS account runs the sample service, and its provider gives a day's notice: ``failover
+evacuate --deadline 24h`` snapshots it and gets its zone and bucket onto the target (with a
+database dump where replication keeps them), and keeps making passes until the account is
+terminated, sooner than announced, after the first pass: its server stops, and the evacuation
+ends there. ``failover drill`` proves the playbook in names of its own and tears it down.
 ``failover check`` says the service can leave all the same, and ``failover run standard``
 moves it to the other clouds, from the snapshot and the replicas. The commands run in this
-process, through the CLI's own code, as a user would type them; replicate's pass is the
-library's (``failover.replicate``), shown as the command shows it. The demo then prints the
+process, through the CLI's own code, as a user would type them. The demo then prints the
 run's timeline from its journal and checks the outcome: the new nodes, DNS answering with
 their addresses, every object's bytes.
 
@@ -67,7 +67,8 @@ def demo(
     json_out: JsonOption = False,
 ) -> None:
     """The whole story offline on embedded mock clouds: a sample service on a mock AWS account is
-    inventoried and replicated, the account is terminated, and the service fails over to other clouds."""
+    evacuated before the account is terminated (``--from libcloud``: read through libcloud drivers, inventoried
+    and replicated), and the service fails over to other clouds."""
     _check_source(source)
     _check_packages()
     _check_keep(keep)
@@ -137,22 +138,36 @@ class Story:
             expected_objects = world.source_objects(clouds.source_client("s3"), world.BUCKET)
             if through_libcloud:
                 clouds.copy_to_libcloud_source()
-        with self.chapter("inventory", LIBCLOUD_INVENTORY if through_libcloud else INVENTORY):
-            snapshot = commands.run("inventory")
-            console.print(f"   snapshot {snapshot['snapshot']['id']}: {_counts(snapshot['snapshot']['counts'])}")
-        with self.chapter("replicate", REPLICATE):
-            replication = replicate(config_file)
-            dump = None
-            if not through_libcloud:  # read through libcloud, the service has no database to dump
+        if through_libcloud:
+            with self.chapter("inventory", LIBCLOUD_INVENTORY):
+                taken = commands.run("inventory")
+                snapshot = taken["snapshot"]
+                console.print(f"   snapshot {snapshot['id']}: {_counts(snapshot['counts'])}")
+            with self.chapter("replicate", REPLICATE):
+                # read through libcloud, the service has no database to dump
+                summary = _replication_summary(replicate(config_file).to_dict(), None)
+            with self.chapter("terminate", TERMINATE.format(url=clouds.source.url)):
+                clouds.terminate_source()
+                warming.join()
+        else:
+            def terminate_after_the_first_pass(event: dict[str, Any]) -> None:
+                if event["event"] == "pass_done" and event["pass"] == 1:
+                    console.print(f"\n   {TERMINATE.format(url=clouds.source.url)}")
+                    clouds.terminate_source()
+
+            with self.chapter("notice", NOTICE.format(deadline=world.EVACUATION_DEADLINE)):
+                evacuation = commands.evacuate("--target", world.TARGET, "--deadline", world.EVACUATION_DEADLINE,
+                                               on_event=terminate_after_the_first_pass)
+                warming.join()
+                snapshot = world.stored_snapshot(config_file, evacuation["snapshot"]["id"])
+                console.print(f"   snapshot {snapshot['id']}: {_counts(snapshot['counts'])}")
                 dump = world.place_dump(config_file, "orders-db", "postgres")
                 console.print(f"   and the newest dump of orders-db, stored as {escape(dump)}")
+                summary = _evacuation_summary(evacuation, dump)
         with self.chapter("drill", DRILL):
             drill = commands.run("drill", world.PLAYBOOK, "--target", world.TARGET, "--var", f"health_url={clouds.app.url}")
             console.print(f"   recovery time {drill['rto_s']:.1f}s (objective {drill['rto_objective_s'] / 60:.0f}m), "
                           f"torn down in {drill['teardown_s']:.1f}s, the target as before: {_yes(drill['clean'])}")
-        with self.chapter("terminate", TERMINATE.format(url=clouds.source.url)):
-            clouds.terminate_source()
-            warming.join()
         with self.chapter("ready", READY):
             ready = commands.run("check", world.PLAYBOOK, "--target", world.TARGET)
         with self.chapter("failover", FAILOVER), world.SourceWatch(clouds.source.url) as watch:
@@ -161,7 +176,7 @@ class Story:
         with self.chapter("check"):
             report = self.outcome(clouds, config_file, run, watch, expected_objects)
 
-        report.update(snapshot=snapshot["snapshot"], replication=_replication_summary(replication.to_dict(), dump),
+        report.update(snapshot=snapshot, replication=summary,
                       drill=_drill_summary(drill), check=_check_summary(ready))
         report["ok"] = succeeded and report["ok"] and drill["clean"] and ready["ready"]
         report["elapsed_s"] = round(time.monotonic() - self._started, 3)
@@ -216,7 +231,10 @@ LIBCLOUD_SEED = ("The same service on a cloud failover reads only through [bold]
 LIBCLOUD_INVENTORY = ("The nodes selected by their tags, the container and the zone by name, read through the three "
                       "libcloud drivers into the same provider-neutral snapshot:")
 REPLICATE = "Replicas kept on the target ahead of time: the bucket and the zone, incrementally and verified,"
-DRILL = ("A drill while the account still runs: the real playbook into names of their own (drill-social-app-..., "
+NOTICE = ("[bold]The provider gives notice[/]: the account goes within {deadline}. `evacuate` snapshots every region "
+          "and service, then gets the zone and the bucket onto the target (most important first, newest objects "
+          "first), in passes until the deadline or until the account goes:")
+DRILL = ("A drill, the account gone (a drill never needs it): the real playbook into names of their own (drill-social-app-..., "
          "drill.social.example.), health-checked, timed, then torn down:")
 TERMINATE = "[bold red]The account is terminated[/]: its server stops; nothing answers at {url} any more."
 READY = "Is failover possible without the account? `check` reads only the state and the target:"
@@ -231,6 +249,22 @@ class Commands:
     ``--config`` and ``--json``); what they tell people goes to stderr as usual."""
 
     config_file: Path
+
+    def evacuate(self, *args: str, on_event: Any) -> dict[str, Any]:
+        """``failover evacuate``'s summary (the last of its JSON lines); ``on_event`` gets each
+        event as it is printed; what it tells people goes to stderr."""
+        from failover.cli import main
+
+        console.print(f"   [dim]$ failover evacuate {escape(' '.join(args))}[/]")
+        captured = EventTap(on_event)
+        with contextlib.redirect_stdout(captured):
+            code = main.run(["evacuate", *args, "--config", str(self.config_file), "--json"])
+        if code == ExitCode.INTERRUPTED:
+            raise Interrupted("the demo was interrupted during `failover evacuate`; its clouds are stopped")
+        lines = captured.getvalue().strip().splitlines()
+        if code != ExitCode.OK or not lines:
+            raise OperationFailed(f"`failover evacuate` failed (exit {code}): its error is above")
+        return json.loads(lines[-1])
 
     def run(self, *args: str, check: bool = True) -> Any:
         """The command's JSON document; with ``check=False``, ``(succeeded, document)``."""
@@ -247,6 +281,24 @@ class Commands:
             raise OperationFailed(f"`failover {args[0]}` failed (exit {code}): its error is above")
         document = json.loads(text)
         return document if check else (code == ExitCode.OK, document)
+
+
+class EventTap(io.StringIO):
+    """Standard output that hands each JSON line to ``on_event`` as it is written."""
+
+    def __init__(self, on_event: Any) -> None:
+        super().__init__()
+        self.on_event = on_event
+        self._partial = ""
+
+    def write(self, text: str) -> int:
+        written = super().write(text)
+        self._partial += text
+        *lines, self._partial = self._partial.split("\n")
+        for line in lines:
+            if line.strip():
+                self.on_event(json.loads(line))
+        return written
 
 
 def replicate(config_file: Path) -> Any:
@@ -348,6 +400,16 @@ def _replication_summary(document: dict[str, Any], dump: str | None) -> dict[str
         "buckets": [{key: bucket.get(key) for key in fields} for bucket in buckets],
         "dump": dump,
         "elapsed_s": document.get("elapsed_s"),
+    }
+
+
+def _evacuation_summary(summary: dict[str, Any], dump: str) -> dict[str, Any]:
+    fields = ("bucket", "container", "objects", "copied", "bytes", "complete")
+    return {
+        "buckets": [{key: bucket.get(key) for key in fields} for bucket in summary["buckets"]],
+        "dump": dump, "deadline": summary["deadline"], "passes": summary["passes"], "complete": summary["complete"],
+        "stopped_by": summary["stopped_by"],
+        "zones": [zone["zone"] for zone in summary.get("zones", {}).get("items", [])],
     }
 
 

@@ -10,7 +10,20 @@ import traceback
 import typer
 
 from failover import signals
-from failover.cli import check, demo, drill, escrow, init, inventory, playbooks, replicate, runs, snapshots, state
+from failover.cli import (
+    check,
+    demo,
+    drill,
+    escrow,
+    evacuate,
+    init,
+    inventory,
+    playbooks,
+    replicate,
+    runs,
+    snapshots,
+    state,
+)
 from failover.cli import run as run_commands
 from failover.cli.common import debug_requested
 from failover.cli.completion import attach as attach_completion
@@ -27,7 +40,8 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 app.callback(invoke_without_command=True)(version_callback)
-for module in (init, inventory, snapshots, playbooks, run_commands, runs, replicate, check, drill, demo, state, escrow):
+for module in (init, inventory, snapshots, playbooks, run_commands, runs, replicate, evacuate, check, drill, demo, state,
+               escrow):
     app.add_typer(module.app)
 
 

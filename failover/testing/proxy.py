@@ -13,6 +13,11 @@ With ``bandwidth_bps``, each client connection receives answer bodies at most th
 bytes a second (a provider capping each connection's bandwidth): more connections, in
 parallel, get more in all.
 
+Two more knobs, for tests and benchmarks of copies against a clock: ``latency_for(method,
+path)`` gives a request's latency instead of ``latency_s`` (None: ``latency_s``), so that one
+container can be slow and the others not; ``bytes_per_s`` caps the bandwidth of the whole
+proxy (request and answer bodies share one link, whatever the number of connections).
+
 It counts what passes through (total, per AWS service, per HTTP method, forwarded, failed),
 thread-safely, so a benchmark can say how many requests each side made (and a test that a
 read-only command sent no PUT, POST, PATCH or DELETE).
@@ -33,6 +38,7 @@ import socket
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Self
@@ -83,6 +89,8 @@ class LatencyProxy:
         port: int = 0,
         upstream_timeout: float = 120.0,
         bandwidth_bps: float | None = None,
+        latency_for: Callable[[str, str], float | None] | None = None,
+        bytes_per_s: float | None = None,
     ) -> None:
         if not 0.0 <= fail_ratio <= 1.0:
             raise ValueError(f"fail_ratio must be within [0, 1], not {fail_ratio}")
@@ -98,6 +106,9 @@ class LatencyProxy:
         self.upstream_port = upstream.port or 80
         self.upstream_timeout = upstream_timeout
         self.latency_s = latency_s
+        self.latency_for = latency_for
+        self.bytes_per_s = bytes_per_s
+        self._link_free_at = 0.0  # when the capped link has sent what was queued on it
         self.fail_ratio = fail_ratio
         self._random = random.Random(seed)
         self._bind = (host, port)
@@ -190,6 +201,19 @@ class LatencyProxy:
             if method is not None:
                 self._by_method[method] += 1
 
+    def _latency(self, method: str, path: str) -> float:
+        chosen = self.latency_for(method, path) if self.latency_for is not None else None
+        return self.latency_s if chosen is None else chosen
+
+    def _send_time(self, size: int) -> float:
+        """How long to wait before ``size`` bytes have passed the capped link (0 when uncapped)."""
+        if not self.bytes_per_s or size <= 0:
+            return 0.0
+        with self._lock:
+            now = time.monotonic()
+            self._link_free_at = max(now, self._link_free_at) + size / self.bytes_per_s
+            return self._link_free_at - now
+
     def _should_fail(self) -> bool:
         if self.fail_ratio <= 0.0:
             return False
@@ -246,7 +270,7 @@ def _make_handler(proxy: LatencyProxy) -> type[BaseHTTPRequestHandler]:
         def do_any(self) -> None:
             body = self._read_body()
             proxy._count("requests", _service_of(self.headers), self.command)
-            if proxy._stopping.wait(proxy.latency_s):
+            if proxy._stopping.wait(proxy._latency(self.command, self.path) + proxy._send_time(len(body))):
                 self.close_connection = True
                 return
             if proxy._should_fail():
@@ -260,6 +284,9 @@ def _make_handler(proxy: LatencyProxy) -> type[BaseHTTPRequestHandler]:
                 self._answer(502, "Bad Gateway", [("Content-Type", "text/plain")], f"upstream: {exc}".encode())
                 return
             proxy._count("forwarded")
+            if proxy._stopping.wait(proxy._send_time(len(answer))):
+                self.close_connection = True
+                return
             self._answer(status, reason, headers, answer)
 
         def _read_body(self) -> bytes:

@@ -88,7 +88,8 @@ class S3Objects:
         for page in self.session.pages("s3", region, "list_objects_v2", Bucket=bucket, **after):
             for item in page.get("Contents", []):
                 etag = _unquoted(item.get("ETag"))
-                yield ObjectInfo(key=item["Key"], size=int(item.get("Size", 0)), hash=etag, md5=_md5_of(etag))
+                yield ObjectInfo(key=item["Key"], size=int(item.get("Size", 0)), hash=etag, md5=_md5_of(etag),
+                                 modified=item.get("LastModified"))
 
     def open(self, bucket: str, key: str) -> SourceObject | None:
         region = self._region(bucket)

@@ -89,7 +89,9 @@ def test_demo_tells_the_whole_story_offline(tmp_path: Path) -> None:
     assert objects["read_from"] == "replica"
     assert objects["expected"] == objects["verified"] == 13
     assert objects["missing"] == objects["differing"] == objects["extra"] == []
-    assert doc["replication"]["buckets"][0]["copied"] == 13
+    assert doc["replication"]["buckets"][0]["copied"] == 13  # by evacuate, before the deadline
+    assert doc["replication"]["complete"] is True and doc["replication"]["zones"] == ["social.example."]
+    assert doc["replication"]["stopped_by"] == "source_gone" and doc["replication"]["passes"] >= 2
 
     # the timeline, from the journal: every step ran once and after the steps it needs
     steps = {step["id"]: step for step in doc["timeline"]}
@@ -117,7 +119,8 @@ def test_demo_prints_the_story_for_people(tmp_path: Path) -> None:
     stdout, stderr = demo.communicate(timeout=300)
     assert demo.returncode == 0, stderr
     assert stdout == ""  # people read stderr
-    for text in ("$ failover inventory", "$ failover replicate --target fallback", "$ failover drill standard",
+    for text in ("The provider gives notice", "$ failover evacuate --target fallback --deadline 24h",
+                 "the source does not answer", "$ failover drill standard",
                  "the target as before: yes", "The account is terminated", "$ failover check standard --target fallback",
                  "$ failover run standard --target fallback", "the timeline from its journal", "13 of 13 objects",
                  "never answered during the run", "back online"):
