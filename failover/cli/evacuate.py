@@ -16,6 +16,7 @@ again to continue).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import sys
@@ -33,6 +34,8 @@ from failover.cli.common import ConfigOption, console, load, open_state, table_c
 from failover.cli.run import RunView
 from failover.errors import InputError, OperationFailed, Problem
 from failover.evacuate import EvacuateOptions, evacuate, parse_deadline
+from failover.evacuate.cluster import ClusterRunner
+from failover.fanout import DaskExecutor, StorageEnds
 from failover.playbook import load_playbook
 from failover.replicate import MAX_WORKERS
 from failover.replicate.buckets import DEFAULT_WORKERS
@@ -65,13 +68,21 @@ def evacuate_command(
     newest objects first, in passes until the deadline; then optionally run a playbook."""
     when = parse_deadline(deadline)
     if scheduler is not None:
-        runner = scheduler_runner(scheduler)
+        check_scheduler(scheduler)
     config = load(config_file)
     book = load_playbook(then, config=config, target=target) if then is not None else None
     options = EvacuateOptions(target=target, deadline=when, then=book, workers=workers)
-    with open_state(config) as store, EventView(json_out) as view:
+    with contextlib.ExitStack() as stack:
+        runner = None
+        if scheduler is not None:
+            ends = StorageEnds.of(config, target)  # a profile without storage: exit 2 before the cluster is asked
+            executor = DaskExecutor(scheduler)
+            stack.callback(executor.close)
+            runner = lambda copier, workers, read: ClusterRunner(executor, ends)  # noqa: E731
+        store = stack.enter_context(open_state(config))
+        view = stack.enter_context(EventView(json_out))
         result = evacuate(config, options, view, store=store, observer=RunView() if book is not None else None,
-                          runner=runner if scheduler is not None else None)
+                          runner=runner)
     document = result.document
     if json_out:
         _json_line(document)
@@ -80,13 +91,11 @@ def evacuate_command(
         raise OperationFailed(failure_line(document))
 
 
-def scheduler_runner(address: str) -> Any:
-    """The runner for a Dask cluster at ``address``."""
+def check_scheduler(address: str) -> None:
+    """A Dask scheduler's address, checked before anything is read."""
     if not SCHEDULER.match(address):
         raise InputError([Problem(file="arguments", field="--scheduler",
                                   message=f"{address!r} is not a scheduler address like tcp://HOST:8786")])
-    raise InputError([Problem(file="arguments", field="--scheduler",
-                              message="this build has no Dask executor; leave out --scheduler to copy on local threads")])
 
 
 def failure_line(document: dict[str, Any]) -> str:

@@ -31,6 +31,7 @@ class Batch:
 
     bucket: str
     objects: tuple[ObjectInfo, ...]
+    region: str | None = None  # the bucket's region at the source (a cluster's workers open their own clients)
 
 
 @dataclass(frozen=True)

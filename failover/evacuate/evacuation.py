@@ -410,10 +410,13 @@ class Evacuation:
         def copier(bucket: str, item: ObjectInfo, cancel: threading.Event, read: Callable[[int], None]):
             return copy_object(source, target, bucket, item, cancel, read)
 
+        assert self.manifest is not None
+        regions = {item.id: item.region for item in self.manifest.of_kind("bucket")}
+
         def batches() -> Iterator[Batch]:
             for state in self.buckets:
                 for objects in spool.newest_first(f"copy:{state.bucket}", BATCH):
-                    yield Batch(state.bucket, tuple(objects))
+                    yield Batch(state.bucket, tuple(objects), regions.get(state.bucket))
 
         by_name = {state.bucket: state for state in self.buckets}
         cancel = threading.Event()

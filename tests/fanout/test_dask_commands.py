@@ -12,8 +12,17 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import boto3
 import pytest
-from fanoutkit import BUCKETS, ROOT, assert_every_object_there_once, write_config
+from fanoutkit import (
+    AWS_SECRET,
+    BUCKETS,
+    ROOT,
+    assert_every_object_there_once,
+    source_objects,
+    stored_in_azurite,
+    write_config,
+)
 
 from failover.fanout import CopyBatch, DaskExecutor, KeyResult, copy_buckets
 from failover.testing.servers import free_port, stop_process
@@ -63,6 +72,35 @@ def test_a_scheduler_and_two_worker_commands_copy_every_object_once(source, azur
     result = copy_buckets(config_for("cli-"), "fallback", list(BUCKETS), scheduler=cli_cluster, batch_keys=10)
     assert result.executor == "DaskExecutor"
     assert_every_object_there_once(source, azurite, "cli-", result)
+
+
+def test_evacuate_with_scheduler_copies_on_the_cluster(source, azurite, config_for, cli_cluster) -> None:
+    """``failover evacuate --scheduler``: the batches go to the cluster's workers, every object
+    lands once, verified, and the state records each copy (a second evacuation copies nothing)."""
+    import json
+
+    from failover.testing.world import failover_command
+
+    s3 = boto3.client("s3", endpoint_url=source.url, region_name="us-east-1")
+    for bucket in BUCKETS:
+        s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": [{"Key": "service", "Value": "social-app"}]})
+    config = config_for("evac-")
+    env = {**os.environ, "FAILOVER_CONFIG": str(config.path)}
+
+    # passes run until the deadline (each catching new writes): one evacuation of 90 s
+    done = subprocess.run([*failover_command(), "evacuate", "--target", "fallback", "--deadline", "90s",
+                           "--scheduler", cli_cluster, "--json"], cwd=config.path.parent, env=env,
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert AWS_SECRET not in done.stdout + done.stderr
+    summary = [json.loads(line) for line in done.stdout.splitlines() if line.strip()][-1]
+    assert summary["complete"] and summary["passes"] >= 1, summary
+    copied = {bucket["bucket"]: bucket["copied"] for bucket in summary["buckets"]}
+    for bucket, count in BUCKETS.items():
+        expected = source_objects(source, bucket)
+        assert stored_in_azurite(azurite, f"evac-{bucket}") == expected
+        # copied once over every pass: later passes find each copy recorded and leave it
+        assert copied[bucket] == len(expected) >= count
 
 
 class KillingOneWorker:
