@@ -72,7 +72,7 @@ def test_plan_is_one_change_per_node_with_size_image_and_why(config, sample_mani
     assert sorted(c.name for c in changes) == ["social-app-web-1", "social-app-web-2"]
     assert firewalls and all(c.operation == "create" for c in firewalls)
     assert all(c.detail.startswith("firewall API, at node creation: from sg-") for c in firewalls)
-    assert any("created in it: social-app-web-1, social-app-web-2" in c.detail for c in firewalls)
+    assert any("created in it: social-app-web-2, social-app-web-1" in c.detail for c in firewalls)  # snapshot order
     for change in changes:
         assert change.operation == "create"
         assert "size " in change.detail and "cheapest of" in change.detail
