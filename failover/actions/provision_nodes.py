@@ -33,6 +33,7 @@ are the target firewalls the node was created in (empty when adopted or attached
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -40,6 +41,7 @@ from pydantic import Field
 
 from failover.actions.base import ACTIONS, Action, ActionContext, Change, Params
 from failover.firewalls import at_creation, creation_firewalls, delete_firewalls, initial_rules
+from failover.manifest import Node
 from failover.naming import firewall_names, node_names
 from failover.nodes import (
     RUN_LABEL,
@@ -114,7 +116,7 @@ def _firewalls_first(ctx: ActionContext, params: ProvisionNodesParams) -> bool:
     return params.firewall_at_creation and at_creation(ctx.targets.compute)
 
 
-def _firewall_changes(ctx: ActionContext, nodes: list[Any]) -> list[Change]:
+def _firewall_changes(ctx: ActionContext, nodes: Sequence[Node]) -> list[Change]:
     """The firewalls made before the nodes, in the plan: one line per security group."""
     compute = ctx.targets.compute
     names, node_names_ = firewall_names(ctx.manifest, ctx.naming_service), node_names(ctx.manifest, ctx.naming_service)
@@ -129,9 +131,13 @@ def _firewall_changes(ctx: ActionContext, nodes: list[Any]) -> list[Change]:
                       "(remove it, or drill under another --prefix)")
             changes.append(Change("check", "firewall", name, detail))
             continue
+        if existing is not None and existing.labels.get(RUN_LABEL) == ctx.run_id:
+            detail = f"{VIA_API}, at node creation: made by this run as {existing.id}; created in it: {members}"
+            changes.append(Change("none", "firewall", name, detail))
+            continue
         if existing is not None:
-            detail = (f"{VIA_API}, at node creation: exists as {existing.id}: {members} created in it when this run "
-                      f"made it, else apply-firewall adopts and attaches it")
+            detail = (f"{VIA_API}, attached after: exists as {existing.id}, not made by this run, so {members} are "
+                      f"created without it; apply-firewall adopts it (when its rules are {group_id}'s) and attaches it")
             changes.append(Change("none", "firewall", name, detail))
             continue
         detail = (f"{VIA_API}, at node creation: from {group_id} ({group.name}), made before the nodes with its "

@@ -183,6 +183,8 @@ def test_a_firewall_this_run_did_not_make_is_adopted_and_attached_after(config, 
     rules = [FirewallRuleInfo("egress", "-1", None, None, ("0.0.0.0/0",)), FirewallRuleInfo("ingress", "tcp", 443, 443, ("0.0.0.0/0",))]
     earlier = Targets(config, "fallback").compute.create_firewall("social-app-social-edge", rules, labels={"failover-run": "run-0"})
     nodes_ctx = context(config, snapshot, step_id="nodes")
+    [planned] = [c for c in ProvisionNodes().plan(nodes_ctx, ProvisionNodesParams()) if c.kind == "firewall"]
+    assert planned.detail.startswith(f"firewall API, attached after: exists as {earlier.id}, not made by this run")
 
     nodes = ProvisionNodes().apply(nodes_ctx, ProvisionNodesParams())
 
