@@ -223,7 +223,8 @@ def test_a_drill_whose_health_check_fails_is_torn_down_all_the_same(world: Emula
     assert document["rto_s"] is None and document["teardown_s"] > 0
     assert document["clean"] is True and document["differences"] == []
     created = created_by(world, document["run"])
-    assert sorted(item["name"] for item in created["nodes"]) == ["drill-social-app-web-1", "drill-social-app-web-2"]
+    assert sorted(item["name"] for item in created["nodes"]) == [  # the firewall made first, the nodes in it
+        "drill-social-app-social-web", "drill-social-app-web-1", "drill-social-app-web-2"]
     assert target_state(world) == before
 
     record = StateStore(world.state_dir).drills(world.service)[0]
