@@ -33,7 +33,7 @@ from failover.errors import (
 from failover.manifest import Firewall, Manifest, Node
 from failover.mapping import ImageChoice, MappingResult, SizeChoice, map_nodes, node_label
 from failover.naming import node_names, slug
-from failover.ports import ComputeTarget, NodeInfo
+from failover.ports import ComputeTarget, FirewallInfo, NodeInfo
 from failover.retry import in_context
 
 MAX_PARALLEL = 8
@@ -68,6 +68,7 @@ class NodePlan:
     firewall: str
     security_groups: tuple[str, ...] = ()
     refused_rules: tuple[str, ...] = ()  # security-group rules the cloud-init firewall could not carry
+    firewalls: tuple[FirewallInfo, ...] = ()  # target firewalls the node is created in (firewall API, at creation)
 
 
 # -- selecting -------------------------------------------------------------------------------
@@ -231,7 +232,10 @@ def find_or_create(ctx: ActionContext, compute: ComputeTarget, plan: NodePlan) -
         return existing, True
     if ctx.cancel.is_set():
         raise Interrupted(f"cancelled before creating node {plan.name}")
-    node = compute.create_node(plan.name, plan.size.id, plan.image.id, user_data=plan.user_data, labels=plan.labels)
+    in_firewalls = {"firewalls": plan.firewalls} if plan.firewalls else {}
+    node = compute.create_node(
+        plan.name, plan.size.id, plan.image.id, user_data=plan.user_data, labels=plan.labels, **in_firewalls
+    )
     ctx.record("node", node.id, name=plan.name, source_id=plan.source_id)
     ctx.info(f"created node {plan.name} ({node.id})")
     return node, False
@@ -290,6 +294,7 @@ def node_entry(plan: NodePlan, node: NodeInfo, adopted: bool) -> dict[str, Any]:
         "firewall": plan.firewall,
         "security_groups": list(plan.security_groups),
         "refused_rules": list(plan.refused_rules),
+        "firewall_ids": [firewall.id for firewall in plan.firewalls] if not adopted else [],
     }
 
 

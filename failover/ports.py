@@ -108,6 +108,9 @@ class ComputeTarget(Protocol):
     """Nodes (and, where the driver has an API for them, firewalls) on the target provider."""
 
     supports_firewalls: bool  # False: the firewall methods raise OperationFailed
+    # True: ``create_node(firewalls=...)`` puts the node in those firewalls from its first instant;
+    # False: they are attached after (``attach_firewall``). Read with getattr(..., False): additive.
+    firewalls_at_creation: bool
 
     def locations(self) -> list[LocationInfo]:
         """Every location the target offers (cached)."""
@@ -128,9 +131,11 @@ class ComputeTarget(Protocol):
         """The node of that name that is not terminated, if any."""
 
     def create_node(
-        self, name: str, size_id: str, image_id: str, user_data: str | None = None, labels: dict[str, str] | None = None
+        self, name: str, size_id: str, image_id: str, user_data: str | None = None, labels: dict[str, str] | None = None,
+        firewalls: Sequence[FirewallInfo] = (),
     ) -> NodeInfo:
-        """Create a node in the profile's location; returns at once (see ``wait_running``)."""
+        """Create a node in the profile's location; returns at once (see ``wait_running``).
+        ``firewalls`` (only where ``firewalls_at_creation``): the firewalls it is created in."""
 
     def wait_running(self, node_id: str, timeout: float = 600, cancel: threading.Event | None = None) -> NodeInfo:
         """Poll until the node runs; OperationFailed on error state or timeout, Interrupted when cancelled."""
@@ -161,6 +166,10 @@ class ComputeTarget(Protocol):
 
     def attach_firewall(self, firewall_id: str, node_id: str) -> None:
         """Apply a firewall to a node, keeping the node's other firewalls."""
+
+    def attached_firewalls(self, node_ids: Collection[str]) -> dict[str, frozenset[str]]:
+        """Node id -> the ids of the firewalls applied to it, for the nodes of ``node_ids`` that
+        exist, read in one listing (an empty mapping where the driver has no firewall API)."""
 
     def delete_firewall(self, firewall_id: str) -> bool:
         """Delete a firewall; False when it was already gone (idempotent)."""

@@ -4,9 +4,21 @@ Where the target's libcloud driver has a firewall API, each source security grou
 selected nodes becomes a target firewall of a deterministic name, holding the group's
 rules (ingress and egress): CIDR sources kept, and a source that was another security
 group replaced by the private addresses of that group's members on the target (the nodes
-provision-nodes created). Each firewall is attached to the new nodes of its group's
-members. A rule left with no source (its group has no member on the target) is dropped
-and reported.
+provision-nodes created). A rule left with no source (its group has no member on the
+target) is dropped and reported.
+
+Two ways onto the nodes, and ``plan`` says which per group:
+
+- at node creation, where the driver takes firewalls at ``create_node`` (EC2): provision-nodes
+  makes each firewall first with its rules of fixed (CIDR) sources (``creation_firewalls``)
+  and creates the nodes inside it; this step then only adds the rules naming groups, once
+  the members' addresses exist (one convergence per group), and attaches nothing;
+- attached after the nodes exist, elsewhere (and for nodes adopted from before): one
+  listing says which nodes lack which firewall, then a bounded pool attaches them.
+
+A firewall provision-nodes made carries its step label; this step converges it without
+relabelling, and its undo leaves it to provision-nodes' undo, which runs after the nodes
+are gone (a cloud refuses to delete a firewall still in use).
 
 Where there is no firewall API, provision-nodes wrote the rules into each node's
 cloud-init as an nftables firewall; this step checks that it did, from its outputs.
@@ -17,14 +29,15 @@ only firewalls of the drill's own run are adopted.
 Outputs::
 
     via:           "firewall API" or "cloud-init nftables"
-    firewalls:     {<source group id>: {id, name, source_name, rules, nodes, adopted}}  (firewall API)
+    firewalls:     {<source group id>: {id, name, source_name, rules, nodes, adopted,
+                                         in_it_already, attached}}  (firewall API; node ids:
+                   in_it_already were in it before this step, created in it; attached: by this step)
     nodes:         {<target node name>: [<source group id>, ...]}
     dropped_rules: ["<group>: <rule>: <why>", ...]
 """
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -33,23 +46,33 @@ from pydantic import Field
 
 from failover.actions.base import ACTIONS, Action, ActionContext, Change, Params
 from failover.errors import Interrupted, OperationFailed
-from failover.manifest import Firewall, FirewallRule, Manifest, Node
+from failover.firewalls import (
+    STEP_LABEL,
+    TargetNode,
+    at_creation,
+    delete_firewalls,
+    groups_of,
+    initial_rules,
+    is_cidr,
+    rule_set,
+    translate_rules,
+)
+from failover.manifest import Firewall, Node
 from failover.naming import firewall_names, node_names
 from failover.nodes import (
+    MAX_PARALLEL,
     RUN_LABEL,
     SOURCE_LABEL,
     VIA_API,
     VIA_CLOUD_INIT,
     NodeSelector,
     check_adoptable,
-    node_firewalls,
+    in_parallel,
     recorded,
     run_labels,
     select_nodes,
 )
 from failover.ports import ComputeTarget, FirewallInfo, FirewallRuleInfo
-
-NO_PORT = -1  # EC2's "every port" (and every ICMP type), written None on the target
 
 
 class ApplyFirewallParams(Params):
@@ -57,16 +80,6 @@ class ApplyFirewallParams(Params):
         default_factory=NodeSelector,
         description="Whose security groups to carry over; by default every node that was running or stopped.",
     )
-
-
-@dataclass(frozen=True)
-class TargetNode:
-    """A node provision-nodes put on the target."""
-
-    source_id: str
-    id: str
-    name: str
-    private_ip: str | None
 
 
 @dataclass(frozen=True)
@@ -92,7 +105,7 @@ class ApplyFirewall(Action):
         compute = ctx.targets.compute
         if not compute.supports_firewalls:
             return [_cloud_init_change(ctx, node) for node in nodes if node.firewalls]
-        return [_api_change(ctx, compute, group, nodes) for group in _groups_of(ctx.manifest, nodes)]
+        return [_api_change(ctx, compute, group, nodes) for group in groups_of(ctx.manifest, nodes)]
 
     def apply(self, ctx: ActionContext, params: ApplyFirewallParams) -> dict[str, Any]:
         nodes = select_nodes(ctx.manifest, params.select)
@@ -100,10 +113,11 @@ class ApplyFirewall(Action):
         if not compute.supports_firewalls:
             return verify_cloud_init(ctx, nodes)
         plans = plan_firewalls(ctx, compute, nodes)
-        firewalls = {plan.group.id: _ensure_attached(ctx, compute, plan) for plan in plans}
+        made = {plan.group.id: _find_or_create(ctx, compute, plan) for plan in plans}
+        attached = _attach_missing(ctx, compute, plans, {group_id: firewall for group_id, (firewall, _) in made.items()})
         return {
             "via": VIA_API,
-            "firewalls": firewalls,
+            "firewalls": {plan.group.id: _firewall_entry(plan, *made[plan.group.id], attached) for plan in plans},
             "nodes": _groups_by_node(ctx, nodes),
             "dropped_rules": [dropped for plan in plans for dropped in plan.dropped],
         }
@@ -112,15 +126,7 @@ class ApplyFirewall(Action):
         compute = ctx.targets.compute
         if not compute.supports_firewalls:
             return  # nothing was created: the firewalls live in the nodes' cloud-init
-        ids = {item["id"]: item.get("name", item["id"]) for item in ctx.created if item["kind"] == "firewall"}
-        names = firewall_names(ctx.manifest, ctx.naming_service)
-        for group in _groups_of(ctx.manifest, select_nodes(ctx.manifest, params.select)):
-            found = compute.find_firewall(names[group.id])
-            if found is not None and found.labels.get(RUN_LABEL) == ctx.run_id:
-                ids.setdefault(found.id, found.name)
-        for firewall_id, name in sorted(ids.items()):
-            if compute.delete_firewall(firewall_id):
-                ctx.info(f"deleted firewall {name} ({firewall_id})")
+        delete_firewalls(ctx, compute, groups_of(ctx.manifest, select_nodes(ctx.manifest, params.select)))
 
 
 # -- without a firewall API: cloud-init -------------------------------------------------------
@@ -158,11 +164,11 @@ def _cloud_init_change(ctx: ActionContext, node: Node) -> Change:
 
 def plan_firewalls(ctx: ActionContext, compute: ComputeTarget, nodes: Sequence[Node]) -> list[FirewallPlan]:
     """The target firewall of every security group of ``nodes``, its rules translated."""
-    groups = _groups_of(ctx.manifest, nodes)
+    groups = groups_of(ctx.manifest, nodes)
     members = {
         group.id: [node for node in ctx.manifest.of_kind("node") if group.id in node.firewalls] for group in groups
     }
-    referenced = {source for group in groups for rule in group.rules for source in rule.sources if not _is_cidr(source)}
+    referenced = {source for group in groups for rule in group.rules for source in rule.sources if not is_cidr(source)}
     for group_id in referenced - members.keys():
         members[group_id] = [node for node in ctx.manifest.of_kind("node") if group_id in node.firewalls]
     on_target = _target_nodes(ctx, compute, {node.id for listed in members.values() for node in listed})
@@ -176,51 +182,52 @@ def plan_firewalls(ctx: ActionContext, compute: ComputeTarget, nodes: Sequence[N
     return plans
 
 
-def translate_rules(
-    group: Firewall, members: dict[str, list[Node]], on_target: dict[str, TargetNode]
-) -> tuple[list[FirewallRuleInfo], list[str]]:
-    """The group's rules for the target, and the rules dropped (with why)."""
-    rules, dropped = [], []
-    for rule in group.rules:
-        sources: list[str] = []
-        for source in rule.sources:
-            if _is_cidr(source):
-                sources.append(source)
-            else:
-                peers = [on_target[node.id] for node in members.get(source, []) if node.id in on_target]
-                sources += [_host_network(peer.private_ip) for peer in peers if peer.private_ip]
-        if sources:
-            rules.append(FirewallRuleInfo(
-                rule.direction, rule.protocol, _port(rule.port_from), _port(rule.port_to), tuple(sorted(set(sources)))
-            ))
-        else:
-            groups = ", ".join(rule.sources)
-            dropped.append(f"{group.id} ({group.name}): {describe_rule(rule)}: no member of {groups} is on the target")
-    return rules, dropped
+def _attach_missing(
+    ctx: ActionContext, compute: ComputeTarget, plans: Sequence[FirewallPlan], firewalls: dict[str, FirewallInfo]
+) -> dict[str, set[str]]:
+    """Attach each firewall to the member nodes not yet in it (not created in it): one listing
+    says which, then a bounded pool attaches node by node (a node's firewalls one after the
+    other: each attachment rewrites the node's whole list). Firewall id -> node ids attached."""
+    members = {node.id for plan in plans for node in plan.members}
+    current = compute.attached_firewalls(members) if members else {}
+    missing: dict[str, list[FirewallInfo]] = {}
+    for plan in plans:
+        firewall = firewalls[plan.group.id]
+        for node in plan.members:
+            if firewall.id not in current.get(node.id, ()):
+                missing.setdefault(node.id, []).append(firewall)
+
+    def attach(node_id: str) -> None:
+        for firewall in missing[node_id]:
+            if ctx.cancel.is_set():
+                raise Interrupted(f"cancelled before attaching firewall {firewall.name} to node {node_id}")
+            compute.attach_firewall(firewall.id, node_id)
+
+    in_parallel(sorted(missing), attach, label=lambda node_id: f"node {node_id}")
+    if missing:
+        ctx.info(f"attached {sum(len(listed) for listed in missing.values())} firewalls to {len(missing)} nodes "
+                 f"after their creation, up to {MAX_PARALLEL} at a time")
+    attached: dict[str, set[str]] = {}
+    for node_id, listed in missing.items():
+        for firewall in listed:
+            attached.setdefault(firewall.id, set()).add(node_id)
+    return attached
 
 
-def describe_rule(rule: FirewallRule) -> str:
-    if rule.port_from is None:
-        ports = "all ports"
-    elif rule.port_from == rule.port_to:
-        ports = f"port {rule.port_from}"
-    else:
-        ports = f"ports {rule.port_from}-{rule.port_to}"
-    protocol = "all protocols" if rule.protocol == "-1" else rule.protocol
-    return f"{rule.direction} {protocol} {ports}"
-
-
-def _ensure_attached(ctx: ActionContext, compute: ComputeTarget, plan: FirewallPlan) -> dict[str, Any]:
-    firewall, adopted = _find_or_create(ctx, compute, plan)
-    for node in plan.members:
-        compute.attach_firewall(firewall.id, node.id)
+def _firewall_entry(
+    plan: FirewallPlan, firewall: FirewallInfo, adopted: bool, attached: dict[str, set[str]]
+) -> dict[str, Any]:
+    nodes = [node.id for node in plan.members]
+    attached_now = attached.get(firewall.id, set())
     return {
         "id": firewall.id,
         "name": plan.name,
         "source_name": plan.group.name,
         "rules": len(plan.rules),
-        "nodes": [node.id for node in plan.members],
+        "nodes": nodes,
         "adopted": adopted,
+        "in_it_already": [node_id for node_id in nodes if node_id not in attached_now],
+        "attached": [node_id for node_id in nodes if node_id in attached_now],
     }
 
 
@@ -232,18 +239,22 @@ def _find_or_create(ctx: ActionContext, compute: ComputeTarget, plan: FirewallPl
     if existing is not None:
         check_adoptable(ctx, "firewall", plan.name, existing.id, existing.labels)
         ours = existing.labels.get(RUN_LABEL) == ctx.run_id or recorded(ctx, existing.id)
-        if ours and not recorded(ctx, existing.id):
+        made_here = existing.labels.get(STEP_LABEL, ctx.step_id) == ctx.step_id  # else provision-nodes' to undo
+        if ours and made_here and not recorded(ctx, existing.id):
             # Created by this run, which crashed before the journal heard of it: it is ours to undo.
             ctx.record("firewall", existing.id, name=plan.name, source_id=plan.group.id)
-        if _rule_set(existing.rules) == _rule_set(plan.rules):
+        if rule_set(existing.rules) == rule_set(plan.rules):
             return existing, True
         if not ours:
             raise OperationFailed(
                 f"firewall {plan.name} ({existing.id}) exists on the target with other rules, and this run did not "
                 f"create it: delete or rename it, then run again"
             )
-        ctx.info(f"firewall {plan.name} ({existing.id}) was left half made by an earlier attempt: converging its rules")
-        return compute.set_firewall_rules(existing.id, plan.rules, labels=_labels(ctx, plan)), True
+        ctx.info(f"firewall {plan.name} ({existing.id}): converging its rules (made by this run, "
+                 f"before the nodes or by an earlier attempt)")
+        # Not relabelled with this step: the step that made it keeps it to undo.
+        labels = {key: value for key, value in _labels(ctx, plan).items() if key != STEP_LABEL}
+        return compute.set_firewall_rules(existing.id, plan.rules, labels=labels), True
     if ctx.cancel.is_set():
         raise Interrupted(f"cancelled before creating firewall {plan.name}")
 
@@ -265,10 +276,16 @@ def _api_change(ctx: ActionContext, compute: ComputeTarget, group: Firewall, nod
     members = ", ".join(names[node.id] for node in nodes if group.id in node.firewalls)
     existing = compute.find_firewall(name)
     if existing is not None:
-        return Change("none", "firewall", name, f"{VIA_API}: exists as {existing.id}; attach to {members}")
-    via_groups = sorted({source for rule in group.rules for source in rule.sources if not _is_cidr(source)})
+        return Change("none", "firewall", name, f"{VIA_API}: exists as {existing.id}; attach to {members} where missing")
+    via_groups = sorted({source for rule in group.rules for source in rule.sources if not is_cidr(source)})
     translated = f"; sources {', '.join(via_groups)} become their members' new private addresses" if via_groups else ""
-    detail = f"{VIA_API}: from {group.id} ({group.name}), {len(group.rules)} rules{translated}; attach to {members}"
+    detail = f"{VIA_API}: from {group.id} ({group.name}), {len(group.rules)} rules{translated}; "
+    if at_creation(compute):
+        fixed = len(initial_rules(group))
+        detail += (f"at node creation: provision-nodes makes it before the nodes with its {fixed} rules of fixed "
+                   f"sources and creates {members} in it; this step sets the rest once the nodes exist")
+    else:
+        detail += f"attached after the nodes exist, up to {MAX_PARALLEL} at a time: {members}"
     return Change("create", "firewall", name, detail)
 
 
@@ -301,38 +318,7 @@ def _provisioned_entries(ctx: ActionContext) -> dict[str, dict[str, Any]]:
     return entries
 
 
-def _groups_of(manifest: Manifest, nodes: Sequence[Node]) -> list[Firewall]:
-    """The security groups of ``nodes``, each once (ManifestError when the snapshot lacks one)."""
-    groups = {group.id: group for node in nodes for group in node_firewalls(manifest, node)}
-    return [groups[group_id] for group_id in sorted(groups)]
-
-
 def _groups_by_node(ctx: ActionContext, nodes: Sequence[Node]) -> dict[str, list[str]]:
     names = node_names(ctx.manifest, ctx.naming_service)
     return {names[node.id]: sorted(node.firewalls) for node in nodes if node.firewalls}
 
-
-def _rule_set(rules: Sequence[FirewallRuleInfo]) -> set[tuple]:
-    """Rules as (direction, protocol, from, to, source) facts: providers group sources differently."""
-    return {
-        (rule.direction, str(rule.protocol).lower(), _port(rule.port_from), _port(rule.port_to), source)
-        for rule in rules
-        for source in rule.sources
-    }
-
-
-def _port(port: int | None) -> int | None:
-    return None if port is None or port == NO_PORT else port
-
-
-def _is_cidr(source: str) -> bool:
-    try:
-        ipaddress.ip_network(source, strict=False)
-    except ValueError:
-        return False
-    return True
-
-
-def _host_network(address: str) -> str:
-    ip = ipaddress.ip_address(address)
-    return f"{ip}/{ip.max_prefixlen}"

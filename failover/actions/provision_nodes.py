@@ -1,6 +1,9 @@
 """``provision-nodes``: the snapshot's nodes recreated on the target: the mapped size and
-image, the node's own user data, and (where the target has no firewall API) its security
-groups as an nftables firewall in cloud-init, so the firewall exists from first boot.
+image, the node's own user data, and its security groups from first boot: where the target
+has no firewall API, as an nftables firewall in cloud-init; where its driver takes firewalls
+at node creation (EC2), each group's target firewall is made first (its rules of fixed
+sources; apply-firewall adds those naming groups) and the node is created inside it
+(``firewall_at_creation``, default true). Elsewhere apply-firewall attaches them afterwards.
 
 Each node gets the deterministic name of ``failover.naming`` and the run's labels. Before
 creating a node, ``apply`` looks for one of that name and adopts it, so a re-apply after
@@ -16,31 +19,39 @@ Outputs, for the steps that need this one (DNS cutover, firewall, health checks)
 
     nodes:     {<source name>: {id, name, source_id, source_name, public_ip, private_ip,
                                 size, image, state, adopted, firewall, security_groups,
-                                refused_rules}}
+                                refused_rules, firewall_ids}}
     addresses: {<source id>: <new public ip>}
     <source name>: the same entry as under nodes (``${steps.nodes.outputs.web-1.public_ip}``)
 
 An entry is keyed by the source node's name, or by its source id where two selected
 nodes share a name (or the name is ``nodes`` or ``addresses``). ``firewall`` says how
 the security groups ``security_groups`` (source ids) reach the node: ``cloud-init
-nftables``, ``firewall API`` (apply-firewall's job) or ``none``.
+nftables``, ``firewall API`` (apply-firewall finishes them) or ``none``; ``firewall_ids``
+are the target firewalls the node was created in (empty when adopted or attached later).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from pydantic import Field
 
 from failover.actions.base import ACTIONS, Action, ActionContext, Change, Params
 from failover.errors import NothingToDo
-from failover.naming import node_names
+from failover.firewalls import at_creation, creation_firewalls, delete_firewalls, initial_rules
+from failover.manifest import Node
+from failover.naming import firewall_names, node_names
 from failover.nodes import (
+    RUN_LABEL,
+    VIA_API,
     NodeSelector,
     destroy_nodes,
     ensure_nodes,
     node_change,
+    node_firewalls,
     node_outputs,
     plan_nodes,
     select_nodes,
@@ -54,6 +65,12 @@ class ProvisionNodesParams(Params):
     )
     wait: bool = Field(True, description="Wait until every node runs (its addresses are known then).")
     timeout: float = Field(600, gt=0, le=86400, description="Seconds to wait for the nodes to run.")
+    firewall_at_creation: bool = Field(
+        True,
+        description="Where the target's driver takes firewalls at node creation (EC2), make the nodes' firewalls "
+        "first (their rules of fixed sources) and create each node inside them; false: apply-firewall attaches "
+        "them after the nodes exist.",
+    )
 
 
 @ACTIONS.register("provision-nodes")
@@ -65,28 +82,77 @@ class ProvisionNodes(Action):
     example = {"select": {"tags": {"role": "web"}}, "wait": True, "timeout": 600}
 
     def plan(self, ctx: ActionContext, params: ProvisionNodesParams) -> list[Change]:
-        plans = _planned_or_skip(ctx, params)
+        nodes, plans = _planned_or_skip(ctx, params)
         compute = ctx.targets.compute
+        firewalls = _firewall_changes(ctx, nodes) if _firewalls_first(ctx, params) else []
         changes = [node_change(ctx, plan, compute.find_node(plan.name)) for plan in plans]
-        return changes + [warning for plan in plans for warning in _old_addresses_in_user_data(ctx, plan)]
+        return firewalls + changes + [warning for plan in plans for warning in _old_addresses_in_user_data(ctx, plan)]
 
     def apply(self, ctx: ActionContext, params: ProvisionNodesParams) -> dict[str, Any]:
-        plans = _planned_or_skip(ctx, params)
+        nodes, plans = _planned_or_skip(ctx, params)
+        if _firewalls_first(ctx, params):
+            made = creation_firewalls(ctx, [node for node in nodes if node.firewalls])
+            plans = [
+                replace(plan, firewalls=tuple(made[group] for group in plan.security_groups if group in made))
+                for plan in plans
+            ]
         ready = ensure_nodes(ctx, plans, wait=params.wait, timeout=params.timeout)
         return node_outputs(plans, ready)
 
     def undo(self, ctx: ActionContext, params: ProvisionNodesParams) -> None:
         names = node_names(ctx.manifest, ctx.naming_service)
-        destroy_nodes(ctx, [names[node.id] for node in select_nodes(ctx.manifest, params.select)])
+        nodes = select_nodes(ctx.manifest, params.select)
+        destroy_nodes(ctx, [names[node.id] for node in nodes])
+        compute = ctx.targets.compute
+        if compute.supports_firewalls:  # the firewalls made before the nodes, once the nodes are gone
+            groups = {group.id: group for node in nodes for group in node_firewalls(ctx.manifest, node)}
+            delete_firewalls(ctx, compute, [groups[group_id] for group_id in sorted(groups)])
 
 
-def _planned_or_skip(ctx: ActionContext, params: ProvisionNodesParams) -> list[Any]:
-    """The nodes to create; a step with none is skipped with its reason, in plan and run alike."""
-    plans = plan_nodes(ctx, select_nodes(ctx.manifest, params.select))
+def _firewalls_first(ctx: ActionContext, params: ProvisionNodesParams) -> bool:
+    return params.firewall_at_creation and at_creation(ctx.targets.compute)
+
+
+def _firewall_changes(ctx: ActionContext, nodes: Sequence[Node]) -> list[Change]:
+    """The firewalls made before the nodes, in the plan: one line per security group."""
+    compute = ctx.targets.compute
+    names, node_names_ = firewall_names(ctx.manifest, ctx.naming_service), node_names(ctx.manifest, ctx.naming_service)
+    groups = {group.id: group for node in nodes for group in node_firewalls(ctx.manifest, node)}
+    changes = []
+    for group_id in sorted(groups):
+        name, group = names[group_id], groups[group_id]
+        members = ", ".join(node_names_[node.id] for node in nodes if group_id in node.firewalls)
+        existing = compute.find_firewall(name)
+        if existing is not None and ctx.drill_prefix and existing.labels.get(RUN_LABEL) != ctx.run_id:
+            detail = (f"exists as {existing.id}, not made by this drill: the drill would stop here "
+                      "(remove it, or drill under another --prefix)")
+            changes.append(Change("check", "firewall", name, detail))
+            continue
+        if existing is not None and existing.labels.get(RUN_LABEL) == ctx.run_id:
+            detail = f"{VIA_API}, at node creation: made by this run as {existing.id}; created in it: {members}"
+            changes.append(Change("none", "firewall", name, detail))
+            continue
+        if existing is not None:
+            detail = (f"{VIA_API}, attached after: exists as {existing.id}, not made by this run, so {members} are "
+                      f"created without it; apply-firewall adopts it (when its rules are {group_id}'s) and attaches it")
+            changes.append(Change("none", "firewall", name, detail))
+            continue
+        detail = (f"{VIA_API}, at node creation: from {group_id} ({group.name}), made before the nodes with its "
+                  f"{len(initial_rules(group))} rules of fixed sources (apply-firewall adds the rules naming groups); "
+                  f"created in it: {members}")
+        changes.append(Change("create", "firewall", name, detail))
+    return changes
+
+
+def _planned_or_skip(ctx: ActionContext, params: ProvisionNodesParams) -> tuple[list[Node], list[Any]]:
+    """The selected nodes and their plans; a step with none to create is skipped with its reason,
+    in plan and run alike."""
+    nodes = select_nodes(ctx.manifest, params.select)
+    plans = plan_nodes(ctx, nodes)
     if not plans:
         raise NothingToDo("the selection matches no node of the snapshot" if ctx.manifest.of_kind("node")
                           else "no nodes in the snapshot")
-    return plans
+    return nodes, plans
 
 
 def _old_addresses_in_user_data(ctx: ActionContext, plan: Any) -> list[Change]:

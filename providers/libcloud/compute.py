@@ -6,10 +6,11 @@ import inspect
 import secrets
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any, TypeVar
 
 from libcloud.compute.base import NodeImage
+from libcloud.compute.drivers.ec2 import BaseEC2NodeDriver
 
 from failover.config import DEFAULT_FILE, ComputeSpec
 from failover.errors import ConfigError, FailoverError, Interrupted, OperationFailed, Problem, TransientError
@@ -27,6 +28,8 @@ USER_DATA_KEYWORDS = ("ex_userdata", "ex_user_data", "ex_customdata", "cloud_ini
 GONE_STATES = frozenset({"terminated"})
 FAILED_STATES = frozenset({"error"})
 POLL_INTERVAL = 5.0
+# Node ids per filtered listing: one answer page (moto pages DescribeInstances at 100 reservations).
+IDS_PER_LISTING = 100
 T = TypeVar("T")
 
 
@@ -117,21 +120,30 @@ class LibcloudCompute:
     @retried
     def find_node(self, name: str) -> NodeInfo | None:
         with self.session.translating(f"find node {name}"):
-            nodes = self.session.driver.list_nodes()
+            driver = self.session.driver
+            # EC2 filters by the Name tag: one small answer, and none of the account's other nodes
+            # can hide it (EC2 pages DescribeInstances, moto at 100, and libcloud reads one page).
+            ec2 = isinstance(driver, BaseEC2NodeDriver)
+            nodes = driver.list_nodes(ex_filters={"tag:Name": name}) if ec2 else driver.list_nodes()
         named = [node_info(node) for node in nodes if node.name == name]
         return next((node for node in named if node.state not in GONE_STATES), None)
 
     def create_node(
-        self, name: str, size_id: str, image_id: str, user_data: str | None = None, labels: dict[str, str] | None = None
+        self, name: str, size_id: str, image_id: str, user_data: str | None = None, labels: dict[str, str] | None = None,
+        firewalls: Sequence[FirewallInfo] = (),
     ) -> NodeInfo:
         size, image, location = self._native_size(size_id), self._native_image(image_id), self._native_location()
         labels = labels or {}
+        if firewalls and not self.firewalls_at_creation:
+            raise OperationFailed(f"libcloud's {self.spec.driver} driver cannot create a node in a firewall")
 
         def attempt() -> NodeInfo:
             try:
                 with self.session.translating(f"create node {name}"):
                     driver = self.session.driver
                     keywords = creation_keywords(driver, user_data, labels)
+                    if firewalls:
+                        keywords.update(self._firewalls().creation_keywords(firewalls))
                     arguments = {"name": name, "size": size, "image": image, **keywords}
                     if location is not None:
                         arguments["location"] = location
@@ -180,13 +192,38 @@ class LibcloudCompute:
 
     def _native_node(self, node_id: str) -> Any:
         with self.session.translating(f"look up node {node_id}"):
-            return next((node for node in self.session.driver.list_nodes() if str(node.id) == node_id), None)
+            return next((node for node in self._native_nodes([node_id]) if str(node.id) == node_id), None)
+
+    def _native_nodes(self, node_ids: Collection[str]) -> list[Any]:
+        """The listing that holds these nodes: EC2 filters it by id (a miss is an empty answer,
+        not an error), so a look-up costs one small answer, not the whole account's nodes (of
+        which libcloud reads only the first page)."""
+        driver = self.session.driver
+        if isinstance(driver, BaseEC2NodeDriver):
+            return driver.list_nodes(ex_filters={"instance-id": sorted(node_ids)})
+        return driver.list_nodes()
 
     # -- firewalls -----------------------------------------------------------------------
 
     @property
     def supports_firewalls(self) -> bool:
         return self._firewalls().supported
+
+    @property
+    def firewalls_at_creation(self) -> bool:
+        return self._firewalls().at_creation(self.session.driver)
+
+    @retried
+    def attached_firewalls(self, node_ids: Collection[str]) -> dict[str, frozenset[str]]:
+        if not node_ids or not self.supports_firewalls:
+            return {}
+        wanted, firewalls = sorted(set(node_ids)), self._firewalls()
+        nodes = []
+        for start in range(0, len(wanted), IDS_PER_LISTING):
+            chunk = wanted[start:start + IDS_PER_LISTING]
+            with self.session.translating(f"list the firewalls of {len(chunk)} nodes"):
+                nodes += self._native_nodes(chunk)
+        return {str(node.id): firewalls.attached(node) for node in nodes if str(node.id) in node_ids}
 
     @retried
     def list_firewalls(self) -> list[FirewallInfo]:

@@ -1,12 +1,14 @@
 """Firewalls through the ``ex_`` APIs of the drivers that have one.
 
 libcloud has no common firewall API; each vendor's is its own. Supported here: the EC2
-family's security groups (EC2 itself and EC2-compatible clouds). Every other driver
-gets :class:`NoFirewalls`, which says so instead of pretending.
+family's security groups (EC2 itself and EC2-compatible clouds), which a node can be
+created in (``at_creation``) or have attached later. Every other driver gets
+:class:`NoFirewalls`, which says so instead of pretending.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -22,6 +24,8 @@ ANY_PORT = -1
 # EC2's error codes for a rule authorized twice, and for revoking a rule that is not there.
 DUPLICATE = "InvalidPermission.Duplicate"
 NOT_FOUND = "InvalidPermission.NotFound"
+# The create_node keyword of libcloud's EC2 driver naming the security groups a node starts in.
+CREATION_KEYWORD = "ex_security_groups"
 
 T = TypeVar("T")
 # request(what, call): one provider request, translated and retried by the caller.
@@ -43,6 +47,12 @@ class NoFirewalls:
 
     def list(self, driver: Any) -> list[FirewallInfo]:
         return []
+
+    def at_creation(self, driver: Any) -> bool:
+        return False
+
+    def attached(self, node: Any) -> frozenset[str]:
+        return frozenset()
 
 
 class Ec2SecurityGroups:
@@ -93,6 +103,19 @@ class Ec2SecurityGroups:
                 request(f"authorize a rule of firewall {firewall_id}",
                         lambda p=permission, s=lacking: _tolerating(DUPLICATE, _authorize, driver, firewall_id, p, s))
         return _firewall_info(request(f"look up firewall {firewall_id}", lambda: self._group(driver, firewall_id)))
+
+    def at_creation(self, driver: Any) -> bool:
+        """Whether ``create_node`` takes security groups (by name: the groups failover makes are
+        in the default VPC, where RunInstances accepts names without a subnet; libcloud sends
+        ids only beside a subnet)."""
+        return CREATION_KEYWORD in inspect.signature(driver.create_node).parameters
+
+    @staticmethod
+    def creation_keywords(firewalls: Sequence[FirewallInfo]) -> dict[str, Any]:
+        return {CREATION_KEYWORD: [firewall.name for firewall in firewalls]}
+
+    def attached(self, node: Any) -> frozenset[str]:
+        return frozenset(group["group_id"] for group in node.extra.get("groups", []) if group.get("group_id"))
 
     def attach(self, driver: Any, firewall_id: str, node: Any) -> None:
         current = [group["group_id"] for group in node.extra.get("groups", [])]

@@ -16,6 +16,7 @@ from targetkit import (
     RUN_ID,
     compute_spec,
     context,
+    ec2,
     firewall,
     live_instances,
     manifest,
@@ -44,6 +45,11 @@ def apply(ctx, params: dict[str, Any] | None = None) -> dict[str, Any]:
     return ProvisionNodes().apply(ctx, ProvisionNodesParams.model_validate(params or {}))
 
 
+def security_groups(server) -> dict[str, dict[str, Any]]:
+    described = ec2(server).describe_security_groups()["SecurityGroups"]
+    return {g["GroupName"]: g for g in described if g["GroupName"] != "default"}
+
+
 def by_name(instances: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {tags_of(instance)["Name"]: instance for instance in instances}
 
@@ -61,7 +67,12 @@ def test_plan_is_one_change_per_node_with_size_image_and_why(config, sample_mani
     ctx = context(config, sample_manifest)
     changes = ProvisionNodes().plan(ctx, ProvisionNodesParams.model_validate(WEB))
 
+    firewalls = [c for c in changes if c.kind == "firewall"]
+    changes = [c for c in changes if c.kind == "node"]
     assert sorted(c.name for c in changes) == ["social-app-web-1", "social-app-web-2"]
+    assert firewalls and all(c.operation == "create" for c in firewalls)
+    assert all(c.detail.startswith("firewall API, at node creation: from sg-") for c in firewalls)
+    assert any("created in it: social-app-web-2, social-app-web-1" in c.detail for c in firewalls)  # snapshot order
     for change in changes:
         assert change.operation == "create"
         assert "size " in change.detail and "cheapest of" in change.detail
@@ -127,8 +138,11 @@ def test_apply_creates_each_node_once_mapped_labelled_with_its_user_data(tmp_pat
         assert tags_of(instance).items() >= labels.items()
         assert user_data_of(target, instance["InstanceId"]) == source.user_data  # the target has a firewall API
     assert instances["social-app-worker-1"]["InstanceType"] == "m5.large"  # the profile's override
-    assert sorted(item["id"] for item in ctx.created) == sorted(i["InstanceId"] for i in instances.values())
-    assert {item["source_id"] for item in ctx.created} == {n.id for n in nodes.values()}
+    journaled = [item for item in ctx.created if item["kind"] == "node"]
+    assert sorted(item["id"] for item in journaled) == sorted(i["InstanceId"] for i in instances.values())
+    assert {item["source_id"] for item in journaled} == {n.id for n in nodes.values()}
+    firewalls = [item for item in ctx.created if item["kind"] == "firewall"]  # made first, the nodes created in them
+    assert sorted(item["id"] for item in firewalls) == sorted(g["GroupId"] for g in security_groups(target).values())
     assert outputs["nodes"]["web-1"]["id"] == instances["social-app-web-1"]["InstanceId"]
 
 
@@ -153,7 +167,9 @@ def test_outputs_key_nodes_by_source_name_and_map_source_ids_to_new_addresses(co
         "firewall": "firewall API",
         "security_groups": web_1.firewalls,
         "refused_rules": [],
+        "firewall_ids": [g["GroupId"] for g in instances["social-app-web-1"]["SecurityGroups"]],
     }
+    assert len(entry["firewall_ids"]) == len(web_1.firewalls)  # created in its firewalls (the target's EC2)
     assert set(outputs) == {"nodes", "addresses", "web-1", "web-2"}
     assert outputs["addresses"] == {e["source_id"]: e["public_ip"] for e in outputs["nodes"].values()}
     json.dumps(outputs)  # journaled as JSON
@@ -167,11 +183,12 @@ def test_reapply_adopts_instead_of_creating_again(config, sample_manifest, targe
 
     assert len(live_instances(target)) == 2
     assert {k: e["id"] for k, e in again["nodes"].items()} == {k: e["id"] for k, e in first["nodes"].items()}
-    changes = ProvisionNodes().plan(ctx, ProvisionNodesParams.model_validate(WEB))
+    changes = [c for c in ProvisionNodes().plan(ctx, ProvisionNodesParams.model_validate(WEB)) if c.kind == "node"]
     assert [c.operation for c in changes] == ["none", "none"]
     assert f"exists as {first['web-1']['id']} (running, size {first['web-1']['size']}" in changes[0].detail + changes[1].detail
     assert all(entry["adopted"] for entry in again["nodes"].values())
-    assert len(ctx.created) == 2  # nothing journaled twice
+    assert len([item for item in ctx.created if item["kind"] == "node"]) == 2  # nothing journaled twice
+    assert len({item["id"] for item in ctx.created}) == len(ctx.created)
 
 
 def test_a_crash_right_after_create_is_adopted_and_journaled(config, sample_manifest, target) -> None:
@@ -181,9 +198,11 @@ def test_a_crash_right_after_create_is_adopted_and_journaled(config, sample_mani
     outputs = apply(resumed, WEB)
 
     assert len(live_instances(target)) == 2
-    assert sorted(item["id"] for item in resumed.created) == sorted(e["id"] for e in outputs["nodes"].values())
+    journaled_nodes = [item["id"] for item in resumed.created if item["kind"] == "node"]
+    assert sorted(journaled_nodes) == sorted(e["id"] for e in outputs["nodes"].values())
     ProvisionNodes().undo(resumed, ProvisionNodesParams.model_validate(WEB))
     assert live_instances(target) == []
+    assert security_groups(target) == {}
 
 
 def test_a_node_of_another_run_is_adopted_but_never_destroyed(config, sample_manifest, target) -> None:
@@ -207,6 +226,7 @@ def test_undo_leaves_nothing_and_is_idempotent(config, sample_manifest, target) 
     ProvisionNodes().undo(ctx, ProvisionNodesParams())
 
     assert live_instances(target) == []
+    assert security_groups(target) == {}  # the firewalls made before the nodes too
 
 
 def test_undo_finds_unjournaled_nodes_by_name_and_run_label(config, sample_manifest, target) -> None:
@@ -215,6 +235,7 @@ def test_undo_finds_unjournaled_nodes_by_name_and_run_label(config, sample_manif
     ProvisionNodes().undo(context(config, sample_manifest, created=[]), ProvisionNodesParams.model_validate(WEB))
 
     assert live_instances(target) == []
+    assert security_groups(target) == {}
 
 
 def test_a_cancelled_run_creates_nothing(config, sample_manifest, target) -> None:
@@ -225,6 +246,7 @@ def test_a_cancelled_run_creates_nothing(config, sample_manifest, target) -> Non
         apply(ctx, WEB)
 
     assert live_instances(target) == []
+    assert security_groups(target) == {}
 
 
 def test_nodes_sharing_a_name_get_distinct_names_and_output_keys(config, target) -> None:

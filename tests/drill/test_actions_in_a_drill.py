@@ -105,11 +105,13 @@ def test_a_drill_creates_its_own_nodes_and_firewalls_beside_the_real_ones_and_un
 def test_a_drill_refuses_a_node_of_its_names_that_another_run_left(compute_config, target) -> None:
     provision(in_drill(context(compute_config, SNAPSHOT, run_id="run-old-drill")))
 
-    [change] = ProvisionNodes().plan(in_drill(context(compute_config, SNAPSHOT, run_id="run-new-drill")),
-                                     ProvisionNodes.Params())
+    firewall, change = ProvisionNodes().plan(in_drill(context(compute_config, SNAPSHOT, run_id="run-new-drill")),
+                                             ProvisionNodes.Params())
     assert (change.operation, change.name) == ("check", "drill-social-app-web-1")
     assert "not made by this drill" in change.detail
-    with pytest.raises(OperationFailed, match="drill-social-app-web-1 .* by run run-old-drill"):
+    assert (firewall.operation, firewall.name) == ("check", "drill-social-app-web")  # made first: it stops there
+    assert "not made by this drill" in firewall.detail
+    with pytest.raises(OperationFailed, match="firewall drill-social-app-web .* by run run-old-drill"):
         provision(in_drill(context(compute_config, SNAPSHOT, run_id="run-new-drill")))
     assert [tags_of(i)["Name"] for i in live_instances(target)] == ["drill-social-app-web-1"]  # nothing created twice
 

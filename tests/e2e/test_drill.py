@@ -166,10 +166,12 @@ def test_a_drill_of_the_standard_playbook_measures_the_recovery_and_leaves_the_t
 
     # Everything the drill created carried its prefix, and it is all gone.
     created = created_by(world, document["run"])
-    nodes = [item["name"] for item in created["nodes"]]
+    nodes = [item["name"] for item in created["nodes"] if item["kind"] == "node"]
     assert sorted(nodes) == ["drill-social-app-reports-1", "drill-social-app-web-1", "drill-social-app-web-2",
                              "drill-social-app-worker-1"]
-    assert [item["name"] for item in created["firewall"]] == ["drill-social-app-social-web"]
+    # made before the nodes, which were created in it (issue 16); apply-firewall added its member rules
+    assert [item["name"] for item in created["nodes"] if item["kind"] == "firewall"] == ["drill-social-app-social-web"]
+    assert created["firewall"] == []
     assert [item["id"] for item in created["dns-copy"]] == [DRILL_ZONE]
     assert all(item["name"].startswith("drill-") for item in created["databases"] if item["kind"] == "node")
     assert created["data"] == []  # a drill writes no bucket data
@@ -221,7 +223,8 @@ def test_a_drill_whose_health_check_fails_is_torn_down_all_the_same(world: Emula
     assert document["rto_s"] is None and document["teardown_s"] > 0
     assert document["clean"] is True and document["differences"] == []
     created = created_by(world, document["run"])
-    assert sorted(item["name"] for item in created["nodes"]) == ["drill-social-app-web-1", "drill-social-app-web-2"]
+    assert sorted(item["name"] for item in created["nodes"]) == [  # the firewall made first, the nodes in it
+        "drill-social-app-social-web", "drill-social-app-web-1", "drill-social-app-web-2"]
     assert target_state(world) == before
 
     record = StateStore(world.state_dir).drills(world.service)[0]
