@@ -5,7 +5,6 @@ two local HTTP backends, one of them failing its health check."""
 from __future__ import annotations
 
 import contextlib
-import datetime
 import shutil
 import socket
 import ssl
@@ -19,10 +18,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from tlskit import pem_pair
 
 from failover.config import TargetProfile
 from failover.frontdoor import TLS_ACME, TLS_PROFILE, Server, backend_entries, node_entries, plan_balancer
@@ -78,19 +74,6 @@ WWW = Record(name="www.shop.example.", type="CNAME", ttl=300, values=[DNS_NAME])
 CERT = Certificate(id=CERT_ARN, name="shop", region="us-east-1", domains=["shop.example", "www.shop.example"],
                    status="ISSUED", not_after=None)
 PROFILE_TLS = TargetProfile.model_validate({"tls": {"shop.example": {"certificate": "c.pem", "key": "${env:KEY}"}}})
-
-
-def pem_pair(common_name: str) -> str:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-                   .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
-                   .not_valid_after(now + datetime.timedelta(days=2))
-                   .add_extension(x509.SubjectAlternativeName([x509.DNSName(common_name)]), critical=False)
-                   .sign(key, hashes.SHA256()))
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    return certificate.public_bytes(serialization.Encoding.PEM).decode() + key_pem.decode()
 
 
 def check_config(tmp_path: Path, text: str) -> subprocess.CompletedProcess:
