@@ -138,7 +138,7 @@ def _server_options(listener: ListenerPlan, health: Health | None, sticky: Stick
     options = []
     if health is not None:
         options += ["check", f"inter {health.interval_s}s", f"rise {health.rise}", f"fall {health.fall}"]
-        if health.port is not None:
+        if health.port is not None and health.port != listener.backend_port:
             options.append(f"port {health.port}")
     if listener.backend_tls:
         options += ["ssl", "verify none"]  # the new nodes' own certificates are not known here
