@@ -123,7 +123,7 @@ class ProvisionLoadBalancers(Action):
         outputs: dict[str, Any] = {"load_balancers": {}, "dns_names": {}}
         node_plans = {plan.lb.id: _node_plan(ctx, params, plan, user_data=_user_data(ctx, plan))
                       for plan in plans if plan.via != VIA_DRIVER}
-        ready = ensure_nodes(ctx, list(node_plans.values()), wait=params.wait, timeout=params.timeout)
+        ready = ensure_nodes(ctx, list(node_plans.values()), wait=params.wait, timeout=params.timeout) if node_plans else {}
         for plan in plans:
             if plan.via == VIA_DRIVER:
                 entry = _through_driver(ctx, plan)
@@ -145,7 +145,8 @@ class ProvisionLoadBalancers(Action):
     def undo(self, ctx: ActionContext, params: ProvisionLoadBalancersParams) -> None:
         names = balancer_names(ctx.manifest, ctx.naming_service)
         balancers = selected(ctx.manifest, params)
-        destroy_nodes(ctx, [names[lb.id] for lb in balancers])
+        if ctx.targets.has("compute"):  # without compute, no load-balancer node was made
+            destroy_nodes(ctx, [names[lb.id] for lb in balancers])
         created = [item for item in ctx.created if item["kind"] == "load_balancer"]
         if created:
             _destroy_balancers(ctx, created)

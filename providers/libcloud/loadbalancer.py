@@ -54,12 +54,11 @@ class LibcloudBalancers:
 
     def destroy_balancer(self, balancer_id: str) -> bool:
         def destroy() -> bool:
-            with self.session.translating("list load balancers"):
-                balancers = [b for b in self.session.driver.list_balancers() if str(b.id) == balancer_id]
-            if not balancers:
+            if not any(b.id == balancer_id for b in self.list_balancers()):
                 return False
             with self.session.translating(f"destroy load balancer {balancer_id}"):
-                self.session.driver.destroy_balancer(balancers[0])
+                driver = self.session.driver
+                driver.destroy_balancer(driver.get_balancer(balancer_id))
             return True
 
         return retry_requests(destroy)

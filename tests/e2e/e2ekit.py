@@ -56,7 +56,7 @@ def planned_sizes(plan: dict[str, Any]) -> dict[str, str]:
     return {
         change["name"]: _PLANNED_SIZE.search(change["detail"]).group(1)
         for item in plan["steps"] for change in item["changes"]
-        if change["kind"] == "node" and change["operation"] == "create"
+        if change["kind"] in ("node", "load_balancer") and change["operation"] == "create"
     }
 
 
