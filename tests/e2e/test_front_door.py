@@ -197,10 +197,8 @@ def test_a_classic_elb_service_comes_back_behind_a_load_balancer_and_rollback_re
     try:
         answers: list[str] = []
         for _ in range(600):  # bounded wait until HAProxy answers and has taken the failing one out
-            try:
+            with contextlib.suppress(OSError):  # not listening yet
                 answers.append(fetch(f"http://127.0.0.1:{port}/"))
-            except OSError:
-                pass
             if answers[-10:] == ["healthy"] * 10:
                 break
             threading.Event().wait(0.1)  # its checks run every 5 s (the ELB's interval), 2 failures to go down
