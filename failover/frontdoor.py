@@ -21,7 +21,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from failover.config import TargetProfile
@@ -134,14 +134,8 @@ class BalancerPlan:
                 for entry in backend_entries(manifest, self.lb, entries, group)
                 if (address := _private_address(entry.get("private_ip"))) is not None
             ]
-            listeners.append(_replace(lp, servers=tuple(sorted(set(servers), key=lambda s: (s.address, s.source_id)))))
-        return _replace(self, listeners=tuple(listeners))
-
-
-def _replace(obj: Any, **changes: Any) -> Any:
-    from dataclasses import replace
-
-    return replace(obj, **changes)
+            listeners.append(replace(lp, servers=tuple(sorted(set(servers), key=lambda s: (s.address, s.source_id)))))
+        return replace(self, listeners=tuple(listeners))
 
 
 # -- backends: the contract with provision-nodes (and node groups) ---------------------------
@@ -288,7 +282,7 @@ def _listener(
             names = ", ".join([*certificate_domains(manifest, listener.certificate), *dns_names]) or "none known"
             return None, (f"no way to a certificate (domains: {names}): add the profile's tls: for one, "
                           "or acme: with DNS names pointing at the balancer")
-        plan = _replace(plan, tls=way, domains=domains)
+        plan = replace(plan, tls=way, domains=domains)
     return plan, "; ".join(notes) or None
 
 
@@ -307,7 +301,7 @@ def _health(check: HealthCheck | None, mode: str) -> tuple[Health | None, str | 
     path = check.path or "/"
     if len(path) > MAX_HEALTH_PATH or not HEALTH_PATH.fullmatch(path):
         return base, "health-check path refused (not a plain URL path): checked by TCP connect instead"
-    return _replace(base, path=path), None
+    return replace(base, path=path), None
 
 
 def _sticky(stickiness: Stickiness | None, mode: str) -> tuple[Sticky | None, str | None]:
