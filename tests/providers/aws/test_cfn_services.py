@@ -145,6 +145,7 @@ def accounted_for(manifest: dict) -> set[str]:
     for resource in manifest["resources"]:
         names |= {resource["id"], tail(resource["id"])}
         names |= {subnet["id"] for subnet in resource.get("subnets", [])}
+        names |= {group["id"] for group in resource.get("target_groups", [])}  # a balancer's groups are part of it
         if resource.get("ip"):
             names.add(resource["ip"])  # moto's DescribeTags names an Elastic IP by its address
     for item in manifest["unsupported"]:
