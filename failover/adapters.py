@@ -23,6 +23,7 @@ from failover.errors import InputError, Problem
 from failover.ports import (
     ComputeTarget,
     DnsTarget,
+    LoadBalancerTarget,
     SourceInventory,
     SourceProvider,
     SourceSecrets,
@@ -41,6 +42,7 @@ TARGET_CAPABILITIES: dict[str, str] = {
     "compute": "providers.libcloud:connect_compute",
     "storage": "providers.libcloud:connect_storage",
     "dns": "providers.libcloud:connect_dns",
+    "loadbalancer": "providers.libcloud:connect_loadbalancer",
 }
 
 
@@ -122,3 +124,8 @@ def storage_target(spec: Any, **where: Any) -> StorageTarget:
 def dns_target(spec: Any, **where: Any) -> DnsTarget:
     """The DNS adapter of a profile's ``DnsSpec`` (``where`` as for compute)."""
     return _target_factory("dns")(spec, **where)
+
+
+def loadbalancer_target(spec: Any, **where: Any) -> LoadBalancerTarget:
+    """The load-balancer adapter of a profile's ``loadbalancer`` spec (``where`` as for compute)."""
+    return _target_factory("loadbalancer")(spec, **where)

@@ -213,14 +213,71 @@ class Source(Strict):
         return self
 
 
+TLS_DOMAIN = re.compile(r"^(?:\*\.)?(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{1,63}$")
+
+
+class TlsCertificate(Strict):
+    """A certificate and its key for one domain of the target's HTTPS listeners. Each is a
+    ``${env:NAME}`` holding the PEM text, or a file path (relative to the config file) read
+    when the load balancer is built; never stored, logged, or passed on a command line."""
+
+    certificate: str
+    key: str
+
+    @field_validator("certificate", "key")
+    @classmethod
+    def _reference(cls, value: str) -> str:
+        if "-----BEGIN" in value:
+            raise ValueError("write ${env:NAME} or a file path, never the PEM text itself in the file")
+        if ANY_REF.search(value) and not ENV_REF.fullmatch(value.strip()):
+            raise ValueError("either one ${env:NAME} reference or a file path")
+        if not value.strip():
+            raise ValueError("empty")
+        return value.strip()
+
+
+class AcmeSpec(Strict):
+    """Certificates by ACME (HTTP-01) on the load-balancer node, once DNS points at it."""
+
+    email: str | None = None
+    directory: str = "https://acme-v02.api.letsencrypt.org/directory"
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,63}", value):
+            raise ValueError(f"{value!r} is not an e-mail address")
+        return value
+
+    @field_validator("directory")
+    @classmethod
+    def _directory(cls, value: str) -> str:
+        if not re.fullmatch(r"https://[A-Za-z0-9.-]+(?::\d{1,5})?(?:/[A-Za-z0-9._~/-]*)?", value):
+            raise ValueError("an https:// URL of an ACME directory")
+        return value
+
+
 class TargetProfile(Strict):
     compute: ComputeSpec | None = None
     storage: StorageSpec | None = None
     dns: DnsSpec | None = None
+    # A libcloud load-balancer driver; without it a load balancer becomes a node running HAProxy.
+    loadbalancer: DriverSpec | None = None
+    # Certificates of the HTTPS listeners, by domain (``shop.example.com``, ``*.example.com``).
+    tls: dict[str, TlsCertificate] = Field(default_factory=dict)
+    acme: AcmeSpec | None = None  # set: HTTPS listeners without a tls: entry get theirs by ACME
     sizes: dict[str, str] = Field(default_factory=dict)
     images: dict[str, str] = Field(default_factory=dict)
     # A node of a steady-core family (m7i, c6i ...) maps onto a burstable size (t3, t4g ...) only when true.
     allow_burstable: bool = False
+
+    @field_validator("tls")
+    @classmethod
+    def _tls_domains(cls, value: dict[str, TlsCertificate]) -> dict[str, TlsCertificate]:
+        bad = [domain for domain in value if not TLS_DOMAIN.fullmatch(domain)]
+        if bad:
+            raise ValueError(f"not a domain name (lowercase, like shop.example.com or *.example.com): {bad[0]!r}")
+        return value
 
 
 class DatabaseSpec(Strict):

@@ -165,6 +165,56 @@ def seed_sample_service(clients: Any) -> dict[str, Any]:
     return {"nodes": nodes, "zone_id": zone_id, "eip": eip["PublicIp"], "bucket": "social-app-media"}
 
 
+FRONT_DOOR_NAME = "app.social.example."  # an alias to the load balancer, served over HTTPS
+
+
+def seed_https_front_door(clients: Any) -> dict[str, Any]:
+    """The demo's front door: an HTTPS listener (the ACM certificate, whose key cannot leave
+    AWS) on the sample service's load balancer, and ``app.social.example`` aliased to it."""
+    elb = clients("elbv2", "us-east-1")
+    [lb] = [lb for lb in elb.describe_load_balancers()["LoadBalancers"] if lb["LoadBalancerName"] == "social-web"]
+    [group] = elb.describe_target_groups(LoadBalancerArn=lb["LoadBalancerArn"])["TargetGroups"]
+    certificates = clients("acm", "us-east-1").list_certificates()["CertificateSummaryList"]
+    certificate = next(c["CertificateArn"] for c in certificates if c["DomainName"] == "social.example")
+    elb.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTPS", Port=443,
+                        Certificates=[{"CertificateArn": certificate}],
+                        DefaultActions=[{"Type": "forward", "TargetGroupArn": group["TargetGroupArn"]}])
+    route53 = clients("route53", "us-east-1")
+    zone_id = next(z["Id"] for z in route53.list_hosted_zones()["HostedZones"] if z["Name"] == ZONE)
+    alias = {"HostedZoneId": lb["CanonicalHostedZoneId"], "DNSName": f"dualstack.{lb['DNSName']}",
+             "EvaluateTargetHealth": False}
+    route53.change_resource_record_sets(HostedZoneId=zone_id, ChangeBatch={"Changes": [
+        {"Action": "CREATE", "ResourceRecordSet": {"Name": FRONT_DOOR_NAME, "Type": "A", "AliasTarget": alias}}]})
+    return {"load_balancer": lb["LoadBalancerArn"], "dns_name": lb["DNSName"], "certificate": certificate}
+
+
+def write_demo_certificate(directory: Path) -> dict[str, dict[str, str]]:
+    """A self-signed certificate for social.example and its names, standing in for the one a team
+    keeps for the day (ACM's key cannot be exported): the profile's ``tls:``, by file (0600)."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    from failover.files import write_atomic
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "social.example")])
+    now = datetime.datetime.now(datetime.UTC)
+    names = x509.SubjectAlternativeName([x509.DNSName("social.example"), x509.DNSName("*.social.example")])
+    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+                   .serial_number(x509.random_serial_number()).not_valid_before(now)
+                   .not_valid_after(now + datetime.timedelta(days=30)).add_extension(names, critical=False)
+                   .sign(key, hashes.SHA256()))
+    write_atomic(directory / "social.example.crt", certificate.public_bytes(serialization.Encoding.PEM))
+    write_atomic(directory / "social.example.key", key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    files = {"certificate": str(directory / "social.example.crt"), "key": str(directory / "social.example.key")}
+    return {"social.example": files, "*.social.example": dict(files)}  # two dicts: YAML aliases are refused
+
+
 def fake_credentials() -> None:
     """moto needs some credentials; the demo never uses real ones (nor a real endpoint)."""
     for key, value in {
@@ -270,6 +320,7 @@ class EmbeddedClouds:
     dns: dict[str, Any] | None = None  # the profile's DNS spec; None: the file DNS driver in workdir
     # "aws": the source is read as an AWS account; "libcloud": through libcloud drivers (see SOURCES)
     source_kind: str = "aws"
+    tls: dict[str, Any] | None = None  # the profile's tls: (the demo's own certificate); None: none
 
     @property
     def config_file(self) -> Path:
@@ -312,6 +363,7 @@ class EmbeddedClouds:
             "storage": self.storage or {"driver": "local", "options": {"key": str(self.storage_dir)}},
             "dns": self.dns or {"driver": DNS_DRIVER, "options": {"path": str(self.dns_file)}},
             "images": {DB_IMAGE_NAME: DATABASE_IMAGE},
+            **({"tls": self.tls} if self.tls else {}),
         }
 
     def write_config(self, service: str = SERVICE, regions: list[str] | None = None) -> Path:

@@ -161,9 +161,58 @@ class Database(ResourceBase):
     replica_of: str | None = None  # a read replica: the id of the database it replicates
 
 
+def _without_defaults(data: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
+    """``data`` without those of ``fields`` that hold nothing (None or empty): fields added after
+    schema version 2 are written only when set, so older snapshots read byte for byte as before."""
+    for name in fields:
+        if name in data and data[name] in (None, [], {}):
+            del data[name]
+    return data
+
+
 class Listener(_Model):
     protocol: str | None
     port: int | None
+    # Added without a schema bump, written only when set:
+    certificate: str | None = None  # the certificate's id (an ACM ARN) of an HTTPS/TLS listener
+    target_group: str | None = None  # the target group it forwards to (ALB/NLB default action)
+    instance_protocol: str | None = None  # classic ELB: the protocol and port the instances answer on
+    instance_port: int | None = None
+
+    @model_serializer(mode="wrap")
+    def _written(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return _without_defaults(handler(self), ("certificate", "target_group", "instance_protocol", "instance_port"))
+
+
+class HealthCheck(_Model):
+    """How the balancer decides a backend is healthy; ``port`` None: the backend's traffic port."""
+
+    protocol: str | None = None
+    port: int | None = None
+    path: str | None = None
+    interval_s: int | None = None
+    timeout_s: int | None = None
+    healthy_threshold: int | None = None
+    unhealthy_threshold: int | None = None
+
+
+class Stickiness(_Model):
+    """Session affinity: ``lb_cookie`` (the balancer's cookie), ``app_cookie`` (the application's
+    cookie ``cookie_name``) or ``source_ip``; ``duration_s`` for a balancer cookie."""
+
+    type: str
+    duration_s: int | None = None
+    cookie_name: str | None = None
+
+
+class TargetGroup(_Model):
+    id: str
+    name: str
+    protocol: str | None = None
+    port: int | None = None
+    health_check: HealthCheck | None = None
+    stickiness: Stickiness | None = None
+    targets: list[str] = Field(default_factory=list)  # node ids (groups of IP addresses name none)
 
 
 class LoadBalancer(ResourceBase):
@@ -172,6 +221,16 @@ class LoadBalancer(ResourceBase):
     dns_name: str | None = None
     listeners: list[Listener] = Field(default_factory=list)
     targets: list[str] = Field(default_factory=list)
+    # Added without a schema bump, written only when set:
+    type: str | None = None  # "application", "network", "gateway" or "classic"
+    target_groups: list[TargetGroup] = Field(default_factory=list)  # ALB/NLB
+    health_check: HealthCheck | None = None  # classic ELB: one for all its instances
+    stickiness: Stickiness | None = None  # classic ELB: a stickiness policy of its listeners
+
+    @model_serializer(mode="wrap")
+    def _written(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = ResourceBase._written(self, handler)
+        return _without_defaults(data, ("type", "target_groups", "health_check", "stickiness"))
 
 
 class Certificate(ResourceBase):
@@ -289,6 +348,9 @@ def _canonical_resource(r: dict[str, Any]) -> dict[str, Any]:
     elif kind == "load_balancer":
         r["listeners"] = sorted(r["listeners"], key=lambda x: (x["port"] or 0, x["protocol"] or ""))
         r["targets"] = sorted(r["targets"])
+        if r.get("target_groups"):
+            groups = [dict(group, targets=sorted(group["targets"])) for group in r["target_groups"]]
+            r["target_groups"] = sorted(groups, key=lambda g: g["id"])
     elif kind == "certificate":
         r["domains"] = sorted(r["domains"])
     return r

@@ -176,6 +176,32 @@ class ComputeTarget(Protocol):
 
 
 @dataclass(frozen=True)
+class BalancerInfo:
+    """A load balancer of a target's balancer service (one listener: ``port``)."""
+
+    id: str
+    name: str
+    address: str | None
+    port: int | None
+    members: tuple[tuple[str, int], ...] = ()
+
+
+class LoadBalancerTarget(Protocol):
+    """A target's load-balancer service (libcloud's ``Driver`` of ``libcloud.loadbalancer``)."""
+
+    def list_balancers(self) -> list[BalancerInfo]: ...
+
+    def find_balancer(self, name: str) -> BalancerInfo | None: ...
+
+    def create_balancer(self, name: str, port: int, protocol: str, members: Sequence[tuple[str, int]]) -> BalancerInfo:
+        ...
+
+    def destroy_balancer(self, balancer_id: str) -> bool:
+        """True when destroyed, False when it was gone already."""
+        ...
+
+
+@dataclass(frozen=True)
 class ObjectInfo:
     """A stored object. ``hash`` is the provider's (ETag); ``md5`` the content's MD5 in hex where
     known (from the provider, or computed while uploading). Listings of some providers (S3)

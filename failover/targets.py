@@ -6,12 +6,13 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from failover.adapters import compute_target, dns_target, resolve_driver, storage_target
+from failover.adapters import compute_target, dns_target, loadbalancer_target, resolve_driver, storage_target
 from failover.config import Config
 from failover.errors import ConfigError, Problem
-from failover.ports import ComputeTarget, DnsTarget, StorageTarget
+from failover.ports import ComputeTarget, DnsTarget, LoadBalancerTarget, StorageTarget
 
-_FACTORIES = {"compute": compute_target, "storage": storage_target, "dns": dns_target}
+_FACTORIES = {"compute": compute_target, "storage": storage_target, "dns": dns_target,
+              "loadbalancer": loadbalancer_target}
 CAPABILITIES = tuple(_FACTORIES)
 
 
@@ -98,3 +99,7 @@ class Targets:
     @property
     def dns(self) -> DnsTarget:
         return self._adapter("dns")
+
+    @property
+    def loadbalancer(self) -> LoadBalancerTarget:
+        return self._adapter("loadbalancer")

@@ -4,9 +4,11 @@ Which records move is read from the snapshot, where they still point at AWS:
 
 - an A record whose address is a node's public IP or an Elastic IP attached to a node
   gets that node's new public IP (addresses of nodes that were not provisioned stay);
-- a CNAME or alias to a load balancer becomes an A set of the new public IPs of the
-  load balancer's target nodes (below the apex the CNAME set is deleted first: a name
-  with a CNAME can hold nothing else);
+- a CNAME or alias to a load balancer points at its counterpart on the target, when a step
+  this one needs built it (``provision-load-balancers``: an A set of its address, or a CNAME
+  to its host name); otherwise it becomes an A set of the new public IPs of the load
+  balancer's target nodes (below the apex the CNAME set is deleted first: a name with a
+  CNAME can hold nothing else);
 - whatever cannot move (an address no node of the snapshot has, a CNAME to an AWS host
   that is not a moved load balancer, an IPv6 address) is left as it is and reported in
   ``unmoved``.
@@ -115,8 +117,10 @@ class NewAddresses:
 
     While planning (nothing has run yet) a node without one gets a placeholder that names it."""
 
-    def __init__(self, by_node_id: Mapping[str, str], steps: list[str], planning: bool) -> None:
+    def __init__(self, by_node_id: Mapping[str, str], steps: list[str], planning: bool,
+                 balancers: Mapping[str, str] | None = None) -> None:
         self.by_node_id = dict(by_node_id)
+        self.balancers = dict(balancers or {})  # source load balancer id -> its counterpart's address
         self.steps = steps
         self.placeholders = planning and not self.by_node_id
 
@@ -141,12 +145,29 @@ class NewAddresses:
                 "cutover-dns: no new node addresses: the step needs a provision-nodes step "
                 "(list it in needs, or name it in nodes_from)"
             )
-        return cls(found, step_ids, planning)
+        return cls(found, step_ids, planning, _balancer_addresses(outputs))
 
     def of(self, node: Any) -> str | None:
         if self.placeholders:
             return f"<new address of {node.name}>"
         return self.by_node_id.get(node.id)
+
+    def of_balancer(self, lb: Any) -> str | None:
+        if self.placeholders and not self.balancers:
+            return f"<new address of load balancer {lb.name}>"
+        return self.balancers.get(lb.id)
+
+
+def _balancer_addresses(outputs: Mapping[str, Any]) -> dict[str, str]:
+    """Source load balancer id -> the new balancer's address, from provision-load-balancers outputs."""
+    found: dict[str, str] = {}
+    for out in outputs.values():
+        balancers = out.get("load_balancers") if isinstance(out, Mapping) else None
+        if isinstance(balancers, Mapping):
+            for lb_id, entry in balancers.items():
+                if isinstance(entry, Mapping) and entry.get("address"):
+                    found[str(lb_id)] = str(entry["address"])
+    return found
 
 
 def _has_addresses(out: Any) -> bool:
@@ -219,6 +240,10 @@ class Cutover:
             cutover.leave(record, values, "an alias at the zone apex to a host that is not a load balancer")
 
     def _load_balancer(self, cutover: ZoneCutover, record: Any, name: str, lb: Any) -> None:
+        balancer = self.new.of_balancer(lb)
+        if balancer is not None:
+            self._to_balancer(cutover, record, name, lb, balancer)
+            return
         targets = [self.nodes[node_id] for node_id in lb.targets if node_id in self.nodes]
         addresses = [address for address in map(self.new.of, targets) if address]
         values = list(record.values)
@@ -230,6 +255,24 @@ class Cutover:
         if record.type.upper() == "AAAA":
             cutover.leave(record, values, f"IPv6 alias of load balancer {lb.name}: the new nodes have IPv4 addresses "
                                           "(the name answers A only)")
+
+
+    def _to_balancer(self, cutover: ZoneCutover, record: Any, name: str, lb: Any, address: str) -> None:
+        """The name points at the new load balancer: an A set of its address, or a CNAME to its
+        host name (an apex alias to a host name cannot be a CNAME: left as it is, reported)."""
+        values = list(record.values)
+        if canonical_ip(address) is not None or address.startswith("<"):
+            cutover.rewrite(name, "CNAME", [])
+            cutover.rewrite(name, "A", [address])
+            if record.type.upper() == "AAAA":
+                cutover.leave(record, values, f"IPv6 alias of load balancer {lb.name}: its counterpart has an IPv4 "
+                                              "address (the name answers A only)")
+        elif fqdn(record.name) == cutover.source:
+            cutover.leave(record, values, f"load balancer {lb.name}: its counterpart {address} is a host name, and "
+                                          "the zone apex cannot be a CNAME")
+        else:
+            cutover.rewrite(name, "A", [])
+            cutover.rewrite(name, "CNAME", [fqdn(address)])
 
 
 @ACTIONS.register("cutover-dns")

@@ -43,7 +43,8 @@ MASK = "***"
 class WaitHealthyParams(Params):
     url: str = Field(
         "", description="The http:// or https:// URL to check; may hold ${env:NAME} secrets. Empty: "
-        "http://<the first web node's new address>/ (nodes tagged role=web, else all, by name) from the steps it needs.",
+        "through the first new load balancer with an HTTP listener (its health-check path), else "
+        "http://<the first web node's new address>/ (nodes tagged role=web, else all, by name), from the steps it needs.",
     )
     status: int | list[int] = Field(200, description="The healthy HTTP status, or a list of them.")
     contains: str | None = Field(None, description="Text the answer's body must contain to be healthy.")
@@ -169,6 +170,9 @@ def _with_default_url(ctx: ActionContext, params: WaitHealthyParams, planning: b
         return params
     if ctx.manifest is not None and not ctx.manifest.of_kind("node"):
         raise NothingToDo("no url given and no nodes in the snapshot: nothing to check")
+    through_balancer = first_balancer_url(ctx)
+    if through_balancer is not None:
+        return params.model_copy(update={"url": through_balancer})
     address = first_web_address(ctx)
     if address is None:
         if planning:
@@ -176,6 +180,22 @@ def _with_default_url(ctx: ActionContext, params: WaitHealthyParams, planning: b
         raise OperationFailed("wait-healthy: no url given and no new node address among the outputs of the "
                               "steps it needs (give url, or make it need the provision-nodes step)")
     return params.model_copy(update={"url": f"http://{address}/"})
+
+
+def first_balancer_url(ctx: ActionContext) -> str | None:
+    """``http://<address>:<port><health path>`` of the first new load balancer with an HTTP
+    listener (provision-load-balancers' outputs): the health check goes through the front door."""
+    for outputs in ctx.outputs.values():
+        balancers = outputs.get("load_balancers") if isinstance(outputs, dict) else None
+        for _, entry in sorted((balancers or {}).items()):
+            address = entry.get("address") if isinstance(entry, dict) else None
+            http = [item for item in entry.get("listeners") or [] if item.get("protocol") == "HTTP"] if address else []
+            if http:
+                check = http[0].get("health_check") or ""
+                path = check.removeprefix("HTTP ") if check.startswith("HTTP /") else "/"
+                port = "" if http[0]["port"] == 80 else f":{http[0]['port']}"
+                return f"http://{address}{port}{path}"
+    return None
 
 
 def first_web_address(ctx: ActionContext) -> str | None:

@@ -1,9 +1,9 @@
 """``target-credentials`` and ``target-location``: the target can be used right now.
 
 ``target-credentials`` takes every capability the profile configures (compute, storage,
-dns), checks that its ``${env:NAME}`` secrets are set, builds its driver and makes one
-read-only call (compute: the locations; storage: whether a container exists; dns: the
-zones). An unreachable provider or refused credentials fail the check (``failover check``
+dns, loadbalancer), checks that its ``${env:NAME}`` secrets are set, builds its driver and makes
+one read-only call (compute: the locations; storage: whether a container exists; dns: the
+zones; loadbalancer: the balancers). An unreachable provider or refused credentials fail the check (``failover check``
 exits 1, not 4); the message names the capability and the variable or the provider's
 error, never a secret's value.
 """
@@ -18,7 +18,7 @@ from failover.errors import FailoverError
 from failover.naming import DUMPS_BUCKET
 from failover.retry import in_context
 
-CAPABILITIES = ("compute", "storage", "dns")
+CAPABILITIES = ("compute", "storage", "dns", "loadbalancer")
 PROBE_ZONE = "failover-check.invalid."  # asked for when the snapshot has no zone: found or not, the call is the test
 
 
@@ -74,7 +74,11 @@ def _dns(ctx: CheckContext) -> str:
     return f"zone {zone} {'found' if found is not None else 'absent'}" if zones else "zones listed"
 
 
-PROBES: dict[str, Any] = {"compute": _compute, "storage": _storage, "dns": _dns}
+def _loadbalancer(ctx: CheckContext) -> str:
+    return plural(len(ctx.targets.loadbalancer.list_balancers()), "load balancer") + " listed"
+
+
+PROBES: dict[str, Any] = {"compute": _compute, "storage": _storage, "dns": _dns, "loadbalancer": _loadbalancer}
 
 
 @CHECKS.register("target-location")

@@ -126,6 +126,7 @@ class Story:
     _started: float = field(default_factory=time.monotonic)
 
     def tell(self, clouds: world.EmbeddedClouds) -> dict[str, Any]:
+        clouds.tls = world.write_demo_certificate(clouds.workdir)
         config_file = clouds.write_config()
         self.phases.append({"name": "start the clouds", "seconds": round(time.monotonic() - self._started, 3)})
         console.print(f"[bold]failover demo[/]: every cloud runs on this machine; the config is {escape(str(config_file))}")
@@ -135,6 +136,7 @@ class Story:
         with self.chapter("seed", LIBCLOUD_SEED if through_libcloud else SEED):
             warming = world.warm_up(clouds.compute)
             world.seed_sample_service(clouds.source_client)
+            world.seed_https_front_door(clouds.source_client)
             expected_objects = world.source_objects(clouds.source_client("s3"), world.BUCKET)
             if through_libcloud:
                 clouds.copy_to_libcloud_source()
@@ -202,7 +204,8 @@ class Story:
         nodes = _nodes(outputs, manifest)
         changed = outputs.get("cutover", {}).get("changed", [])
         served = world.dns_answers(targets.dns, world.ZONE)
-        new_ips = {node["new_ip"] for node in nodes if node["new_ip"]}
+        front_door = _front_door(outputs)
+        new_ips = {node["new_ip"] for node in nodes if node["new_ip"]} | {lb["address"] for lb in front_door if lb["address"]}
         dns = {"changed": changed, "served": served, "rewritten_to_new_ips": world.check_cutover(changed, served, new_ips)}
         objects = world.verify_objects(targets.storage, world.BUCKET, expected_objects)
         objects["read_from"] = outputs.get("data", {}).get(world.BUCKET, {}).get("source")
@@ -215,6 +218,7 @@ class Story:
             "run": _run_summary(run, self.timeline),
             "timeline": [step.to_dict() for step in self.timeline.steps],
             "nodes": nodes,
+            "front_door": front_door,
             "dns": dns,
             "objects": objects,
             "health": outputs.get("healthy") or None,
@@ -222,7 +226,8 @@ class Story:
 
 
 SEED = ("A mock AWS account (moto_server) runs [bold]social-app[/]: web nodes, a worker, a reporting node in a second "
-        "region, a bucket, a zone, a Postgres database, a load balancer, a certificate, a queue and a table; "
+        "region, a bucket, a zone, a Postgres database, an HTTPS load balancer (app.social.example), a certificate, "
+        "a queue and a table; "
         "a staging service beside it.")
 INVENTORY = "Every region and service of the account read into a snapshot, kept off the provider:"
 LIBCLOUD_SEED = ("The same service on a cloud failover reads only through [bold]libcloud[/] (source.provider: libcloud): "
@@ -349,6 +354,20 @@ def _journaled(config_file: Path, run: dict[str, Any]) -> tuple[dict[str, Any], 
         return Journal(store).run(run["run_id"]).definition, store.load_snapshot(config.service, run["snapshot"])[1]
 
 
+def _front_door(outputs: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each load balancer's counterpart on the target: where it answers, its listeners and how
+    each HTTPS one got its certificate."""
+    balancers = outputs.get("front-door", {}).get("load_balancers", {})
+    return [
+        {"source_id": source_id, "name": entry["name"], "via": entry["via"], "address": entry.get("address"),
+         "old_dns_name": entry.get("dns_name"), "dns_names": entry.get("dns_names", []),
+         "listeners": [{"protocol": item["protocol"], "port": item["port"], "tls": item["tls"],
+                        "backends": len(item["backends"])} for item in entry.get("listeners", [])],
+         "refused": entry.get("refused", [])}
+        for source_id, entry in sorted(balancers.items())
+    ]
+
+
 def _nodes(outputs: dict[str, Any], manifest: Any) -> list[dict[str, Any]]:
     """Each new node beside the source resource it replaces: the nodes, then the database nodes."""
     nodes = [_node_row(entry, manifest) for entry in outputs.get("nodes", {}).get("nodes", {}).values()]
@@ -421,6 +440,12 @@ def print_report(report: dict[str, Any], timeline: world.Timeline | None) -> Non
         console.print()
         show(timeline_table(timeline, title=f"Run {report['run']['run_id']}: the timeline from its journal"))
     show(nodes_table(report["nodes"]))
+    for lb in report.get("front_door", []):
+        listeners = ", ".join(f"{item['protocol']}:{item['port']}" + (f" (certificate: {item['tls']})" if item["tls"] else "")
+                              for item in lb["listeners"])
+        console.print(f"Front door: {escape(lb['old_dns_name'] or lb['source_id'])} -> [bold]{escape(lb['name'])}[/] "
+                      f"at {lb['address']} ({'a node running HAProxy' if lb['via'] == 'node' else 'the loadbalancer driver'}), "
+                      f"{listeners}, in front of the new nodes")
     for change in report["dns"]["changed"]:
         console.print(f"DNS: {change['name']} {change['type']} {', '.join(change['before'])} -> "
                       f"[bold]{', '.join(change['after'])}[/] (ttl {change['ttl']}), served by the target DNS now")

@@ -1,13 +1,14 @@
-"""Application, network and gateway load balancers: listeners and the nodes behind them, and
-the ACM certificates their listeners serve that are not tagged for the service, as
-dependencies (``owned: false``; a tagged one is the ACM collector's)."""
+"""Application, network and gateway load balancers: listeners (protocol, port, certificate,
+the target group they forward to), target groups (health check, stickiness, targets) and the
+nodes behind them, and the ACM certificates their listeners serve that are not tagged for the
+service, as dependencies (``owned: false``; a tagged one is the ACM collector's)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from failover.errors import FailoverError
-from failover.manifest import Certificate, Listener, LoadBalancer
+from failover.manifest import Certificate, HealthCheck, Listener, LoadBalancer, Stickiness, TargetGroup
 from providers.aws import acm
 from providers.aws.inventory import Context, Found, batches, name_of, tag_dict
 
@@ -54,6 +55,7 @@ def _tag_descriptions(ctx: Context, region: str, arns: list[str]) -> list[dict[s
 def _load_balancer(ctx: Context, region: str, lb: dict[str, Any], tags: dict[str, str]) -> tuple[LoadBalancer, list[str]]:
     """The balancer, and the ARNs of the certificates its listeners serve."""
     arn = lb["LoadBalancerArn"]
+    groups = [_target_group(ctx, region, group) for group in _target_groups(ctx, region, arn)]
     pages = ctx.session.pages("elbv2", region, "describe_listeners", LoadBalancerArn=arn)
     listeners = [listener for page in pages for listener in page["Listeners"]]
     balancer = LoadBalancer(
@@ -63,23 +65,59 @@ def _load_balancer(ctx: Context, region: str, lb: dict[str, Any], tags: dict[str
         tags=tags,
         scheme=lb.get("Scheme"),
         dns_name=lb.get("DNSName"),
-        listeners=[Listener(protocol=listener.get("Protocol"), port=listener.get("Port")) for listener in listeners],
-        targets=_target_nodes(ctx, region, arn),
+        type=lb.get("Type"),
+        listeners=[_listener(listener) for listener in listeners],
+        target_groups=groups,
+        targets=sorted({node for group in groups for node in group.targets}),
     )
     certificates = [c["CertificateArn"] for listener in listeners for c in listener.get("Certificates") or []
                     if c.get("CertificateArn")]
     return balancer, certificates
 
 
-def _target_nodes(ctx: Context, region: str, arn: str) -> list[str]:
-    """Instance ids registered in the balancer's target groups; groups of IP addresses,
-    Lambda functions or other balancers name no node."""
-    groups = [group for group in _target_groups(ctx, region, arn) if group.get("TargetType") == "instance"]
-    nodes: set[str] = set()
-    for group in groups:
-        health = ctx.session.call("elbv2", region, "describe_target_health", TargetGroupArn=group["TargetGroupArn"])
-        nodes.update(description["Target"]["Id"] for description in health["TargetHealthDescriptions"])
-    return sorted(nodes)
+def _listener(listener: dict[str, Any]) -> Listener:
+    certificates = [c["CertificateArn"] for c in listener.get("Certificates") or [] if c.get("CertificateArn")]
+    forwards = [a for a in listener.get("DefaultActions") or [] if a.get("Type") == "forward"]
+    group = next((a.get("TargetGroupArn") for a in forwards if a.get("TargetGroupArn")), None)
+    if group is None:  # the weighted form: ForwardConfig.TargetGroups
+        weighted = [g for a in forwards for g in (a.get("ForwardConfig") or {}).get("TargetGroups", [])]
+        group = next((g.get("TargetGroupArn") for g in weighted if g.get("TargetGroupArn")), None)
+    return Listener(protocol=listener.get("Protocol"), port=listener.get("Port"),
+                    certificate=certificates[0] if certificates else None, target_group=group)
+
+
+def _target_group(ctx: Context, region: str, group: dict[str, Any]) -> TargetGroup:
+    """A target group with its health check, stickiness and (instance groups only) its nodes;
+    groups of IP addresses, Lambda functions or other balancers name no node."""
+    arn = group["TargetGroupArn"]
+    targets: list[str] = []
+    if group.get("TargetType", "instance") == "instance":
+        health = ctx.session.call("elbv2", region, "describe_target_health", TargetGroupArn=arn)
+        targets = sorted({description["Target"]["Id"] for description in health["TargetHealthDescriptions"]})
+    check = HealthCheck(
+        protocol=group.get("HealthCheckProtocol"),
+        port=int(group["HealthCheckPort"]) if str(group.get("HealthCheckPort", "")).isdigit() else None,
+        path=group.get("HealthCheckPath"),
+        interval_s=group.get("HealthCheckIntervalSeconds"),
+        timeout_s=group.get("HealthCheckTimeoutSeconds"),
+        healthy_threshold=group.get("HealthyThresholdCount"),
+        unhealthy_threshold=group.get("UnhealthyThresholdCount"),
+    )
+    return TargetGroup(id=arn, name=group.get("TargetGroupName") or arn, protocol=group.get("Protocol"),
+                       port=group.get("Port"), health_check=check, stickiness=_stickiness(ctx, region, arn),
+                       targets=targets)
+
+
+def _stickiness(ctx: Context, region: str, arn: str) -> Stickiness | None:
+    answer = ctx.session.call("elbv2", region, "describe_target_group_attributes", TargetGroupArn=arn)
+    attributes = {a["Key"]: a.get("Value") for a in (answer or {}).get("Attributes", [])}
+    if attributes.get("stickiness.enabled") != "true":
+        return None
+    kind = attributes.get("stickiness.type") or "lb_cookie"
+    seconds = attributes.get("stickiness.lb_cookie.duration_seconds") if kind == "lb_cookie" else \
+        attributes.get("stickiness.app_cookie.duration_seconds")
+    return Stickiness(type=kind, duration_s=int(seconds) if seconds and seconds.isdigit() else None,
+                      cookie_name=attributes.get("stickiness.app_cookie.cookie_name") if kind == "app_cookie" else None)
 
 
 def _target_groups(ctx: Context, region: str, arn: str) -> list[dict[str, Any]]:

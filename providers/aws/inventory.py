@@ -33,6 +33,7 @@ COLLECTORS: list[tuple[str, str, bool]] = [
     ("ec2", "providers.aws.ec2", True),
     ("rds", "providers.aws.rds", True),
     ("elbv2", "providers.aws.elbv2", True),
+    ("elb", "providers.aws.elb", True),
     ("acm", "providers.aws.acm", True),
     ("unsupported", "providers.aws.unsupported", True),
     ("tagged", "providers.aws.tagged", True),

@@ -267,8 +267,6 @@ REASONS: dict[str, str] = {
     "AWS::EC2::InternetGateway": "the target network's internet access is the target provider's own",
     "AWS::EC2::Subnet": "a subnet is moved with its VPC; this one's VPC is not in the manifest",
     "AWS::EC2::LaunchTemplate": "no failover action moves launch templates; nodes are re-created from the manifest",
-    "AWS::ElasticLoadBalancing::LoadBalancer": "no failover action moves classic load balancers; put a load balancer "
-    "in front of the target's nodes by hand",
     "AWS::ElasticLoadBalancingV2::TargetGroup": "target groups are AWS's; the target's load balancing is set up by "
     "hand",
     "AWS::ElasticLoadBalancingV2::Listener": "listeners are AWS's; the target's load balancing is set up by hand",
@@ -282,6 +280,7 @@ REASONS: dict[str, str] = {
 MODELLED = {
     "AWS::EC2::Instance", "AWS::EC2::Volume", "AWS::EC2::SecurityGroup", "AWS::EC2::VPC", "AWS::EC2::EIP",
     "AWS::S3::Bucket", "AWS::Route53::HostedZone", "AWS::RDS::DBInstance", "AWS::ElasticLoadBalancingV2::LoadBalancer",
+    "AWS::ElasticLoadBalancing::LoadBalancer",
     "AWS::CertificateManager::Certificate",
 }
 MODELLED_REASON = "tagged, but not taken into the manifest (terminated, deleted meanwhile, or not readable)"
@@ -301,6 +300,7 @@ def left_behind(tagged: Iterable[Tagged], resources: Iterable[Any], unsupported:
     for resource in resources:
         covered |= {resource.id, short_id(resource.id)}
         covered |= {subnet.id for subnet in getattr(resource, "subnets", [])}
+        covered |= {group.id for group in getattr(resource, "target_groups", [])}  # a balancer's own groups
         if getattr(resource, "ip", None):  # moto's DescribeTags names an Elastic IP by its address
             covered.add(resource.ip)
     reported = {(item.type, short_id(item.id)) for item in unsupported}

@@ -8,11 +8,15 @@ libcloud provider name or ``package.module:DriverClass`` (see ``drivers.py``).
 | compute | ``connect_compute(ComputeSpec)`` | ``compute.LibcloudCompute`` (a ``ComputeTarget``) |
 | storage | ``connect_storage(StorageSpec)`` | ``storage.LibcloudStorage`` (a ``StorageTarget``) |
 | dns | ``connect_dns(DnsSpec)`` | ``dns.LibcloudDns`` (a ``DnsTarget``) |
+| loadbalancer | ``connect_loadbalancer(DriverSpec)`` | ``loadbalancer.LibcloudBalancers`` (a ``LoadBalancerTarget``) |
 """
 
 from providers.libcloud.compute import connect_compute
 from providers.libcloud.dns import connect_dns
 from providers.libcloud.drivers import LIBCLOUD_PROVIDERS, forget_adapters
+from providers.libcloud.loadbalancer import connect_loadbalancer
 from providers.libcloud.storage import connect_storage
 
-__all__ = ["LIBCLOUD_PROVIDERS", "connect_compute", "connect_dns", "connect_storage", "forget_adapters"]
+__all__ = [
+    "LIBCLOUD_PROVIDERS", "connect_compute", "connect_dns", "connect_loadbalancer", "connect_storage", "forget_adapters",
+]

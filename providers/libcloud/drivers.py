@@ -29,6 +29,7 @@ LIBCLOUD_PROVIDERS: dict[str, str] = {
     "compute": "libcloud.compute.providers",
     "storage": "libcloud.storage.providers",
     "dns": "libcloud.dns.providers",
+    "loadbalancer": "libcloud.loadbalancer.providers",
 }
 
 # Option names whose values are redacted from messages even when written literally.

@@ -38,7 +38,7 @@ def test_tiny_benchmark_fails_over_what_it_seeded(
     }
     assert result["ok"] is True
     assert [step["id"] for step in result["timeline"]] == ["data", "nodes", "firewall", "databases", "dns-copy",
-                                                           "healthy", "cutover"]
+                                                           "front-door", "healthy", "cutover"]
     assert result["run"]["critical_path"][-1] == "cutover"
     if storage == "local":
         assert result["emulators"]["storage"] == "local" and result["emulators"]["dns"].startswith("file")

@@ -18,8 +18,8 @@ from failover.checks.runner import Report, run_checks
 from failover.errors import CredentialsRefused, FailoverError
 
 SCHEMA = xmlschema.XMLSchema(Path(__file__).with_name("junit.xsd"))
-BUILTIN = ["snapshot-age", "unsupported-acknowledged", "playbook-valid", "target-credentials", "target-location", "node-mapping", "replicas",
-           "dns-mirror", "source-ttls", "database-dumps", "last-drill"]
+BUILTIN = ["snapshot-age", "unsupported-acknowledged", "playbook-valid", "target-credentials", "target-location", "node-mapping",
+           "tls-certificates", "replicas", "dns-mirror", "source-ttls", "database-dumps", "last-drill"]
 
 
 def check_class(name: str, run, order: int = 1000) -> type[Check]:
@@ -101,7 +101,7 @@ def test_every_builtin_check_runs_without_a_snapshot_and_none_crashes(kit: Kit) 
     assert not any("crashed" in check.detail for check in report.checks)
     assert statuses["snapshot-age"] == "fail" and statuses["playbook-valid"] == "pass"
     assert statuses["target-credentials"] == "pass" and statuses["last-drill"] == "warn"
-    for name in ("node-mapping", "replicas", "dns-mirror", "source-ttls", "database-dumps"):
+    for name in ("node-mapping", "tls-certificates", "replicas", "dns-mirror", "source-ttls", "database-dumps"):
         assert statuses[name] == "fail"
 
 

@@ -41,8 +41,8 @@ from failover.zonecopy import zone_copy
 from providers.libcloud.drivers import forget_adapters
 
 SCHEMA = xmlschema.XMLSchema(Path(__file__).resolve().parents[1] / "checks" / "junit.xsd")
-CHECKS = ["snapshot-age", "unsupported-acknowledged", "playbook-valid", "target-credentials", "target-location", "node-mapping", "replicas",
-          "dns-mirror", "source-ttls", "database-dumps", "last-drill"]
+CHECKS = ["snapshot-age", "unsupported-acknowledged", "playbook-valid", "target-credentials", "target-location", "node-mapping",
+          "tls-certificates", "replicas", "dns-mirror", "source-ttls", "database-dumps", "last-drill"]
 BUCKET = "social-app-media"
 READ_ONLY_METHODS = {"GET", "HEAD"}
 WRONG_AZURE_KEY = base64.b64encode(b"a key Azurite never issued, 32+ bytes long").decode()

@@ -20,7 +20,7 @@ from failover.errors import OperationFailed
 from failover.testing.memdns import FileDNSDriver, read_records
 from providers.libcloud.dns import LibcloudDns
 
-STANDARD_STEPS = ["data", "nodes", "firewall", "databases", "dns-copy", "healthy", "cutover"]
+STANDARD_STEPS = ["data", "nodes", "firewall", "databases", "dns-copy", "front-door", "healthy", "cutover"]
 
 
 def start_demo(tmp_path: Path, *args: str) -> subprocess.Popen:
@@ -84,6 +84,15 @@ def test_demo_tells_the_whole_story_offline(tmp_path: Path) -> None:
     assert doc["dns"]["served"]["www.social.example. CNAME"] == ["social.example."]
     assert doc["dns"]["rewritten_to_new_ips"] is True
 
+    # the front door: the HTTPS load balancer came back as one (a HAProxy node, the certificate from
+    # the profile), and its alias points at it
+    [front] = doc["front_door"]
+    assert front["name"] == "social-app-lb-social-web" and front["via"] == "node" and front["address"]
+    assert front["address"] not in new_ips
+    assert [(item["protocol"], item["port"], item["tls"], item["backends"]) for item in front["listeners"]] == [
+        ("HTTP", 80, None, 2), ("HTTPS", 443, "profile", 2)]
+    assert doc["dns"]["served"]["app.social.example. A"] == [front["address"]]
+
     # data: read from the replica (the source was gone), every object's bytes as on the source
     objects = doc["objects"]
     assert objects["read_from"] == "replica"
@@ -123,7 +132,7 @@ def test_demo_prints_the_story_for_people(tmp_path: Path) -> None:
                  "the source does not answer", "$ failover drill standard",
                  "the target as before: yes", "The account is terminated", "$ failover check standard --target fallback",
                  "$ failover run standard --target fallback", "the timeline from its journal", "13 of 13 objects",
-                 "never answered during the run", "back online"):
+                 "never answered during the run", "back online", "Front door: social-web-", "HTTPS:443 (certificate: profile)"):
         assert text in stderr
     assert_cleaned_up(demo, tmp_path)
 

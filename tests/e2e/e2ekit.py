@@ -16,9 +16,10 @@ BUCKET = "social-app-media"
 ZONE = "social.example."
 WEB_1 = "social-app-web-1"
 DATABASE_NODE = "social-app-orders-db"
-# The sample service's nodes (both regions), and its database's node, on the target.
+LB_NODE = "social-app-lb-social-web"  # the load balancer social-web, as a HAProxy node on the target
+# The sample service's nodes (both regions), its database's node and its load balancer's node, on the target.
 TARGET_NODES = frozenset({"social-app-web-1", "social-app-web-2", "social-app-worker-1", "social-app-reports-1",
-                          DATABASE_NODE})
+                          DATABASE_NODE, LB_NODE})
 WEB_FIREWALL = "social-app-social-web"  # the security group social-web, on the target
 FIREWALLED_NODES = frozenset({"social-app-web-1", "social-app-web-2", "social-app-worker-1"})
 _PLANNED_SIZE = re.compile(r"\bsize (\S+) \(")
@@ -55,7 +56,7 @@ def planned_sizes(plan: dict[str, Any]) -> dict[str, str]:
     return {
         change["name"]: _PLANNED_SIZE.search(change["detail"]).group(1)
         for item in plan["steps"] for change in item["changes"]
-        if change["kind"] == "node" and change["operation"] == "create"
+        if change["kind"] in ("node", "load_balancer") and change["operation"] == "create"
     }
 
 

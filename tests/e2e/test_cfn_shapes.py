@@ -164,7 +164,8 @@ def test_other_shapes_plan_and_run_and_their_nodes_and_buckets_are_on_the_target
     taken, plan, run, manifest = fail_over(world, template)
     assert_plan_predicts_run(plan, run)
     nodes = [r for r in manifest["resources"] if r["kind"] == "node"]
-    assert len(set(world.target_nodes()) - before) == len(nodes)
+    balancers = [r for r in manifest["resources"] if r["kind"] == "load_balancer"]
+    assert len(set(world.target_nodes()) - before) == len(nodes) + len(balancers)  # a HAProxy node per balancer
     buckets = [r["id"] for r in manifest["resources"] if r["kind"] == "bucket"]
     assert {world.container_name(bucket) for bucket in buckets} <= set(world.containers())
     assert sum(taken["left_behind"].values()) == taken["snapshot"]["counts"]["unsupported"]

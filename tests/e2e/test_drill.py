@@ -24,7 +24,7 @@ from failover.engine.lock import process_start_time
 from failover.state import StateStore
 from failover.testing.world import EmulatedWorld, failover_command
 
-STANDARD_STEPS = ["data", "nodes", "firewall", "databases", "dns-copy", "healthy", "cutover"]
+STANDARD_STEPS = ["data", "nodes", "firewall", "databases", "dns-copy", "front-door", "healthy", "cutover"]
 DRILL_ZONE = f"drill.{ZONE}"
 
 

@@ -145,6 +145,7 @@ def accounted_for(manifest: dict) -> set[str]:
     for resource in manifest["resources"]:
         names |= {resource["id"], tail(resource["id"])}
         names |= {subnet["id"] for subnet in resource.get("subnets", [])}
+        names |= {group["id"] for group in resource.get("target_groups", [])}  # a balancer's groups are part of it
         if resource.get("ip"):
             names.add(resource["ip"])  # moto's DescribeTags names an Elastic IP by its address
     for item in manifest["unsupported"]:
@@ -177,11 +178,16 @@ def test_the_kinds_left_behind_are_named_with_their_cloudformation_types(snapsho
     assert wizard["AWS::EC2::RouteTable"] == 3 and wizard["AWS::EC2::NatGateway"] == 2
     assert wizard["AWS::EC2::InternetGateway"] == 1
     alb = unsupported_types(snapshots["asg-https-alb-sns"]["manifest"])
-    for kind in ("AWS::AutoScaling::AutoScalingGroup", "AWS::SNS::Topic", "AWS::ElasticLoadBalancingV2::TargetGroup",
-                 "AWS::IAM::Role"):
+    for kind in ("AWS::AutoScaling::AutoScalingGroup", "AWS::SNS::Topic", "AWS::IAM::Role"):
         assert alb[kind] == 1, kind
-    assert unsupported_types(snapshots["classic-elb-two-instances"]["manifest"])[
-        "AWS::ElasticLoadBalancing::LoadBalancer"] == 1
+    # a balancer's target groups and a classic balancer are manifest resources, not left behind
+    assert "AWS::ElasticLoadBalancingV2::TargetGroup" not in alb
+    balancers = [r for r in snapshots["asg-https-alb-sns"]["manifest"]["resources"] if r["kind"] == "load_balancer"]
+    assert [len(lb["target_groups"]) for lb in balancers] == [1]
+    classic = snapshots["classic-elb-two-instances"]["manifest"]
+    assert "AWS::ElasticLoadBalancing::LoadBalancer" not in unsupported_types(classic)
+    [front] = [r for r in classic["resources"] if r["kind"] == "load_balancer"]
+    assert front["type"] == "classic" and len(front["targets"]) == 2 and front["listeners"][0]["port"] == 80
     lam = unsupported_types(snapshots["bucket-lambda-trigger"]["manifest"])
     assert lam["AWS::Lambda::Function"] == 1 and lam["AWS::IAM::Role"] == 1
     # what failover models stays a manifest resource, never an unsupported entry as well

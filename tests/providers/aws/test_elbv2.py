@@ -64,24 +64,58 @@ def test_alb_with_listeners_and_target_nodes(aws, network, inventory):
     forward(aws, lb_arn, 9090, addresses)
     dns_name = elbv2.describe_load_balancers(LoadBalancerArns=[lb_arn])["LoadBalancers"][0]["DNSName"]
 
-    assert balancers(inventory()) == [
-        {
-            "kind": "load_balancer",
-            "id": lb_arn,
-            "name": "public web",
-            "region": "us-east-1",
-            "tags": {"Name": "public web", "service": "svc"},
-            "scheme": "internet-facing",
-            "dns_name": dns_name,
-            "listeners": [
-                {"protocol": "HTTP", "port": 80},
-                {"protocol": "HTTP", "port": 8080},
-                {"protocol": "HTTP", "port": 9090},
-            ],
-            "targets": node_ids,  # the ip group's address is no node
-        }
-    ]
+    [balancer] = balancers(inventory())
+    groups = balancer.pop("target_groups")
+    assert balancer == {
+        "kind": "load_balancer",
+        "id": lb_arn,
+        "name": "public web",
+        "region": "us-east-1",
+        "tags": {"Name": "public web", "service": "svc"},
+        "scheme": "internet-facing",
+        "dns_name": dns_name,
+        "type": "application",
+        "listeners": [
+            {"protocol": "HTTP", "port": 80, "target_group": web},
+            {"protocol": "HTTP", "port": 8080, "target_group": admin},
+            {"protocol": "HTTP", "port": 9090, "target_group": addresses},
+        ],
+        "targets": node_ids,  # the ip group's address is no node
+    }
     assert dns_name.startswith("web-lb-")
+    by_name = {group["name"]: group for group in groups}
+    assert by_name["web"]["targets"] == node_ids[:2] and by_name["admin"]["targets"] == node_ids[1:]
+    assert by_name["by-address"]["targets"] == []
+    assert (by_name["web"]["protocol"], by_name["web"]["port"]) == ("HTTP", 80)
+    assert by_name["web"]["health_check"]["protocol"] == "HTTP" and by_name["web"]["health_check"]["path"] == "/"
+    assert "stickiness" not in by_name["web"] or by_name["web"]["stickiness"] is None
+
+
+def test_https_listener_certificate_health_check_and_stickiness(aws, network, inventory):
+    certificate = aws("acm").request_certificate(DomainName="shop.example")["CertificateArn"]
+    lb_arn = make_balancer(aws, network, "shop", [SERVICE])
+    elbv2 = aws("elbv2")
+    group = elbv2.create_target_group(
+        Name="shop", Protocol="HTTP", Port=8080, VpcId=network["vpc"], HealthCheckPath="/healthz",
+        HealthCheckPort="8081", HealthyThresholdCount=2, UnhealthyThresholdCount=4, HealthCheckIntervalSeconds=10,
+    )["TargetGroups"][0]["TargetGroupArn"]
+    elbv2.modify_target_group_attributes(TargetGroupArn=group, Attributes=[
+        {"Key": "stickiness.enabled", "Value": "true"}, {"Key": "stickiness.type", "Value": "lb_cookie"},
+        {"Key": "stickiness.lb_cookie.duration_seconds", "Value": "3600"}])
+    elbv2.create_listener(LoadBalancerArn=lb_arn, Protocol="HTTPS", Port=443,
+                          Certificates=[{"CertificateArn": certificate}],
+                          DefaultActions=[{"Type": "forward", "TargetGroupArn": group}])
+
+    [balancer] = balancers(inventory())
+
+    assert balancer["listeners"] == [{"protocol": "HTTPS", "port": 443, "certificate": certificate,
+                                      "target_group": group}]
+    [found] = balancer["target_groups"]
+    assert (found["id"], found["port"]) == (group, 8080)
+    assert found["health_check"] == {"protocol": "HTTP", "port": 8081, "path": "/healthz", "interval_s": 10,
+                                     "timeout_s": found["health_check"]["timeout_s"], "healthy_threshold": 2,
+                                     "unhealthy_threshold": 4}
+    assert found["stickiness"] == {"type": "lb_cookie", "duration_s": 3600, "cookie_name": None}
 
 
 def test_balancer_without_listeners_has_no_targets_and_its_own_name(aws, network, inventory):
