@@ -202,3 +202,21 @@ def test_copy_records_are_read_in_key_order_page_by_page(store: StateStore) -> N
     store.save_replica_objects("svc", "t", "other", [record(info("zzz-elsewhere"))])
 
     assert [item.key for item in store.iter_replica_objects("svc", "t", "c", page=3)] == sorted(keys)
+
+
+class ReversedSource(GeneratedSource):
+    """A source that lists in reverse key order."""
+
+    def iter_objects(self, bucket: str) -> Iterator[ObjectInfo]:
+        yield from reversed(list(super().iter_objects(bucket)))
+
+
+def test_a_source_out_of_key_order_into_a_new_container_is_copied_once_and_recorded(
+    target: Any, store: StateStore
+) -> None:
+    first = Replicator(ReversedSource(25), target, store, service="svc", target_name="t", page=10).replicate(["b"])
+
+    assert (first.buckets[0].objects, first.buckets[0].created_container) == (25, True)
+    assert {item.key for item in target.iter_objects("b")} == {f"objects/{n:05}" for n in range(25)}
+    again = Replicator(ReversedSource(25), target, store, service="svc", target_name="t", page=10).replicate(["b"])
+    assert (again.buckets[0].copied, again.buckets[0].skipped) == (0, 25)

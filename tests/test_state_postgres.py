@@ -100,6 +100,9 @@ def fill(store: StateStore) -> dict[str, Any]:
                                                    ReplicaObject("k2", "e2", 2, "m2", "h2", "2026-01-01T00:00:00Z")])
     store.save_replica_objects("svc", "t", "r-b", [ReplicaObject("k%1?", "e3", 3, "m3", "h3", "2026-01-03T00:00:00Z")])
     store.forget_replica_objects("svc", "t", "r-b", ["k2"])
+    paged_keys = ["b", "a/é", "a/z", "A", "a", "ü", "a b", "a%", "Z"]  # read back in code point order, 2 at a time
+    store.save_replica_objects("svc", "t", "r-p", [ReplicaObject(k, "e", 1, "m", None, "2026-01-01T00:00:00Z")
+                                                   for k in paged_keys])
     for ident, started in (("d1", "2026-01-01T00:00:00Z"), ("d2", "2026-01-02T00:00:00Z")):
         store.save_dump(DumpRecord(ident, "svc", "t", "db", "postgres", "c", f"db/{ident}", started, started, 5, "m"))
     store.mark_dumps_pruned(["d1"], "2026-01-03T00:00:00Z")
@@ -119,6 +122,7 @@ def fill(store: StateStore) -> dict[str, Any]:
         "replications": [r.to_dict() for r in store.replications("svc")],
         "last": store.last_replication("svc", "t", "b").to_dict(),
         "objects": {k: v.__dict__ for k, v in store.replica_objects("svc", "t", "r-b").items()},
+        "paged": [o.key for o in store.iter_replica_objects("svc", "t", "r-p", page=2)],
         "dumps": [d.to_dict() for d in store.dumps("svc", include_pruned=True)],
         "dumps_kept": [d.id for d in store.dumps("svc")],
         "drills": [d.to_dict() for d in store.drills("svc")],
@@ -147,6 +151,7 @@ def test_the_store_reads_back_as_on_sqlite(postgres: LocalPostgres, database: st
     assert [r["id"] for r in found["replications"]] == ["rep-2", "rep-1", "rep-3"]
     assert found["last"]["id"] == "rep-1" and found["last"]["bytes"] == 4_000_000_000  # 64-bit
     assert found["objects"]["k%1?"]["source_etag"] == "e3" and "k2" not in found["objects"]
+    assert found["paged"] == sorted(found["paged"]) and len(found["paged"]) == 9  # as Python and S3 order keys
     assert found["drills"][0]["clean"] is True and found["drills"][0]["rto_s"] == 61.5
 
 

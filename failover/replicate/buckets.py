@@ -596,7 +596,9 @@ class Replicator:
         delete: bool, *, whole: bool,
     ) -> None:
         container, result = self.target.container_name(bucket), state.result
-        target: Iterable[ObjectInfo] = listing(self.target, bucket) if existed else ()
+        # Listed when it existed, or was created by an attempt that went out of key order.
+        listed_target = existed or result.created_container
+        target: Iterable[ObjectInfo] = listing(self.target, bucket) if listed_target else ()
         refuse = functools.partial(refusal, local_disk=self.local_disk, storage=self.target, bucket=bucket)
         if whole:
             source, target = iter(sorted_listing(source)), sorted_listing(target)

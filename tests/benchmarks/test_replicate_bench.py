@@ -40,3 +40,17 @@ def test_tiny_benchmark_copies_what_it_seeded(aws_env: None, capsys: pytest.Capt
     assert cases[("s3", "2 x 6 MB")]["bytes"] == 2 * 6_000_000
     assert result["counts_match"] is True
     assert json.loads(capsys.readouterr().out) == json.loads(json.dumps(result))
+
+
+@pytest.mark.slow
+def test_tiny_scale_benchmark_measures_each_count(aws_env: None, capsys: pytest.CaptureFixture[str]) -> None:
+    bench = load_script()
+
+    result = bench.main(["--scale", "20,40", "--object-bytes", "10", "--workers", "4", "--json"])
+
+    assert [row["objects"] for row in result["rows"]] == [20, 40]
+    for row in result["rows"]:
+        assert row["counts_match"] is True and row["failover"]["copied"] == row["objects"]
+        assert row["failover"]["cpu_s"] > 0 and row["rclone"]["cpu_s"] > 0 and row["failover"]["peak_rss_mb"] > 0
+    assert "rss_growth_kb_per_object" in result and result["counts_match"] is True
+    assert json.loads(capsys.readouterr().out)["rows"][1]["objects"] == 40
