@@ -11,6 +11,10 @@
    pass in this process. The progress event nearest to half of the copy's measured duration gives
    the estimated time left; its error is |estimated - actual time left| over the copy's duration.
    Goal: within 15%.
+3. **Throughput on 1, 2 and 4 Dask workers** (``--only workers``; arguments of its own through
+   ``--fanout "..."``): :mod:`benchmarks.fanout`, the same executor and per-batch copy
+   (``failover.fanout.copy_batch``) that ``evacuate --scheduler`` hands its batches to, behind a
+   proxy capping each source connection's bandwidth, as ratios to 1 worker. Goal: 4 workers >= 3x.
 
     python -m benchmarks.evacuate                                    # 10k, 50k, 100k; 300 x 200 KB at 1 MB/s
     python -m benchmarks.evacuate --scales 1000,5000 --eta-objects 60 --json
@@ -24,6 +28,7 @@ import argparse
 import json
 import os
 import resource
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -163,6 +168,17 @@ def eta_case(moto: MotoServer, workdir: Path, objects: int, size: int, cap: floa
     return row
 
 
+CASES = ("rss", "eta", "workers")
+
+
+def _cases(value: str) -> tuple[str, ...]:
+    chosen = tuple(part.strip() for part in value.split(",") if part.strip())
+    unknown = [part for part in chosen if part not in CASES]
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(f"cases are {', '.join(CASES)}; not {', '.join(unknown) or 'nothing'}")
+    return chosen
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.evacuate", description=__doc__.split("\n\n")[0])
     parser.add_argument("--scales", default="10000,50000,100000", help="bucket sizes, ascending (objects)")
@@ -171,7 +187,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--eta-objects", type=int, default=300)
     parser.add_argument("--eta-kb", type=int, default=200)
     parser.add_argument("--eta-cap-kbps", type=float, default=1000, help="the source's bandwidth cap, KB/s")
-    parser.add_argument("--only", choices=("rss", "eta"), help="run one of the two cases")
+    parser.add_argument("--only", type=_cases, default=CASES, help="the cases to run, e.g. rss,eta (default: all three)")
+    parser.add_argument("--fanout", default="", help='arguments of the Dask workers case (benchmarks/fanout.py), e.g. "--objects 8"')
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -187,15 +204,25 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     with MotoServer() as moto, tempfile.TemporaryDirectory(prefix="bench-evacuate-") as tmp:
         (Path(tmp) / "rss").mkdir()
         (Path(tmp) / "eta").mkdir()
-        rss = rss_case(moto, Path(tmp) / "rss", scales, args.size, args.workers, log) if args.only != "eta" else []
+        rss = rss_case(moto, Path(tmp) / "rss", scales, args.size, args.workers, log) if "rss" in args.only else []
         eta = eta_case(moto, Path(tmp) / "eta", args.eta_objects, args.eta_kb * 1000, args.eta_cap_kbps * 1000,
-                       args.workers, log) if args.only != "rss" else None
+                       args.workers, log) if "eta" in args.only else None
+    workers = None
+    if "workers" in args.only:
+        from benchmarks.fanout import GOAL as WORKERS_GOAL
+        from benchmarks.fanout import main as fanout_main
+
+        workers = fanout_main(shlex.split(args.fanout))
+        four = next((case for case in workers["cases"] if case["workers"] == 4), None)
+        workers["goal"], workers["goal_met"] = WORKERS_GOAL, four is None or (four["ratio"] or 0) >= WORKERS_GOAL
     reference = rss[0]["peak_rss_mb"] if rss else 1.0
     result = {
         "rss": rss, "rss_ratio_to_smallest": [round(row["peak_rss_mb"] / reference, 2) for row in rss],
         "rss_goal_mb": RSS_GOAL_MB, "rss_goal_met": all(row["peak_rss_mb"] < RSS_GOAL_MB for row in rss),
         "eta": eta, "eta_goal": ETA_GOAL, "eta_goal_met": eta is None or eta["error"] <= ETA_GOAL,
-        "copied_all": all(row["complete"] for row in rss) and (eta is None or eta["complete"]),
+        "workers": workers, "workers_goal_met": workers is None or workers["goal_met"],
+        "copied_all": all(row["complete"] for row in rss) and (eta is None or eta["complete"])
+        and (workers is None or workers["all_copied"]),
     }
     if args.json:
         print(json.dumps(result, indent=2))
@@ -211,5 +238,5 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 if __name__ == "__main__":
     outcome = main()
     if outcome:
-        sys.exit(0 if outcome["rss_goal_met"] and outcome["eta_goal_met"] else 1 if not outcome["copied_all"] else
-                 0 if outcome["rss_goal_met"] and outcome["eta_goal_met"] else 2)
+        met = outcome["rss_goal_met"] and outcome["eta_goal_met"] and outcome["workers_goal_met"]
+        sys.exit(1 if not outcome["copied_all"] else 0 if met else 2)
