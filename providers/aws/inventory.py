@@ -33,6 +33,7 @@ COLLECTORS: list[tuple[str, str, bool]] = [
     ("ec2", "providers.aws.ec2", True),
     ("rds", "providers.aws.rds", True),
     ("elbv2", "providers.aws.elbv2", True),
+    ("autoscaling", "providers.aws.autoscaling", True),
     ("acm", "providers.aws.acm", True),
     ("unsupported", "providers.aws.unsupported", True),
     ("tagged", "providers.aws.tagged", True),
@@ -190,6 +191,7 @@ class AwsInventory:
                 raise _first_error(failed)
 
         resources = [r for f in found for r in f.resources]
+        _mark_group_members(resources)
         unsupported = [u for f in found for u in f.unsupported]
         unsupported += _left_behind([t for f in found for t in f.tagged], resources, unsupported)
         manifest = Manifest(
@@ -200,6 +202,12 @@ class AwsInventory:
             unsupported=unsupported,
         )
         return manifest.canonical()
+
+
+def _mark_group_members(resources: list[Any]) -> None:
+    from providers.aws import autoscaling  # it imports this module (Context, Found)
+
+    autoscaling.mark_members(resources)
 
 
 def _left_behind(tagged: list[Any], resources: list[Any], unsupported: list[Unsupported]) -> list[Unsupported]:
