@@ -18,6 +18,7 @@ from typing import Any
 from failover.actions.base import ActionContext, Change
 from failover.errors import InputError, ManifestError, Problem
 from failover.manifest import Manifest, Node, NodeGroup
+from failover.nodes import select_nodes
 
 GROUP_NODE_SEPARATOR = "#"
 
@@ -96,9 +97,9 @@ def selected_groups(manifest: Manifest, select: Any) -> list[NodeGroup]:
     ]
 
 
-def select_with_groups(manifest: Manifest, select: Any, select_nodes: Any) -> list[Node]:
-    """The nodes provision-nodes builds: the selected nodes that no group of the snapshot ran, then
-    the selected groups' nodes. ``select_nodes`` is :func:`failover.nodes.select_nodes`."""
+def select_with_groups(manifest: Manifest, select: Any) -> list[Node]:
+    """The nodes provision-nodes builds (and apply-firewall protects): the selected nodes that no
+    group of the snapshot ran, then the selected groups' nodes."""
     groups = groups_of(manifest)
     chosen = selected_groups(manifest, select)
     group_names = {name for group in groups.values() for name in (group.id, group.name)}

@@ -35,6 +35,7 @@ from failover.actions.base import ACTIONS, Action, ActionContext, Change, Params
 from failover.errors import Interrupted, OperationFailed
 from failover.manifest import Firewall, FirewallRule, Manifest, Node
 from failover.naming import firewall_names, node_names
+from failover.nodegroups import select_with_groups  # a scaling group's nodes in place of its members
 from failover.nodes import (
     RUN_LABEL,
     SOURCE_LABEL,
@@ -45,7 +46,6 @@ from failover.nodes import (
     node_firewalls,
     recorded,
     run_labels,
-    select_nodes,
 )
 from failover.ports import ComputeTarget, FirewallInfo, FirewallRuleInfo
 
@@ -88,14 +88,14 @@ class ApplyFirewall(Action):
     example = {"select": {"tags": {"role": "web"}}}
 
     def plan(self, ctx: ActionContext, params: ApplyFirewallParams) -> list[Change]:
-        nodes = select_nodes(ctx.manifest, params.select)
+        nodes = select_with_groups(ctx.manifest, params.select)
         compute = ctx.targets.compute
         if not compute.supports_firewalls:
             return [_cloud_init_change(ctx, node) for node in nodes if node.firewalls]
         return [_api_change(ctx, compute, group, nodes) for group in _groups_of(ctx.manifest, nodes)]
 
     def apply(self, ctx: ActionContext, params: ApplyFirewallParams) -> dict[str, Any]:
-        nodes = select_nodes(ctx.manifest, params.select)
+        nodes = select_with_groups(ctx.manifest, params.select)
         compute = ctx.targets.compute
         if not compute.supports_firewalls:
             return verify_cloud_init(ctx, nodes)
@@ -114,7 +114,7 @@ class ApplyFirewall(Action):
             return  # nothing was created: the firewalls live in the nodes' cloud-init
         ids = {item["id"]: item.get("name", item["id"]) for item in ctx.created if item["kind"] == "firewall"}
         names = firewall_names(ctx.manifest, ctx.naming_service)
-        for group in _groups_of(ctx.manifest, select_nodes(ctx.manifest, params.select)):
+        for group in _groups_of(ctx.manifest, select_with_groups(ctx.manifest, params.select)):
             found = compute.find_firewall(names[group.id])
             if found is not None and found.labels.get(RUN_LABEL) == ctx.run_id:
                 ids.setdefault(found.id, found.name)

@@ -46,15 +46,7 @@ from failover.actions.base import ACTIONS, Action, ActionContext, Change, Params
 from failover.manifest import Node
 from failover.naming import node_names
 from failover.nodegroups import group_changes, select_with_groups, selected_groups, with_group_outputs
-from failover.nodes import (
-    NodeSelector,
-    destroy_nodes,
-    ensure_nodes,
-    node_change,
-    node_outputs,
-    plan_nodes,
-    select_nodes,
-)
+from failover.nodes import NodeSelector, destroy_nodes, ensure_nodes, node_change, node_outputs, plan_nodes
 from failover.rewrite import Rewritten, build_map, rewrite_all
 
 
@@ -109,7 +101,7 @@ class ProvisionNodes(Action):
 
 def _selected(ctx: ActionContext, params: ProvisionNodesParams) -> list[Node]:
     """The selected nodes no scaling group ran, and the selected groups' nodes."""
-    return select_with_groups(ctx.manifest, params.select, select_nodes)
+    return select_with_groups(ctx.manifest, params.select)
 
 
 def _with_endpoints_rewritten(
