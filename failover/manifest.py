@@ -206,7 +206,7 @@ class NodeGroup(ResourceBase):
     max_size: int
     desired: int
     launch: LaunchSpec | None  # None: the group's template or configuration could not be read
-    subnets: list[str] = Field(default_factory=list)
+    subnet_ids: list[str] = Field(default_factory=list)  # where it launches (ids; a network's subnets are objects)
     load_balancers: list[str] = Field(default_factory=list)  # source load balancer ids (an ALB's ARN, a classic name)
     target_groups: list[str] = Field(default_factory=list)  # ALB/NLB target group ARNs it registers in
     health_check: str | None = None  # EC2 or ELB
@@ -322,7 +322,7 @@ def _canonical_resource(r: dict[str, Any]) -> dict[str, Any]:
     elif kind == "certificate":
         r["domains"] = sorted(r["domains"])
     elif kind == "node_group":
-        for key in ("subnets", "load_balancers", "target_groups", "members"):
+        for key in ("subnet_ids", "load_balancers", "target_groups", "members"):
             r[key] = sorted(r[key])
         if r.get("launch"):
             r["launch"] = dict(r["launch"], firewalls=sorted(r["launch"]["firewalls"]))

@@ -61,7 +61,7 @@ def _node_group(group: Item, region: str, launch: LaunchSpec | None, balancers: 
         max_size=group.get("MaxSize", 0),
         desired=group.get("DesiredCapacity", 0),
         launch=launch,
-        subnets=subnets,
+        subnet_ids=subnets,
         load_balancers=sorted(load_balancers),
         target_groups=target_groups,
         health_check=group.get("HealthCheckType"),

@@ -92,7 +92,7 @@ def test_groups_become_node_groups_with_their_launch_specification(taken) -> Non
     assert launch["source"] == "launch_template" and launch["id"] == groups["template"] and launch["version"] == "1"
     assert (launch["instance_type"], launch["image_id"], launch["vcpus"]) == ("t3.medium", IMAGE, 2)
     assert launch["user_data"] == WEB_USER_DATA and launch["firewalls"] == [groups["group"]]
-    assert len(web["subnets"]) == 2 and len(web["members"]) == 3
+    assert len(web["subnet_ids"]) == 2 and len(web["members"]) == 3
 
     workers = node_groups["workers"]
     assert workers["launch"]["source"] == "launch_configuration" and workers["launch"]["id"] == "worker-config"

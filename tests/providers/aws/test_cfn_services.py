@@ -147,6 +147,8 @@ def accounted_for(manifest: dict) -> set[str]:
         names |= {subnet["id"] for subnet in resource.get("subnets", [])}
         if resource.get("ip"):
             names.add(resource["ip"])  # moto's DescribeTags names an Elastic IP by its address
+        if resource.get("launch"):
+            names.add(resource["launch"]["id"])  # a node group's launch template is carried in it
     for item in manifest["unsupported"]:
         names |= {item["id"], tail(item["id"])}
     return names
@@ -177,9 +179,9 @@ def test_the_kinds_left_behind_are_named_with_their_cloudformation_types(snapsho
     assert wizard["AWS::EC2::RouteTable"] == 3 and wizard["AWS::EC2::NatGateway"] == 2
     assert wizard["AWS::EC2::InternetGateway"] == 1
     alb = unsupported_types(snapshots["asg-https-alb-sns"]["manifest"])
-    for kind in ("AWS::AutoScaling::AutoScalingGroup", "AWS::SNS::Topic", "AWS::ElasticLoadBalancingV2::TargetGroup",
-                 "AWS::IAM::Role"):
+    for kind in ("AWS::SNS::Topic", "AWS::ElasticLoadBalancingV2::TargetGroup", "AWS::IAM::Role"):
         assert alb[kind] == 1, kind
+    assert "AWS::AutoScaling::AutoScalingGroup" not in alb  # a node_group of the manifest
     assert unsupported_types(snapshots["classic-elb-two-instances"]["manifest"])[
         "AWS::ElasticLoadBalancing::LoadBalancer"] == 1
     lam = unsupported_types(snapshots["bucket-lambda-trigger"]["manifest"])
@@ -226,3 +228,16 @@ def test_a_prefix_list_rule_is_resolved_into_its_cidrs_keeping_the_list(account,
     assert https["sources"] == cidrs
     assert https["prefix_lists"] == [
         {"id": cloudfront["PrefixListId"], "name": deploy.CLOUDFRONT_PREFIX_LIST, "cidrs": cidrs}]
+
+
+def test_auto_scaling_groups_are_node_groups_with_their_launch_data_and_load_balancers(snapshots) -> None:
+    def groups(template: str) -> list[dict]:
+        return [r for r in snapshots[template]["manifest"]["resources"] if r["kind"] == "node_group"]
+
+    [alb] = groups("asg-https-alb-sns")
+    balancers = [r["id"] for r in snapshots["asg-https-alb-sns"]["manifest"]["resources"] if r["kind"] == "load_balancer"]
+    assert (alb["desired"], alb["launch"]["source"], alb["launch"]["instance_type"]) == (2, "launch_template", "m5.large")
+    assert alb["load_balancers"] == balancers and len(alb["members"]) == 2
+    [classic] = groups("asg-classic-elb-log-bucket")
+    assert (classic["launch"]["source"], classic["launch"]["instance_type"]) == ("launch_configuration", "t3.small")
+    assert len(classic["load_balancers"]) == 1 and len(classic["members"]) == 2  # the classic ELB, by its name
