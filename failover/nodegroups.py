@@ -115,6 +115,13 @@ def select_with_groups(manifest: Manifest, select: Any) -> list[Node]:
     return [node for node in plain if node.group not in groups] + group_nodes(manifest, chosen)
 
 
+def nodes_on_target(manifest: Manifest) -> list[Node]:
+    """Every node a failover builds, selected or not: the nodes no group ran, and the groups' nodes
+    (whose security-group rules name each other by group: apply-firewall's members)."""
+    groups = groups_of(manifest)
+    return [node for node in manifest.of_kind("node") if node.group not in groups] + group_nodes(manifest)
+
+
 # -- plan and outputs ------------------------------------------------------------------------
 
 

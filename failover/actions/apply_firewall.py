@@ -35,7 +35,7 @@ from failover.actions.base import ACTIONS, Action, ActionContext, Change, Params
 from failover.errors import Interrupted, OperationFailed
 from failover.manifest import Firewall, FirewallRule, Manifest, Node
 from failover.naming import firewall_names, node_names
-from failover.nodegroups import select_with_groups  # a scaling group's nodes in place of its members
+from failover.nodegroups import nodes_on_target, select_with_groups  # groups' nodes, not their members
 from failover.nodes import (
     RUN_LABEL,
     SOURCE_LABEL,
@@ -159,12 +159,11 @@ def _cloud_init_change(ctx: ActionContext, node: Node) -> Change:
 def plan_firewalls(ctx: ActionContext, compute: ComputeTarget, nodes: Sequence[Node]) -> list[FirewallPlan]:
     """The target firewall of every security group of ``nodes``, its rules translated."""
     groups = _groups_of(ctx.manifest, nodes)
-    members = {
-        group.id: [node for node in ctx.manifest.of_kind("node") if group.id in node.firewalls] for group in groups
-    }
+    built = nodes_on_target(ctx.manifest)
+    members = {group.id: [node for node in built if group.id in node.firewalls] for group in groups}
     referenced = {source for group in groups for rule in group.rules for source in rule.sources if not _is_cidr(source)}
     for group_id in referenced - members.keys():
-        members[group_id] = [node for node in ctx.manifest.of_kind("node") if group_id in node.firewalls]
+        members[group_id] = [node for node in built if group_id in node.firewalls]
     on_target = _target_nodes(ctx, compute, {node.id for listed in members.values() for node in listed})
     names = firewall_names(ctx.manifest, ctx.naming_service)
     selected = {node.id for node in nodes}

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from e2ekit import inventory, node_counts, rollback, started_world, step
+from e2ekit import WEB_FIREWALL, inventory, node_counts, rollback, started_world, step
 
 from failover.testing.world import EmulatedWorld
 
@@ -152,6 +152,9 @@ def test_the_target_runs_each_groups_desired_nodes_with_rewritten_user_data(worl
     assert "s3.amazonaws.com" not in front and "/replica-social-app-media/" in front
     jobs = user_data(world, "social-app-jobs-1")
     assert f"DATABASE_HOST={new_database}" in jobs and old["database"] not in jobs
+    nodes = world.target_nodes()
+    for name in GROUP_NODES:  # the launch spec's security group, through the firewall API
+        assert WEB_FIREWALL in nodes[name].security_groups, (name, nodes[name].security_groups)
     recorded = outputs["endpoints"]["substitutions"]
     assert recorded[old["database"]]["to"] == new_database and recorded[old["lb"]]["to"] == APP_NAME
 
