@@ -117,6 +117,16 @@ def first_group_node_journaled(world: EmulatedWorld, run_id: str) -> bool:
     return any(any(name in details for name in GROUP_NODES) for (details,) in rows)
 
 
+def test_rewrite_endpoints_false_plans_no_substitution(world) -> None:
+    world, old = world
+    planned = world.failover("plan", "standard", "--target", world.target, "--json", *world.run_vars,
+                             "--var", "rewrite_endpoints=false")
+    assert planned.code == 0, planned.stderr
+    changes = step(planned.json(), "nodes")["changes"]
+    assert [c for c in changes if c["kind"] == "user_data" and c["operation"] == "update"] == []
+    assert {c["name"] for c in changes if c["kind"] == "node_group"} == {"front", "jobs"}
+
+
 @pytest.fixture(scope="module")
 def ran(world) -> dict[str, Any]:
     """``run standard`` killed with SIGKILL as soon as its first group node is journaled, then resumed."""
