@@ -198,3 +198,13 @@ def test_a_substituted_value_is_never_substituted_again() -> None:
     mapping = SubstitutionMap([Endpoint("a.example", "x", "a", "b.example", ""),
                                Endpoint("b.example", "x", "b", "c.example", "")])
     assert mapping.apply("a.example b.example") == "b.example c.example"
+
+
+def test_counterparts_from_earlier_steps_win_over_dns_names(snapshot) -> None:
+    outputs = {"front": {"load_balancers": {LB_ID: {"address": "203.0.113.50"}}},
+               "db-tier": {"addresses": {"i-0001": "203.0.113.9"}, "nodes": {}}}
+    mapping = build_map(snapshot, outputs, {"front": "frontdoor", "db-tier": "provision-nodes"}, planning=False)
+    assert mapping.apply(f"lb={LB_HOST} peer=198.51.100.9 other=198.51.100.10") == (
+        "lb=203.0.113.50 peer=203.0.113.9 other=198.51.100.10")
+    [unresolved] = [e for e in mapping.named_in("198.51.100.10") if e.new is None]
+    assert unresolved.of == "web (i-0002)" and "no DNS name of the service points at it" in unresolved.via
