@@ -46,6 +46,8 @@ class ResourceBase(_Model):
             del data["owned"]
         if "replica_of" in data and data["replica_of"] is None:
             del data["replica_of"]
+        if "group" in data and data["group"] is None:
+            del data["group"]
         return data
 
 
@@ -66,6 +68,9 @@ class Node(ResourceBase):
     user_data: str | None
     state: str
     zone: str | None = None
+    # A member of a scaling group: the id of its ``node_group``. provision-nodes builds the group's
+    # ``desired`` nodes from its launch specification instead of copying its members.
+    group: str | None = None
 
 
 class Volume(ResourceBase):
@@ -233,6 +238,40 @@ class LoadBalancer(ResourceBase):
         return _without_defaults(data, ("type", "target_groups", "health_check", "stickiness"))
 
 
+class LaunchSpec(_Model):
+    """What a scaling group launches: a launch template's version or a launch configuration."""
+
+    source: Literal["launch_template", "launch_configuration"]
+    id: str  # the template's id, or the configuration's name
+    name: str | None = None
+    version: str | None = None  # a template's version number, as launched
+    instance_type: str | None = None
+    vcpus: int | None = None
+    memory_mib: int | None = None
+    image_id: str | None = None
+    image_name: str | None = None
+    image_description: str | None = None
+    architecture: str | None = None
+    root_volume_gib: int | None = None
+    user_data: str | None = None
+    firewalls: list[str] = Field(default_factory=list)
+
+
+class NodeGroup(ResourceBase):
+    """A scaling group (an AWS Auto Scaling group): its bounds, what it launches, where it registers."""
+
+    kind: Literal["node_group"] = "node_group"
+    min_size: int
+    max_size: int
+    desired: int
+    launch: LaunchSpec | None  # None: the group's template or configuration could not be read
+    subnet_ids: list[str] = Field(default_factory=list)  # where it launches (ids; a network's subnets are objects)
+    load_balancers: list[str] = Field(default_factory=list)  # source load balancer ids (an ALB's ARN, a classic name)
+    target_groups: list[str] = Field(default_factory=list)  # ALB/NLB target group ARNs it registers in
+    health_check: str | None = None  # EC2 or ELB
+    members: list[str] = Field(default_factory=list)  # node ids of the instances it ran at the snapshot
+
+
 class Certificate(ResourceBase):
     kind: Literal["certificate"] = "certificate"
     domains: list[str] = Field(default_factory=list)
@@ -241,12 +280,13 @@ class Certificate(ResourceBase):
 
 
 Resource = Annotated[
-    Node | Volume | Firewall | Network | Address | Bucket | DnsZone | Database | LoadBalancer | Certificate,
+    Node | Volume | Firewall | Network | Address | Bucket | DnsZone | Database | LoadBalancer | Certificate | NodeGroup,
     Field(discriminator="kind"),
 ]
 
 KINDS: tuple[str, ...] = (
     "node", "volume", "firewall", "network", "address", "bucket", "dns_zone", "database", "load_balancer", "certificate",
+    "node_group",
 )
 
 
@@ -353,6 +393,11 @@ def _canonical_resource(r: dict[str, Any]) -> dict[str, Any]:
             r["target_groups"] = sorted(groups, key=lambda g: g["id"])
     elif kind == "certificate":
         r["domains"] = sorted(r["domains"])
+    elif kind == "node_group":
+        for key in ("subnet_ids", "load_balancers", "target_groups", "members"):
+            r[key] = sorted(r[key])
+        if r.get("launch"):
+            r["launch"] = dict(r["launch"], firewalls=sorted(r["launch"]["firewalls"]))
     return r
 
 

@@ -60,9 +60,12 @@ def target_names(service: str, resources: Iterable[ResourceBase]) -> dict[str, s
 
 
 def node_names(manifest: Manifest, service: str) -> dict[str, str]:
-    """Source id -> target node name, for the snapshot's nodes and databases (database
-    nodes are nodes too: one namespace, so a node and a database of one name cannot clash)."""
-    return target_names(service, [*manifest.of_kind("node"), *manifest.of_kind("database")])
+    """Source id -> target node name, for the snapshot's nodes, databases and node groups' nodes
+    (database nodes and group nodes are nodes too: one namespace, so none of them can clash).
+    A group's nodes are ``<service>-<group>-<n>``, keyed ``<group id>#<n>``."""
+    from failover.nodegroups import group_node_names  # it builds on the action API, which builds on this
+
+    return target_names(service, [*manifest.of_kind("node"), *manifest.of_kind("database"), *group_node_names(manifest)])
 
 
 def firewall_names(manifest: Manifest, service: str) -> dict[str, str]:

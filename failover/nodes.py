@@ -41,7 +41,7 @@ PROVISIONED_STATES = frozenset({"running", "stopped", "pending", "stopping"})
 RUN_LABEL = "failover-run"
 SOURCE_LABEL = "failover-source"
 DRILL_LABEL = "failover-drill"
-RESERVED_KEYS = frozenset({"nodes", "addresses"})
+RESERVED_KEYS = frozenset({"nodes", "addresses", "endpoints"})
 
 VIA_API = "firewall API"
 VIA_CLOUD_INIT = "cloud-init nftables"

@@ -59,6 +59,7 @@ from failover.firewalls import (
 )
 from failover.manifest import Firewall, Node
 from failover.naming import firewall_names, node_names
+from failover.nodegroups import nodes_on_target, select_with_groups  # groups' nodes, not their members
 from failover.nodes import (
     MAX_PARALLEL,
     RUN_LABEL,
@@ -70,7 +71,6 @@ from failover.nodes import (
     in_parallel,
     recorded,
     run_labels,
-    select_nodes,
 )
 from failover.ports import ComputeTarget, FirewallInfo, FirewallRuleInfo
 
@@ -101,14 +101,14 @@ class ApplyFirewall(Action):
     example = {"select": {"tags": {"role": "web"}}}
 
     def plan(self, ctx: ActionContext, params: ApplyFirewallParams) -> list[Change]:
-        nodes = select_nodes(ctx.manifest, params.select)
+        nodes = select_with_groups(ctx.manifest, params.select)
         compute = ctx.targets.compute
         if not compute.supports_firewalls:
             return [_cloud_init_change(ctx, node) for node in nodes if node.firewalls]
         return [_api_change(ctx, compute, group, nodes) for group in groups_of(ctx.manifest, nodes)]
 
     def apply(self, ctx: ActionContext, params: ApplyFirewallParams) -> dict[str, Any]:
-        nodes = select_nodes(ctx.manifest, params.select)
+        nodes = select_with_groups(ctx.manifest, params.select)
         compute = ctx.targets.compute
         if not compute.supports_firewalls:
             return verify_cloud_init(ctx, nodes)
@@ -126,7 +126,7 @@ class ApplyFirewall(Action):
         compute = ctx.targets.compute
         if not compute.supports_firewalls:
             return  # nothing was created: the firewalls live in the nodes' cloud-init
-        delete_firewalls(ctx, compute, groups_of(ctx.manifest, select_nodes(ctx.manifest, params.select)))
+        delete_firewalls(ctx, compute, groups_of(ctx.manifest, select_with_groups(ctx.manifest, params.select)))
 
 
 # -- without a firewall API: cloud-init -------------------------------------------------------
@@ -165,12 +165,11 @@ def _cloud_init_change(ctx: ActionContext, node: Node) -> Change:
 def plan_firewalls(ctx: ActionContext, compute: ComputeTarget, nodes: Sequence[Node]) -> list[FirewallPlan]:
     """The target firewall of every security group of ``nodes``, its rules translated."""
     groups = groups_of(ctx.manifest, nodes)
-    members = {
-        group.id: [node for node in ctx.manifest.of_kind("node") if group.id in node.firewalls] for group in groups
-    }
+    built = nodes_on_target(ctx.manifest)
+    members = {group.id: [node for node in built if group.id in node.firewalls] for group in groups}
     referenced = {source for group in groups for rule in group.rules for source in rule.sources if not is_cidr(source)}
     for group_id in referenced - members.keys():
-        members[group_id] = [node for node in ctx.manifest.of_kind("node") if group_id in node.firewalls]
+        members[group_id] = [node for node in built if group_id in node.firewalls]
     on_target = _target_nodes(ctx, compute, {node.id for listed in members.values() for node in listed})
     names = firewall_names(ctx.manifest, ctx.naming_service)
     selected = {node.id for node in nodes}

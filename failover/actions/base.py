@@ -48,6 +48,7 @@ class ActionContext:
     manifest: Any = None  # failover.manifest.Manifest (the snapshot)
     targets: Any = None  # failover.targets.Targets: the profile's compute, storage and dns adapters
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)  # outputs of the steps this one needs
+    needs: dict[str, str] = field(default_factory=dict)  # the steps this one needs: id -> action (known in a plan too)
     created: list[dict[str, Any]] = field(default_factory=list)  # journaled resources of this step, so far
     recorder: Any = None  # callable(dict) -> None: persist one created resource now
     cancel: threading.Event = field(default_factory=threading.Event)

@@ -15,13 +15,22 @@ the nodes carry the label ``failover-drill``; a drill adopts only nodes of its o
 never one it finds there from elsewhere (a drill measures a real creation, and its
 teardown must leave whatever was there before).
 
+A scaling group of the snapshot (``node_group``) becomes its ``desired`` nodes, built from its
+launch specification and named ``<service>-<group>-<n>`` (:mod:`failover.nodegroups`); the
+instances it ran are not copied. Source-only endpoints in user data are replaced by their target
+counterparts (:mod:`failover.rewrite`) unless ``rewrite_endpoints`` is false.
+
 Outputs, for the steps that need this one (DNS cutover, firewall, health checks)::
 
     nodes:     {<source name>: {id, name, source_id, source_name, public_ip, private_ip,
                                 size, image, state, adopted, firewall, security_groups,
                                 refused_rules, firewall_ids}}
-    addresses: {<source id>: <new public ip>}
+    addresses: {<source id>: <new public ip>}   (a group's members too: member k -> its node k)
+    endpoints: {substitutions: {<old>: {to, kind, of, via, nodes}}, unresolved: {<old>: {kind, of, why, nodes}}}
     <source name>: the same entry as under nodes (``${steps.nodes.outputs.web-1.public_ip}``)
+
+A group node's entry is keyed ``<group name>-<n>``, its ``source_id`` is ``<group id>#<n>``, and it
+carries ``group`` (the node group's id).
 
 An entry is keyed by the source node's name, or by its source id where two selected
 nodes share a name (or the name is ``nodes`` or ``addresses``). ``firewall`` says how
@@ -44,6 +53,7 @@ from failover.errors import NothingToDo
 from failover.firewalls import at_creation, creation_firewalls, delete_firewalls, initial_rules
 from failover.manifest import Node
 from failover.naming import firewall_names, node_names
+from failover.nodegroups import group_changes, select_with_groups, selected_groups, with_group_outputs
 from failover.nodes import (
     RUN_LABEL,
     VIA_API,
@@ -54,8 +64,8 @@ from failover.nodes import (
     node_firewalls,
     node_outputs,
     plan_nodes,
-    select_nodes,
 )
+from failover.rewrite import Rewritten, build_map, rewrite_all
 
 
 class ProvisionNodesParams(Params):
@@ -71,6 +81,10 @@ class ProvisionNodesParams(Params):
         "first (their rules of fixed sources) and create each node inside them; false: apply-firewall attaches "
         "them after the nodes exist.",
     )
+    rewrite_endpoints: bool = Field(
+        True, description="Replace the source-only endpoints user data names (the service's public IPs, RDS endpoints, "
+        "load balancers, S3 bucket hosts) by their target counterparts; plan lists every substitution.",
+    )
 
 
 @ACTIONS.register("provision-nodes")
@@ -82,14 +96,21 @@ class ProvisionNodes(Action):
     example = {"select": {"tags": {"role": "web"}}, "wait": True, "timeout": 600}
 
     def plan(self, ctx: ActionContext, params: ProvisionNodesParams) -> list[Change]:
-        nodes, plans = _planned_or_skip(ctx, params)
+        nodes, rewritten, plans = _planned_or_skip(ctx, params, planning=True)
         compute = ctx.targets.compute
         firewalls = _firewall_changes(ctx, nodes) if _firewalls_first(ctx, params) else []
         changes = [node_change(ctx, plan, compute.find_node(plan.name)) for plan in plans]
+        changes += group_changes(ctx, selected_groups(ctx.manifest, params.select),
+                                 node_names(ctx.manifest, ctx.naming_service))
+        if rewritten is not None:
+            return firewalls + changes + _rewrite_changes(rewritten)
         return firewalls + changes + [warning for plan in plans for warning in _old_addresses_in_user_data(ctx, plan)]
 
     def apply(self, ctx: ActionContext, params: ProvisionNodesParams) -> dict[str, Any]:
-        nodes, plans = _planned_or_skip(ctx, params)
+        nodes, rewritten, plans = _planned_or_skip(ctx, params, planning=False)
+        if rewritten is not None:
+            for change in _rewrite_changes(rewritten):
+                ctx.info(f"user data: {change.name} {change.detail}")
         if _firewalls_first(ctx, params):
             made = creation_firewalls(ctx, [node for node in nodes if node.firewalls])
             plans = [
@@ -97,11 +118,12 @@ class ProvisionNodes(Action):
                 for plan in plans
             ]
         ready = ensure_nodes(ctx, plans, wait=params.wait, timeout=params.timeout)
-        return node_outputs(plans, ready)
+        outputs = with_group_outputs(ctx.manifest, node_outputs(plans, ready))
+        return {**outputs, "endpoints": rewritten.to_dict()} if rewritten is not None else outputs
 
     def undo(self, ctx: ActionContext, params: ProvisionNodesParams) -> None:
         names = node_names(ctx.manifest, ctx.naming_service)
-        nodes = select_nodes(ctx.manifest, params.select)
+        nodes = _selected(ctx, params)
         destroy_nodes(ctx, [names[node.id] for node in nodes])
         compute = ctx.targets.compute
         if compute.supports_firewalls:  # the firewalls made before the nodes, once the nodes are gone
@@ -144,15 +166,52 @@ def _firewall_changes(ctx: ActionContext, nodes: Sequence[Node]) -> list[Change]
     return changes
 
 
-def _planned_or_skip(ctx: ActionContext, params: ProvisionNodesParams) -> tuple[list[Node], list[Any]]:
-    """The selected nodes and their plans; a step with none to create is skipped with its reason,
-    in plan and run alike."""
-    nodes = select_nodes(ctx.manifest, params.select)
+def _planned_or_skip(
+    ctx: ActionContext, params: ProvisionNodesParams, *, planning: bool
+) -> tuple[list[Node], Rewritten | None, list[Any]]:
+    """The nodes to build (their user data rewritten), what was rewritten, and their plans; a step
+    with none to create is skipped with its reason, in plan and run alike."""
+    nodes, rewritten = _with_endpoints_rewritten(ctx, params, planning=planning)
     plans = plan_nodes(ctx, nodes)
     if not plans:
-        raise NothingToDo("the selection matches no node of the snapshot" if ctx.manifest.of_kind("node")
+        raise NothingToDo("the selection matches no node of the snapshot"
+                          if ctx.manifest.of_kind("node") or ctx.manifest.of_kind("node_group")
                           else "no nodes in the snapshot")
-    return nodes, plans
+    return nodes, rewritten, plans
+
+
+def _selected(ctx: ActionContext, params: ProvisionNodesParams) -> list[Node]:
+    """The selected nodes no scaling group ran, and the selected groups' nodes."""
+    return select_with_groups(ctx.manifest, params.select)
+
+
+def _with_endpoints_rewritten(
+    ctx: ActionContext, params: ProvisionNodesParams, *, planning: bool
+) -> tuple[list[Node], Rewritten | None]:
+    """The nodes to build, their user data rewritten (unless ``rewrite_endpoints`` is off), and what was."""
+    nodes = _selected(ctx, params)
+    if not params.rewrite_endpoints:
+        return nodes, None
+    has_storage = ctx.manifest.of_kind("bucket") and getattr(ctx.targets, "has", lambda _: False)("storage")
+    storage = ctx.targets.storage if has_storage else None
+    mapping = build_map(ctx.manifest, ctx.outputs, ctx.needs, planning=planning, storage=storage)
+    names = node_names(ctx.manifest, ctx.naming_service)
+    texts, rewritten = rewrite_all(mapping, [(names[node.id], node.user_data) for node in nodes])
+    return [node.model_copy(update={"user_data": text}) for node, text in zip(nodes, texts, strict=True)], rewritten
+
+
+def _rewrite_changes(rewritten: Rewritten) -> list[Change]:
+    """The substitution map as plan lines: one per endpoint the user data names."""
+    changes = [
+        Change("update", "user_data", old, f"-> {entry['to'] or '(' + entry['via'] + ')'}: {entry['kind']} {entry['of']}"
+               + (f", via {entry['via']}" if entry["to"] else "") + f"; in {', '.join(entry['nodes'])}")
+        for old, entry in rewritten.substitutions.items()
+    ]
+    return changes + [
+        Change("check", "user_data", old, f"warning: {entry['kind']} {entry['of']} has no counterpart on the target "
+               f"({entry['why']}); left unchanged in {', '.join(entry['nodes'])}")
+        for old, entry in rewritten.unresolved.items()
+    ]
 
 
 def _old_addresses_in_user_data(ctx: ActionContext, plan: Any) -> list[Change]:

@@ -1,7 +1,7 @@
 """``node-mapping``: every node a failover would recreate gets a target size and image.
 
 The nodes are the snapshot's running or stopped ones (what ``provision-nodes`` recreates
-by default), mapped exactly as its plan maps them (:mod:`failover.mapping`): the
+by default; a scaling group's members give way to the group's nodes, from its launch specification), mapped exactly as its plan maps them (:mod:`failover.mapping`): the
 profile's ``sizes`` and ``images`` overrides first, then the target's catalogue in the
 profile's location. So are the database nodes the playbook's ``restore-databases`` steps
 would create (node mode): sized from the instance class, on the image it asks for
@@ -20,11 +20,19 @@ from failover.databases.node import DB_IMAGE_NAME, database_node, node_problem
 from failover.errors import FailoverError
 from failover.manifest import Node
 from failover.mapping import map_nodes, node_label
+from failover.nodegroups import group_nodes, groups_of
 from failover.nodes import PROVISIONED_STATES
 from failover.playbook import load_playbook
 from failover.templates import resolve
 
 MAX_SHOWN = 5
+
+
+def nodes_to_build(manifest: Any) -> list[Node]:
+    """The running or stopped nodes no scaling group ran, and the groups' nodes (their launch specification)."""
+    groups = groups_of(manifest)
+    plain = [node for node in manifest.of_kind("node") if node.state in PROVISIONED_STATES and node.group not in groups]
+    return plain + group_nodes(manifest)
 
 
 @CHECKS.register("node-mapping")
@@ -34,7 +42,7 @@ class NodeMapping(Check):
     needs_snapshot = True
 
     def run(self, ctx: CheckContext) -> Outcome:
-        nodes = [node for node in ctx.manifest.of_kind("node") if node.state in PROVISIONED_STATES]
+        nodes = nodes_to_build(ctx.manifest)
         databases, refused = database_nodes(ctx)
         if not nodes and not databases and not refused:
             return passed("no running or stopped node in the snapshot, and no database node to create")

@@ -107,6 +107,7 @@ class StepPass:
             run_id=self.run.id, step_id=step.id, service=self.run.service, dry_run=dry_run, config=self.config,
             target_name=self.run.target, manifest=self.manifest, targets=self.targets,
             outputs={need: self.outputs[need] for need in step.needs if need in self.outputs}, created=created,
+            needs={need: self.steps[need].action for need in step.needs if need in self.steps},
             recorder=record if journal is not None else None, cancel=cancel,
             log=lambda message: self.observer.step_log(step.id, message), drill_prefix=self.run.drill_prefix,
         )

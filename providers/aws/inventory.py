@@ -34,6 +34,7 @@ COLLECTORS: list[tuple[str, str, bool]] = [
     ("rds", "providers.aws.rds", True),
     ("elbv2", "providers.aws.elbv2", True),
     ("elb", "providers.aws.elb", True),
+    ("autoscaling", "providers.aws.autoscaling", True),
     ("acm", "providers.aws.acm", True),
     ("unsupported", "providers.aws.unsupported", True),
     ("tagged", "providers.aws.tagged", True),
@@ -191,6 +192,7 @@ class AwsInventory:
                 raise _first_error(failed)
 
         resources = [r for f in found for r in f.resources]
+        _mark_group_members(resources)
         unsupported = [u for f in found for u in f.unsupported]
         unsupported += _left_behind([t for f in found for t in f.tagged], resources, unsupported)
         manifest = Manifest(
@@ -201,6 +203,12 @@ class AwsInventory:
             unsupported=unsupported,
         )
         return manifest.canonical()
+
+
+def _mark_group_members(resources: list[Any]) -> None:
+    from providers.aws import autoscaling  # it imports this module (Context, Found)
+
+    autoscaling.mark_members(resources)
 
 
 def _left_behind(tagged: list[Any], resources: list[Any], unsupported: list[Unsupported]) -> list[Unsupported]:

@@ -270,8 +270,6 @@ REASONS: dict[str, str] = {
     "AWS::ElasticLoadBalancingV2::TargetGroup": "target groups are AWS's; the target's load balancing is set up by "
     "hand",
     "AWS::ElasticLoadBalancingV2::Listener": "listeners are AWS's; the target's load balancing is set up by hand",
-    "AWS::AutoScaling::AutoScalingGroup": "no failover action moves Auto Scaling groups; its current instances are "
-    "moved as nodes, the scaling policy is not",
     "AWS::IAM::Role": "IAM roles exist only in AWS; grant the equivalent access on the target by hand",
     "AWS::SNS::Topic": "no failover action moves SNS topics; recreate the notifications on the target",
     "AWS::CloudFormation::Stack": "the stack that built these resources; its template is not replayed on the target",
@@ -281,7 +279,7 @@ MODELLED = {
     "AWS::EC2::Instance", "AWS::EC2::Volume", "AWS::EC2::SecurityGroup", "AWS::EC2::VPC", "AWS::EC2::EIP",
     "AWS::S3::Bucket", "AWS::Route53::HostedZone", "AWS::RDS::DBInstance", "AWS::ElasticLoadBalancingV2::LoadBalancer",
     "AWS::ElasticLoadBalancing::LoadBalancer",
-    "AWS::CertificateManager::Certificate",
+    "AWS::CertificateManager::Certificate", "AWS::AutoScaling::AutoScalingGroup",
 }
 MODELLED_REASON = "tagged, but not taken into the manifest (terminated, deleted meanwhile, or not readable)"
 
@@ -299,10 +297,13 @@ def left_behind(tagged: Iterable[Tagged], resources: Iterable[Any], unsupported:
     covered: set[str] = set()
     for resource in resources:
         covered |= {resource.id, short_id(resource.id)}
-        covered |= {subnet.id for subnet in getattr(resource, "subnets", [])}
+        if resource.kind == "network":
+            covered |= {subnet.id for subnet in resource.subnets}
         covered |= {group.id for group in getattr(resource, "target_groups", [])}  # a balancer's own groups
         if getattr(resource, "ip", None):  # moto's DescribeTags names an Elastic IP by its address
             covered.add(resource.ip)
+        if getattr(resource, "launch", None) is not None:  # a node group's launch template is carried with it
+            covered.add(resource.launch.id)
     reported = {(item.type, short_id(item.id)) for item in unsupported}
     return [
         item for item in distinct(tagged)

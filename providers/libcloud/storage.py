@@ -312,6 +312,19 @@ class LibcloudStorage:
             chunks = self.driver.download_object_as_stream(native, chunk_size=CHUNK_SIZE)
         return self._translated(chunks, action)
 
+    def container_url(self, bucket: str) -> str | None:
+        """The replica container's address, path style (``http://host:port/<container>``, Azure's
+        account prefix included), with no request made; None on local disk and for drivers that
+        address containers otherwise. What a node's user data names instead of an S3 bucket host."""
+        driver = self.driver
+        if _is_local_disk(driver) or not callable(getattr(driver, "_get_container_path", None)):
+            return None
+        connection = driver.connection
+        scheme = "https" if driver.secure else "http"
+        port = f":{connection.port}" if connection.port and int(connection.port) != (443 if driver.secure else 80) else ""
+        path = connection.morph_action_hook("/" + quote(self.container_name(bucket), safe=""))
+        return f"{scheme}://{connection.host}{port}{path}"
+
     @retried
     def object_url(self, bucket: str, key: str, expires_s: float) -> str | None:
         """A time-limited GET URL of one object where the provider signs them (S3, Azure Blob);

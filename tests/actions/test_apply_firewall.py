@@ -330,3 +330,29 @@ def test_nodes_provisioned_without_the_cloud_init_firewall_fail_the_check(no_fir
 
     with pytest.raises(OperationFailed, match="social-app-db-1: provision-nodes wrote firewall API"):
         apply(firewall_context(no_firewall_api, nodes))
+
+
+def test_a_scaling_groups_nodes_get_its_launch_specs_groups_and_its_members_none(config, target) -> None:
+    from targetkit import UBUNTU_TRUSTY, UBUNTU_TRUSTY_ID
+
+    from failover.manifest import LaunchSpec, NodeGroup
+
+    launch = LaunchSpec(source="launch_template", id="lt-web", instance_type="t3.medium", vcpus=2, memory_mib=4096,
+                        image_id=UBUNTU_TRUSTY_ID, image_name=UBUNTU_TRUSTY, firewalls=["sg-0web"])
+    group = NodeGroup(id="web", name="web", region="us-east-1", min_size=1, max_size=3, desired=2, launch=launch,
+                      members=["i-0001", "i-0002"])
+    members = [node("web", "i-0001", firewalls=["sg-0web"], group="web"),
+               node("web", "i-0002", firewalls=["sg-0web"], group="web")]
+    snapshot = manifest(WEB, DB, *members, node("db-1", "i-0003", firewalls=["sg-0db"]), group)
+    outputs = ProvisionNodes().apply(context(config, snapshot), ProvisionNodesParams())
+
+    ApplyFirewall().apply(context(config, snapshot, step_id="firewall", outputs={"nodes": outputs}),
+                          ApplyFirewallParams())
+
+    assert attached(target) == {"social-app-web-1": {"social-app-social-web"},
+                                "social-app-web-2": {"social-app-social-web"},
+                                "social-app-db-1": {"social-app-social-db"}}
+    # the group's nodes are the members of sg-0web that sg-0db admits on 5432: their new private addresses
+    private = {entry["private_ip"] for entry in outputs["nodes"].values() if entry.get("group") == "web"}
+    sources = {fact[3] for fact in permissions(groups(target)["social-app-social-db"], "ingress") if fact[1] == 5432}
+    assert {source.split("/")[0] for source in sources} == private

@@ -170,7 +170,7 @@ def test_outputs_key_nodes_by_source_name_and_map_source_ids_to_new_addresses(co
         "firewall_ids": [g["GroupId"] for g in instances["social-app-web-1"]["SecurityGroups"]],
     }
     assert len(entry["firewall_ids"]) == len(web_1.firewalls)  # created in its firewalls (the target's EC2)
-    assert set(outputs) == {"nodes", "addresses", "web-1", "web-2"}
+    assert set(outputs) == {"nodes", "addresses", "endpoints", "web-1", "web-2"}
     assert outputs["addresses"] == {e["source_id"]: e["public_ip"] for e in outputs["nodes"].values()}
     json.dumps(outputs)  # journaled as JSON
 
@@ -504,9 +504,18 @@ def test_user_data_naming_the_old_public_addresses_is_a_warning_in_the_plan(conf
         node("web-1", "i-0001", public_ip="198.51.100.20", user_data=advertises),
         node("web-2", "i-0002", public_ip="198.51.100.2", user_data="#!/bin/sh\necho 198.51.100.200\n"),
     )
-    changes = ProvisionNodes().plan(context(config, snapshot), ProvisionNodesParams())
+    unrewritten = ProvisionNodesParams(rewrite_endpoints=False)
+    changes = ProvisionNodes().plan(context(config, snapshot), unrewritten)
 
     warnings = [c for c in changes if c.kind == "user_data"]
     assert [(c.operation, c.name) for c in warnings] == [("check", "social-app-web-1")]  # .200 is not .20 nor .2
     assert warnings[0].detail == ("warning: the user data names the source's address 198.51.100.20; "
                                   "it is copied unchanged and will not point at the target")
+
+    # rewriting (the default): the address has no counterpart (its node is built in this very step,
+    # and no DNS name points at it), so it is a warning of the substitution map, naming the node
+    changes = ProvisionNodes().plan(context(config, snapshot), ProvisionNodesParams())
+    warnings = [c for c in changes if c.kind == "user_data"]
+    assert [(c.operation, c.name) for c in warnings] == [("check", "198.51.100.20")]
+    assert "web-1 (i-0001) has no counterpart" in warnings[0].detail
+    assert warnings[0].detail.endswith("left unchanged in social-app-web-1")

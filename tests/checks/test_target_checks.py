@@ -122,6 +122,22 @@ def test_every_node_maps_onto_a_size_and_an_image(kit: Kit) -> None:
     assert result.detail.startswith("2 nodes mapped onto ")
 
 
+def test_a_scaling_groups_nodes_are_mapped_from_its_launch_spec_not_its_members(kit: Kit) -> None:
+    from failover.manifest import LaunchSpec, NodeGroup
+
+    launch = LaunchSpec(source="launch_template", id="lt-1", instance_type="t3.large", vcpus=2, memory_mib=8192,
+                        image_id="ami-1e749f67", image_name="ubuntu/images/hvm-ssd/ubuntu-trusty-14.04-amd64-server-20170727")
+    group = NodeGroup(id="front", name="front", region="us-east-1", min_size=1, max_size=4, desired=2,
+                      launch=launch, members=["i-m1"])
+    # the member's image has no equivalent: it would fail the check if it were mapped
+    member = node("front", "i-m1", group="front", image_id="ami-0amzn", image_name="al2023-ami-2023.4.20240401.0")
+    kit.snapshot(node("web-1", "i-web1"), member, group)
+    result = kit.run("node-mapping")
+    assert result.status == "pass", result.detail
+    assert set(result.data["nodes"]) == {"web-1 (i-web1)", "front-1 (front#1)", "front-2 (front#2)"}
+    assert result.detail.startswith("3 nodes mapped onto ")
+
+
 def test_an_override_naming_no_size_fails_naming_the_node_and_the_override(kit: Kit) -> None:
     kit.write(profile=kit.profile(sizes={"t3.medium": "no-such-size"}))
     kit.snapshot(node("web-1", "i-web1"), node("web-2", "i-web2"), node("worker-1", "i-w1", instance_type="t3.large"))

@@ -133,7 +133,9 @@ def test_nodes_on_the_default_vpcs_shared_group_plan_and_run(world: EmulatedWorl
     # the default VPC and the nodes' root volumes are dependencies too; nothing is moved for them
     assert {r["kind"] for r in dependencies} == {"firewall", "network", "volume"}
     assert {r["id"] for r in dependencies if r["kind"] == "volume"} == {v for node in nodes for v in node["volumes"]}
-    assert taken["left_behind"]["AWS::AutoScaling::AutoScalingGroup"] == 1
+    assert "AWS::AutoScaling::AutoScalingGroup" not in taken["left_behind"]  # a node_group: its 2 nodes are built
+    [node_group] = [r for r in manifest["resources"] if r["kind"] == "node_group"]
+    assert sorted(node_group["members"]) == sorted(node["id"] for node in nodes)
     assert_plan_predicts_run(plan, run)
     new = set(world.target_nodes()) - before
     assert len(new) == 2, new

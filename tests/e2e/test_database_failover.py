@@ -7,6 +7,8 @@ dump (the target database stays empty)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from e2ekit import (
     BUCKET,
@@ -49,8 +51,10 @@ def test_source_and_its_database_gone_run_standard_restores_objects_and_the_data
 
         unset = run_standard(world, "--var", "database_dsn_env=FAILOVER_WORLD_NO_SUCH_DSN")
         assert unset.code == 2
+        standard = (Path(__file__).resolve().parents[2] / "playbooks" / "standard.yaml").read_text().splitlines()
+        line = next(number for number, text in enumerate(standard, 1) if "dsn_env:" in text and "with:" in text)
         assert unset.stderr.strip().splitlines() == [
-            "failover: error: builtin:standard:23: steps[3].with: dsn_env: environment variable "
+            f"failover: error: builtin:standard:{line}: steps[3].with: dsn_env: environment variable "
             + "FAILOVER_WORLD_NO_SUCH_DSN is not set"
         ]
         assert node_counts(world) == {}  # invalid input: nothing was changed

@@ -148,6 +148,8 @@ def accounted_for(manifest: dict) -> set[str]:
         names |= {group["id"] for group in resource.get("target_groups", [])}  # a balancer's groups are part of it
         if resource.get("ip"):
             names.add(resource["ip"])  # moto's DescribeTags names an Elastic IP by its address
+        if resource.get("launch"):
+            names.add(resource["launch"]["id"])  # a node group's launch template is carried in it
     for item in manifest["unsupported"]:
         names |= {item["id"], tail(item["id"])}
     return names
@@ -178,8 +180,9 @@ def test_the_kinds_left_behind_are_named_with_their_cloudformation_types(snapsho
     assert wizard["AWS::EC2::RouteTable"] == 3 and wizard["AWS::EC2::NatGateway"] == 2
     assert wizard["AWS::EC2::InternetGateway"] == 1
     alb = unsupported_types(snapshots["asg-https-alb-sns"]["manifest"])
-    for kind in ("AWS::AutoScaling::AutoScalingGroup", "AWS::SNS::Topic", "AWS::IAM::Role"):
+    for kind in ("AWS::SNS::Topic", "AWS::IAM::Role"):
         assert alb[kind] == 1, kind
+    assert "AWS::AutoScaling::AutoScalingGroup" not in alb  # a node_group of the manifest
     # a balancer's target groups and a classic balancer are manifest resources, not left behind
     assert "AWS::ElasticLoadBalancingV2::TargetGroup" not in alb
     balancers = [r for r in snapshots["asg-https-alb-sns"]["manifest"]["resources"] if r["kind"] == "load_balancer"]
@@ -272,3 +275,16 @@ def test_a_prefix_list_rule_is_resolved_into_its_cidrs_keeping_the_list(account,
     assert https["sources"] == cidrs
     assert https["prefix_lists"] == [
         {"id": cloudfront["PrefixListId"], "name": deploy.CLOUDFRONT_PREFIX_LIST, "cidrs": cidrs}]
+
+
+def test_auto_scaling_groups_are_node_groups_with_their_launch_data_and_load_balancers(snapshots) -> None:
+    def groups(template: str) -> list[dict]:
+        return [r for r in snapshots[template]["manifest"]["resources"] if r["kind"] == "node_group"]
+
+    [alb] = groups("asg-https-alb-sns")
+    balancers = [r["id"] for r in snapshots["asg-https-alb-sns"]["manifest"]["resources"] if r["kind"] == "load_balancer"]
+    assert (alb["desired"], alb["launch"]["source"], alb["launch"]["instance_type"]) == (2, "launch_template", "m5.large")
+    assert alb["load_balancers"] == balancers and len(alb["members"]) == 2
+    [classic] = groups("asg-classic-elb-log-bucket")
+    assert (classic["launch"]["source"], classic["launch"]["instance_type"]) == ("launch_configuration", "t3.small")
+    assert len(classic["load_balancers"]) == 1 and len(classic["members"]) == 2  # the classic ELB, by its name
