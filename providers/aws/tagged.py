@@ -299,7 +299,8 @@ def left_behind(tagged: Iterable[Tagged], resources: Iterable[Any], unsupported:
         covered |= {resource.id, short_id(resource.id)}
         if resource.kind == "network":
             covered |= {subnet.id for subnet in resource.subnets}
-        covered |= {group.id for group in getattr(resource, "target_groups", [])}  # a balancer's own groups
+        # a balancer's own target groups (objects), a node group's (ARNs)
+        covered |= {getattr(group, "id", group) for group in getattr(resource, "target_groups", [])}
         if getattr(resource, "ip", None):  # moto's DescribeTags names an Elastic IP by its address
             covered.add(resource.ip)
         if getattr(resource, "launch", None) is not None:  # a node group's launch template is carried with it
