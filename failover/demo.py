@@ -416,8 +416,10 @@ class EmbeddedClouds:
         dns = LibcloudDns(DnsSpec(driver=DNS_DRIVER, options={"path": str(self.source_dns_file)}))
         zone = dns.create_zone(ZONE)
         for record in route53.list_resource_record_sets(HostedZoneId=zone_id)["ResourceRecordSets"]:
-            if record["Type"] not in ("SOA", "NS"):  # the zone file has its own
-                values = [value["Value"] for value in record.get("ResourceRecords", [])]
+            values = [value["Value"] for value in record.get("ResourceRecords", [])]
+            # the zone file has its own SOA and NS; an alias (to the load balancer, which a libcloud
+            # source does not read) has no values a zone file could hold
+            if record["Type"] not in ("SOA", "NS") and values:
                 dns.set_record(zone, record["Name"], record["Type"], record.get("TTL", 300), values)
 
 

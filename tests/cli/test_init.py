@@ -111,7 +111,9 @@ def test_writes_a_config_that_validate_and_inventory_accept(two_services, tmp_pa
 
     taken = failover(tmp_path, "inventory", "--json", env=two_services)
     assert taken.returncode == 0, taken.stderr
-    assert json.loads(taken.stdout)["snapshot"]["counts"] == {"node": 1, "bucket": 1, "database": 1}
+    counts = json.loads(taken.stdout)["snapshot"]["counts"]
+    # the node's untagged root volume and VPC come along as dependencies (owned: false)
+    assert counts == {"node": 1, "bucket": 1, "database": 1, "network": 1, "volume": 1}
 
 
 def test_several_selectors_are_all_required(two_services, tmp_path: Path) -> None:

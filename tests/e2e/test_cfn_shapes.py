@@ -138,7 +138,8 @@ def test_nodes_on_the_default_vpcs_shared_group_plan_and_run(world: EmulatedWorl
     assert sorted(node_group["members"]) == sorted(node["id"] for node in nodes)
     assert_plan_predicts_run(plan, run)
     new = set(world.target_nodes()) - before
-    assert len(new) == 2, new
+    assert len(new) == 3, new  # the group's 2 nodes and the ALB's HAProxy node
+    assert sum("-lb-" in name for name in new) == 1, new
     assert any(name.endswith("default") for name in world.security_groups()), world.security_groups()
 
 

@@ -6,7 +6,9 @@ nodes from its launch specification, named ``social-app-<group>-<n>``; the user 
 nodes names the restored database's node and the DNS name in front of the ALB, not the old
 endpoints; ``plan`` lists every substitution. The run is killed (SIGKILL) the moment the journal
 holds its first group node, then resumed: no node exists twice; rollback then removes every group
-node. Read from the emulators."""
+node. The ALB comes back as a HAProxy node whose backends are the ``front`` group's new nodes, its
+HTTPS listener served with the profile's certificate and checked on ``/healthz``, and the name that
+pointed at the ALB points at it after cutover. Read from the emulators."""
 
 from __future__ import annotations
 
@@ -18,8 +20,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import yaml
 from e2ekit import WEB_FIREWALL, inventory, node_counts, rollback, started_world, step
 
+from failover.cloudinit import cloud_config_parts
+from failover.demo import write_demo_certificate
+from failover.haproxy import CONFIG_PATH
 from failover.testing.world import EmulatedWorld
 
 GROUP_NODES = {"social-app-front-1", "social-app-front-2", "social-app-front-3", "social-app-jobs-1"}
@@ -71,6 +77,10 @@ def grow_scaling_groups(world: EmulatedWorld) -> dict[str, str]:
 def world() -> Iterator[tuple[EmulatedWorld, dict[str, str]]]:
     with started_world(storage="azurite") as world:
         old = grow_scaling_groups(world)
+        # the HTTPS listener's certificate from the profile (ACM's key cannot be exported)
+        config = yaml.safe_load(world.config_path.read_text(encoding="utf-8"))
+        config["targets"][world.target]["tls"] = write_demo_certificate(world.workdir)
+        world.config_path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
         inventory(world)
         yield world, old
 
@@ -167,6 +177,21 @@ def test_the_target_runs_each_groups_desired_nodes_with_rewritten_user_data(worl
         assert WEB_FIREWALL in nodes[name].security_groups, (name, nodes[name].security_groups)
     recorded = outputs["endpoints"]["substitutions"]
     assert recorded[old["database"]]["to"] == new_database and recorded[old["lb"]]["to"] == APP_NAME
+
+
+def test_the_front_groups_nodes_are_behind_the_new_https_balancer(world, ran) -> None:
+    world, old = world
+    assert ran["status"] == "succeeded", ran["error"]
+    balancer = step(ran, "front-door")["outputs"]["load_balancers"][old["lb_id"]]
+    nodes = world.target_nodes()
+    lb_node = nodes["social-app-lb-front"]
+    assert balancer["address"] == lb_node.public_ip
+    [cloud_config] = cloud_config_parts(user_data(world, "social-app-lb-front"))
+    config = next(item["content"] for item in cloud_config["write_files"] if item["path"] == CONFIG_PATH)
+    front_private = sorted(nodes[f"social-app-front-{n}"].private_ip for n in (1, 2, 3))
+    assert sorted(re.findall(r"server s\d+ (\S+):80 check", config)) == front_private  # the group's nodes, not jobs
+    assert re.search(r"bind \S*:443 .*ssl crt", config) and "uri /healthz" in config
+    assert world.dns(f"{APP_NAME}.", "A") == [lb_node.public_ip]  # the CNAME to the ALB names the new balancer
 
 
 def test_after_the_kill_and_resume_no_node_exists_twice(world, ran) -> None:

@@ -145,7 +145,8 @@ def accounted_for(manifest: dict) -> set[str]:
     for resource in manifest["resources"]:
         names |= {resource["id"], tail(resource["id"])}
         names |= {subnet["id"] for subnet in resource.get("subnets", [])}
-        names |= {group["id"] for group in resource.get("target_groups", [])}  # a balancer's groups are part of it
+        # a balancer's groups (objects) are part of it; a node group names its groups by ARN
+        names |= {group["id"] if isinstance(group, dict) else group for group in resource.get("target_groups", [])}
         if resource.get("ip"):
             names.add(resource["ip"])  # moto's DescribeTags names an Elastic IP by its address
         if resource.get("launch"):

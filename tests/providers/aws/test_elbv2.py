@@ -168,4 +168,4 @@ def test_the_untagged_certificates_of_https_listeners_are_dependencies(aws, netw
         False, {}, ["example.com", "www.example.com"])
     assert "owned" not in certificates[own["CertificateArn"]]  # tagged: the service's own, from ACM's listing
     [balancer] = balancers(manifest)
-    assert balancer["listeners"] == [{"protocol": "HTTPS", "port": 443}, {"protocol": "HTTPS", "port": 8443}]
+    assert [(item["protocol"], item["port"]) for item in balancer["listeners"]] == [("HTTPS", 443), ("HTTPS", 8443)]
