@@ -4,20 +4,18 @@ two local HTTP backends, one of them failing its health check."""
 
 from __future__ import annotations
 
-import contextlib
 import shutil
-import socket
 import ssl
 import subprocess
 import threading
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import yaml
+from httpkit import Backend, free_port
 from tlskit import pem_pair
 
 from failover.config import TargetProfile
@@ -220,45 +218,6 @@ def test_the_node_cloud_config_installs_haproxy_its_configuration_certificates_a
 
 
 # -- the real HAProxy in front of two local backends ----------------------------------------------
-
-
-class Backend:
-    """A local HTTP server answering ``/`` with its name, and ``/healthz`` with ``health``."""
-
-    def __init__(self, name: str, health: int) -> None:
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                status, body = (outer.health, b"health") if self.path == "/healthz" else (200, name.encode())
-                if self.path != "/healthz":
-                    outer.served += 1
-                self.send_response(status)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: object) -> None:
-                return None
-
-            def handle(self) -> None:
-                with contextlib.suppress(ConnectionError):  # HAProxy's checks close once they read the status
-                    super().handle()
-
-        self.health, self.served = health, 0
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture

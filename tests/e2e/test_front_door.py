@@ -12,18 +12,17 @@ import base64
 import contextlib
 import re
 import shutil
-import socket
 import subprocess
 import threading
 import urllib.request
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import boto3
 import pytest
 import yaml
 from e2ekit import rollback, run_standard, started_world, step
+from httpkit import Backend, free_port
 
 from failover.cloudinit import cloud_config_parts
 from failover.haproxy import CONFIG_PATH
@@ -100,38 +99,6 @@ def haproxy_config(world: EmulatedWorld, instance_id: str) -> str:
 def lb_nodes(world: EmulatedWorld) -> list[dict[str, Any]]:
     return [node for node in world.target_instances()
             if any(tag["Key"] == "Name" and tag["Value"] == LB_NODE for tag in node.get("Tags", []))]
-
-
-class Backend:
-    def __init__(self, name: str, health: int) -> None:
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                status, body = (outer.health, b"health") if self.path == "/healthz" else (200, name.encode())
-                self.send_response(status)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                with contextlib.suppress(ConnectionError):  # HAProxy's checks close once they read the status
-                    self.wfile.write(body)
-
-            def log_message(self, format: str, *args: object) -> None:
-                return None
-
-        self.health = health
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def run_locally(config: str, servers: dict[str, int], port: int, directory) -> subprocess.Popen:
