@@ -20,6 +20,7 @@ same bytes) and the coordinator, :func:`copy_buckets`, keeps exactly one result 
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -31,11 +32,23 @@ from typing import Any, Protocol
 
 from failover.adapters import source_provider, source_storage, storage_target
 from failover.config import Config, Source, StorageSpec
-from failover.errors import FailoverError, InputError, Problem, ProviderUnreachable
+from failover.errors import InputError, Problem, ProviderUnreachable
 from failover.keytext import shown
 from failover.ports import ObjectInfo, SourceStorage, StorageTarget
-from failover.replicate.buckets import adoption, is_local_disk, listed, refusals, verify_copy
-from failover.retry import retry_requests
+from failover.replicate.buckets import (
+    PAGE,
+    CopyResult,
+    OutOfOrder,
+    copy_object,
+    diff_pages,
+    in_key_order,
+    is_local_disk,
+    listed,
+    listing,
+    local_collisions,
+    refusal,
+    sorted_listing,
+)
 
 DEFAULT_BATCH_KEYS = 50
 DEFAULT_THREADS = 16
@@ -92,9 +105,11 @@ class CopyBatch:
 
 @dataclass(frozen=True)
 class KeyResult:
-    """What became of one key: copied and verified (``ok``), gone from the source meanwhile
-    (``ok`` with ``gone``), or failed with ``error``. ``etag``: the source's, as copied;
-    ``md5``: of the bytes the target received; ``target_hash``: the target's ETag."""
+    """What became of one key, as it travels back from a worker (a plain, picklable dataclass):
+    the copy layer's :class:`~failover.replicate.buckets.CopyResult` with its bucket
+    (:meth:`of`, and back, :meth:`copy_result`). Copied and verified (``ok``), gone from the
+    source meanwhile (``ok`` with ``gone``), or failed with ``error``. ``etag``: the source's,
+    as copied; ``md5``: of the bytes the target received; ``target_hash``: the target's ETag."""
 
     bucket: str
     key: str
@@ -105,6 +120,21 @@ class KeyResult:
     target_hash: str | None = None
     gone: bool = False
     error: str | None = None
+
+    @classmethod
+    def of(cls, bucket: str, result: CopyResult, listed_size: int = 0) -> KeyResult:
+        """The wire form of ``result``; a key not copied keeps its ``listed_size``."""
+        return cls(
+            bucket=bucket, key=result.key, ok=result.error is None, size=result.size if result.ok else listed_size,
+            etag=result.etag, md5=result.md5, target_hash=result.target_hash, gone=result.gone, error=result.error,
+        )
+
+    def copy_result(self) -> CopyResult:
+        """The copy layer's result again (a failure's exception stays on the worker: its message is ``error``)."""
+        if not self.ok:
+            return CopyResult(key=self.key, etag=self.etag, error=self.error or "failed")
+        return CopyResult(key=self.key, size=self.size, etag=self.etag or "", md5=self.md5,
+                          target_hash=self.target_hash, gone=self.gone)
 
 
 # -- the worker's side -------------------------------------------------------------------------
@@ -133,46 +163,16 @@ def _adapters(ends: StorageEnds, region: str, bucket: str) -> tuple[SourceStorag
 
 
 def copy_batch(batch: CopyBatch) -> list[KeyResult]:
-    """Copy every key of ``batch``; one result per key, in order. Runs on any worker that has
-    failover installed; a failure of one key is its result, never the batch's."""
+    """Copy every key of ``batch`` through the copy layer
+    (:func:`failover.replicate.buckets.copy_object`: streamed, verified, retried afresh); one
+    result per key, in order. Runs on any worker that has failover installed; a failure of one
+    key is its result, never the batch's."""
     source, target = _adapters(batch.ends, batch.region, batch.bucket)
-    return [_copy_key(source, target, batch.bucket, item) for item in batch.keys]
-
-
-def _copy_key(source: SourceStorage, target: StorageTarget, bucket: str, item: KeyToCopy) -> KeyResult:
-    try:
-        # A transient failure mid-stream cannot resume an upload: the object is copied again, afresh.
-        return retry_requests(lambda: _stream(source, target, bucket, item))
-    except FailoverError as exc:
-        return KeyResult(bucket=bucket, key=item.key, ok=False, size=item.size, etag=item.etag, error=str(exc))
-
-
-def _stream(source: SourceStorage, target: StorageTarget, bucket: str, item: KeyToCopy) -> KeyResult:
-    opened = source.open(bucket, item.key)
-    if opened is None:
-        return KeyResult(bucket=bucket, key=item.key, ok=True, gone=True)
-    counted = _Counted(opened.chunks)
-    with opened:
-        stored = target.upload_stream(
-            bucket, item.key, counted, content_type=opened.info.content_type, meta=opened.info.meta,
-            size=opened.info.size, md5=opened.info.md5,
-        )
-    verify_copy(bucket, target.container_name(bucket), opened.info, counted.size, stored)
-    return KeyResult(
-        bucket=bucket, key=item.key, ok=True, size=counted.size, etag=opened.info.hash, md5=stored.md5,
-        target_hash=stored.hash,
-    )
-
-
-class _Counted:
-    def __init__(self, chunks: Iterable[bytes]) -> None:
-        self._chunks = chunks
-        self.size = 0
-
-    def __iter__(self) -> Iterator[bytes]:
-        for chunk in self._chunks:
-            self.size += len(chunk)
-            yield chunk
+    return [
+        KeyResult.of(batch.bucket, copy_object(source, target, batch.bucket, ObjectInfo(item.key, item.size, item.etag)),
+                     item.size)
+        for item in batch.keys
+    ]
 
 
 # -- executors ---------------------------------------------------------------------------------
@@ -393,7 +393,7 @@ def copy_buckets(
                 continue
             done.results[outcome.key] = outcome
         for done, todo in plans:
-            _tally(done, todo, listed(target, done.bucket))
+            _tally(done, todo, target)
             result.buckets.append(done)
     finally:
         if own:
@@ -402,30 +402,68 @@ def copy_buckets(
 
 
 def _plan_bucket(
-    source: SourceStorage, target: StorageTarget, bucket: str, *, local_disk: bool
+    source: SourceStorage, target: StorageTarget, bucket: str, *, local_disk: bool, page: int = PAGE,
 ) -> tuple[BucketCopy, list[ObjectInfo]]:
     """The bucket's container made ready, and what to copy into it: every object of the source
-    listing that the target can hold and does not hold already (same size and MD5)."""
-    listing = listed(source, bucket)
-    existing = listed(target, bucket) if target.container_exists(bucket) else {}
+    listing that the target can hold and does not hold already (same size and MD5), decided a
+    window at a time by :func:`~failover.replicate.buckets.diff_pages` (the fan-out keeps no
+    records); a listing out of key order is read whole and sorted instead."""
+    existed = target.container_exists(bucket)
     target.ensure_container(bucket)
-    done = BucketCopy(bucket=bucket, container=target.container_name(bucket), objects=len(listing),
-                      bytes=sum(item.size for item in listing.values()))
-    done.refused = refusals(listing, existing, local_disk=local_disk, storage=target, bucket=bucket)
-    todo = []
-    for key, item in listing.items():
-        if key in done.refused:
-            continue
-        if adoption(item, existing.get(key)) is not None:
-            done.skipped += 1
-        else:
-            todo.append(item)
+    try:
+        return _planned(source, target, bucket, existed, local_disk=local_disk, page=page, whole=False)
+    except OutOfOrder:
+        return _planned(source, target, bucket, existed, local_disk=local_disk, page=page, whole=True)
+
+
+def _planned(
+    source: SourceStorage, target: StorageTarget, bucket: str, existed: bool, *, local_disk: bool, page: int,
+    whole: bool,
+) -> tuple[BucketCopy, list[ObjectInfo]]:
+    def listings() -> tuple[Iterable[ObjectInfo], Iterable[ObjectInfo]]:
+        source_items: Iterable[ObjectInfo] = listing(source, bucket)
+        target_items: Iterable[ObjectInfo] = listing(target, bucket) if existed else ()
+        if whole:
+            return sorted_listing(source_items), sorted_listing(target_items)
+        return source_items, target_items
+
+    refuse = functools.partial(refusal, local_disk=local_disk, storage=target, bucket=bucket)
+    if local_disk:  # ``a`` beside ``a/b``: decided over one more listing of each side, in key order
+        collisions = local_collisions(*listings(), refuse)
+        refuse = functools.partial(_refused, refuse, collisions)
+    done = BucketCopy(bucket=bucket, container=target.container_name(bucket))
+    todo: list[ObjectInfo] = []
+    for batch in diff_pages(*listings(), (), refuse=refuse, page=page):
+        done.objects += batch.objects
+        done.bytes += batch.bytes
+        done.skipped += batch.unchanged  # already there: same size and MD5
+        done.refused.update(batch.refused)
+        todo += batch.copy
     return done, todo
 
 
-def _tally(done: BucketCopy, todo: list[ObjectInfo], stored: dict[str, ObjectInfo]) -> None:
-    """Count the results, each key once, and check every copy against the target's listing."""
-    for item in todo:
+def _refused(refuse: Callable[[str], str | None], collisions: dict[str, str], key: str) -> str | None:
+    return refuse(key) or collisions.get(key)
+
+
+def _tally(done: BucketCopy, todo: list[ObjectInfo], target: StorageTarget) -> None:
+    """Count the results, each key once, and check every copy against one more listing of the
+    target, merged with ``todo`` (in key order) a key at a time; a listing out of key order is
+    read whole instead."""
+    try:
+        copies = in_key_order(listing(target, done.bucket), "the target's listing")
+        copy = next(copies, None)
+        verdicts = []
+        for item in todo:
+            while copy is not None and copy.key < item.key:
+                copy = next(copies, None)
+            verdicts.append((item, copy if copy is not None and copy.key == item.key else None))
+        for _ in copies:
+            pass  # read to its end: a listing out of key order would have made the merge wrong
+    except OutOfOrder:
+        held = listed(target, done.bucket)
+        verdicts = [(item, held.get(item.key)) for item in todo]
+    for item, copy in verdicts:
         outcome = done.results.get(item.key)
         if outcome is None:
             done.failed[item.key] = "no result came back for it"
@@ -433,10 +471,8 @@ def _tally(done: BucketCopy, todo: list[ObjectInfo], stored: dict[str, ObjectInf
             done.failed[item.key] = outcome.error or "failed"
         elif outcome.gone:
             done.gone += 1
+        elif copy is None or copy.size != outcome.size or (copy.md5 is not None and copy.md5 != outcome.md5):
+            done.failed[item.key] = f"{shown(item.key)} is not stored as it was sent (size or MD5 differ)"
         else:
-            copy = stored.get(item.key)
-            if copy is None or copy.size != outcome.size or (copy.md5 is not None and copy.md5 != outcome.md5):
-                done.failed[item.key] = f"{shown(item.key)} is not stored as it was sent (size or MD5 differ)"
-            else:
-                done.copied += 1
-                done.copied_bytes += outcome.size
+            done.copied += 1
+            done.copied_bytes += outcome.size

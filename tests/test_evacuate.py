@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from failover.errors import InputError, OperationFailed
+from failover.errors import InputError
 from failover.evacuate.deadline import Rate, RateMeter, estimate, parse_deadline
-from failover.evacuate.listing import BucketDiff, Spool, diff_bucket, in_key_order
+from failover.evacuate.listing import BucketDiff, Spool, diff_into
 from failover.evacuate.order import bucket_order
 from failover.manifest import Bucket
 from failover.ports import ObjectInfo
+from failover.replicate.buckets import OutOfOrder
 from failover.state import ReplicaObject
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
@@ -103,29 +104,35 @@ def _info(key: str, size: int = 3, etag: str = "0" * 32, when: datetime | None =
     return ObjectInfo(key=key, size=size, hash=etag, md5=etag, modified=when)
 
 
-def test_the_diff_walks_both_listings_and_the_records_together() -> None:
-    source = [_info("a"), _info("b"), _info("c", etag="1" * 32), _info("d"), _info("e/../x"), _info("f")]
-    target = [_info("b"), _info("c"), _info("d"), _info("zz")]
+def test_the_diff_goes_through_diff_pages_and_counts_adopted_refused_and_unchanged() -> None:
+    source = [_info("a"), _info("b"), _info("c", etag="1" * 32), _info("d"), _info("e/../x"), _info("f"),
+              _info("g")]
+    target = [_info("b"), _info("c"), _info("d"), _info("g", etag="2" * 32), _info("zz")]
     records = [ReplicaObject("b", "0" * 32, 3, "0" * 32, None, "t"), ReplicaObject("c", "0" * 32, 3, "0" * 32, None, "t"),
                ReplicaObject("y", "0" * 32, 3, "0" * 32, None, "t")]
     copied: list[str] = []
-    adopted: list[str] = []
+    adopted: list[list[str]] = []
 
-    diff = diff_bucket(
-        source, target, records, diff=BucketDiff("bucket", "container"),
-        refusal=lambda key: "a '..' segment" if ".." in key else None, to_copy=lambda item: copied.append(item.key),
-        adopt=lambda copies: adopted.extend(copy.key for copy in copies),
+    diff = diff_into(
+        source, target, records, diff=BucketDiff("bucket", "container"), page=2,
+        refuse=lambda key: "a '..' segment" if ".." in key else None, to_copy=lambda item: copied.append(item.key),
+        adopt=lambda copies: adopted.append([copy.key for copy in copies]),
     )
 
-    assert copied == ["a", "c", "f"]  # new, changed on the source, new
-    assert adopted == ["d"]  # on the target as the source has it, unrecorded
-    assert (diff.objects, diff.bytes, diff.unchanged, diff.adopted_count, diff.to_copy) == (6, 18, 1, 1, 3)
+    assert copied == ["a", "c", "f", "g"]  # new, changed on the source, new, differing on the target
+    assert adopted == [["d"]]  # on the target as the source has it, unrecorded: recorded with its window
+    assert (diff.objects, diff.bytes, diff.unchanged, diff.adopted, diff.to_copy, diff.to_copy_bytes) == \
+        (7, 21, 1, 1, 4, 12)
     assert diff.refused == {"e/../x": "a '..' segment"}
 
 
-def test_a_listing_out_of_key_order_cannot_be_diffed_page_by_page() -> None:
-    with pytest.raises(OperationFailed, match="not in key order"):
-        list(in_key_order([_info("b"), _info("a")], "bucket x"))
+@pytest.mark.parametrize("side", ["source", "target"])
+def test_a_listing_out_of_key_order_cannot_be_diffed_page_by_page(side: str) -> None:
+    backwards, forwards = [_info("b"), _info("a")], [_info("a"), _info("b")]
+    listings = {"source": forwards, "target": forwards, side: backwards}
+    with pytest.raises(OutOfOrder, match="not in key order"):
+        diff_into(listings["source"], listings["target"], [], diff=BucketDiff("b", "c"), refuse=lambda key: None,
+                  to_copy=lambda item: None, adopt=lambda copies: None)
 
 
 def test_the_spool_gives_the_newest_objects_first_and_sorts_what_is_not_in_key_order(tmp_path: Path) -> None:
@@ -149,7 +156,7 @@ def test_the_spool_gives_the_newest_objects_first_and_sorts_what_is_not_in_key_o
 
 
 def test_the_records_are_read_in_key_order_a_page_at_a_time(tmp_path: Path) -> None:
-    from failover.evacuate.listing import recorded, recorded_totals
+    from failover.evacuate.listing import recorded_totals
     from failover.state import StateStore
 
     keys = [f"k{index:05d}" for index in range(2500)] + ["é", "Z", "a/b"]
@@ -160,7 +167,7 @@ def test_the_records_are_read_in_key_order_a_page_at_a_time(tmp_path: Path) -> N
         original = store.query
         store.query = lambda sql, params=(): queries.append(sql) or original(sql, params)  # type: ignore[method-assign]
 
-        read = [item.key for item in recorded(store, "svc", "t", "c", page=1000)]
+        read = [item.key for item in store.iter_replica_objects("svc", "t", "c", page=1000)]
 
         assert read == sorted(keys) and len(queries) == 3
         assert recorded_totals(store, "svc", "t", "c") == (2503, 5006)

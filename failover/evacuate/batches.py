@@ -3,8 +3,10 @@ result per key out, as they are done.
 
 :class:`BatchRunner` is the whole interface; :class:`LocalThreads` runs batches on this
 machine's threads (what ``failover replicate`` does too). A runner on a Dask distributed
-cluster (``--scheduler``) implements the same protocol, its workers calling
-:func:`copy_object` with their own source and target clients.
+cluster (``--scheduler``) implements the same protocol, its workers copying through the fan-out
+(:func:`failover.fanout.copy_batch`) with their own source and target clients. Either way each
+object goes through the one copy layer, :func:`failover.replicate.buckets.copy_object`, and
+comes back as its :class:`~failover.replicate.buckets.CopyResult`.
 """
 
 from __future__ import annotations
@@ -15,11 +17,11 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Protocol
 
-from failover.errors import Interrupted, OperationFailed, TransientError
-from failover.manifest import now_iso
+from failover.errors import Interrupted, ProviderError
 from failover.ports import ObjectInfo, SourceStorage, StorageTarget
-from failover.replicate.buckets import verify_copy
-from failover.retry import in_context, retry_requests
+from failover.replicate.buckets import CopyResult
+from failover.replicate.buckets import copy_object as copy_layer
+from failover.retry import in_context
 from failover.state import ReplicaObject
 
 WAKE_S = 0.5  # how often a runner waiting on copies lets its caller look at the clock
@@ -36,16 +38,35 @@ class Batch:
 
 @dataclass(frozen=True)
 class KeyResult:
-    """What became of one key: ``copy`` (the record of the copy) when copied; ``gone`` when the
-    source no longer has it; ``error`` when it could not be copied (the others go on)."""
+    """What became of one key, as a runner yields it: the copy layer's
+    :class:`~failover.replicate.buckets.CopyResult` (``result``), with the key's bucket and its
+    listed ``size`` (what a failed or stopped key leaves missing)."""
 
     bucket: str
-    key: str
     size: int
-    copy: ReplicaObject | None = None
-    gone: bool = False
-    stopped: bool = False  # cut off by the deadline: not copied, nothing stored
-    error: str | None = None
+    result: CopyResult
+
+    @property
+    def key(self) -> str:
+        return self.result.key
+
+    @property
+    def copy(self) -> ReplicaObject | None:
+        """The record of the copy, when it was copied."""
+        return self.result.record() if self.result.ok else None
+
+    @property
+    def gone(self) -> bool:
+        return self.result.gone
+
+    @property
+    def stopped(self) -> bool:
+        """Cut off by the deadline: not copied, nothing stored."""
+        return isinstance(self.result.exception, Interrupted)
+
+    @property
+    def error(self) -> str | None:
+        return None if self.stopped else self.result.error
 
 
 class BatchRunner(Protocol):
@@ -56,48 +77,18 @@ class BatchRunner(Protocol):
         half way stores nothing. Raises ProviderError when a side cannot be reached."""
 
 
-Copier = Callable[[str, ObjectInfo, threading.Event, Callable[[int], None]], ReplicaObject | None]
+Copier = Callable[[str, ObjectInfo, threading.Event, Callable[[int], None]], CopyResult]
 
 
 def copy_object(
     source: SourceStorage, target: StorageTarget, bucket: str, item: ObjectInfo, cancel: threading.Event,
     read: Callable[[int], None],
-) -> ReplicaObject | None:
-    """Stream one object from the source into the target in one request stating its size and MD5
-    (the target refuses other bytes, and an upload cut off stores nothing), verify it, and return
-    the record of the copy; None when the source no longer has it. ``read(n)`` counts bytes as
-    they pass (negative when an attempt is abandoned)."""
-    container = target.container_name(bucket)
-
-    def attempt() -> ReplicaObject | None:
-        opened = source.open(bucket, item.key)
-        if opened is None:
-            return None
-        with opened:
-            size = 0
-
-            def chunks() -> Iterator[bytes]:
-                nonlocal size
-                for chunk in opened.chunks:
-                    if cancel.is_set():
-                        raise Interrupted("evacuation stopped")
-                    size += len(chunk)
-                    read(len(chunk))
-                    yield chunk
-
-            try:
-                stored = target.upload_stream(
-                    bucket, item.key, chunks(), content_type=opened.info.content_type, meta=opened.info.meta,
-                    size=opened.info.size, md5=opened.info.md5,
-                )
-            except BaseException:
-                read(-size)
-                raise
-        verify_copy(bucket, container, opened.info, size, stored)
-        return ReplicaObject(key=item.key, source_etag=opened.info.hash or "", size=size, md5=stored.md5,
-                             target_hash=stored.hash, copied_at=now_iso())
-
-    return retry_requests(attempt)
+) -> CopyResult:
+    """One object through the copy layer (:func:`failover.replicate.buckets.copy_object`): streamed
+    in one request stating its size and MD5 (the target refuses other bytes, and an upload cut off
+    stores nothing), verified, retried afresh; ``read(n)`` counts bytes as they pass (negative
+    when an attempt is abandoned)."""
+    return copy_layer(source, target, bucket, item, cancel=cancel, read=read)
 
 
 class LocalThreads:
@@ -111,7 +102,7 @@ class LocalThreads:
 
     def run_batches(self, batches: Iterable[Batch], cancel: threading.Event) -> Iterator[KeyResult | None]:
         todo = ((batch.bucket, item) for batch in batches for item in batch.objects)
-        pending: dict[Future[ReplicaObject | None], tuple[str, ObjectInfo]] = {}
+        pending: dict[Future[CopyResult], tuple[str, ObjectInfo]] = {}
         with ThreadPoolExecutor(self.workers, thread_name_prefix="evacuate") as pool:
             try:
                 while True:
@@ -136,11 +127,8 @@ class LocalThreads:
                     wait([future for future in pending if not future.cancel()])
 
     @staticmethod
-    def _result(future: Future[ReplicaObject | None], bucket: str, item: ObjectInfo) -> KeyResult:
-        try:
-            copy = future.result()
-        except Interrupted:
-            return KeyResult(bucket, item.key, item.size, stopped=True)
-        except (OperationFailed, TransientError) as exc:  # not ProviderError: unreachable stops the pass
-            return KeyResult(bucket, item.key, item.size, error=str(exc))
-        return KeyResult(bucket, item.key, item.size, copy=copy, gone=copy is None)
+    def _result(future: Future[CopyResult], bucket: str, item: ObjectInfo) -> KeyResult:
+        result = future.result()
+        if isinstance(result.exception, ProviderError):
+            raise result.exception  # unreachable: the pass stops
+        return KeyResult(bucket, item.size, result)

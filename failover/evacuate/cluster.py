@@ -4,8 +4,8 @@
 :class:`failover.fanout.DaskExecutor`: each evacuation batch (one bucket's keys, newest first)
 becomes a secret-free :class:`failover.fanout.CopyBatch` (the config's storage specs with
 ``${env:NAME}`` unresolved; each worker reads its own environment), and each key's result
-comes back as the evacuation's :class:`~failover.evacuate.batches.KeyResult`, recorded in the
-state by the coordinator, here, once per key.
+comes back as the copy layer's :class:`~failover.replicate.buckets.CopyResult` (through the
+fan-out's wire form), recorded in the state by the coordinator, here, once per key.
 
 Batches are handed to the cluster at most two per worker thread ahead, so the priority order
 holds. When the deadline passes (``cancel``), no batch is handed out any more; batches already
@@ -22,9 +22,7 @@ from collections.abc import Iterable, Iterator
 
 from failover.evacuate.batches import WAKE_S, Batch, KeyResult
 from failover.fanout import CopyBatch, DaskExecutor, KeyToCopy, StorageEnds
-from failover.fanout import KeyResult as CopyResult
-from failover.manifest import now_iso
-from failover.state import ReplicaObject
+from failover.fanout import KeyResult as WireResult
 
 _DONE = object()
 
@@ -72,11 +70,5 @@ class ClusterRunner:
             yield _converted(item)  # type: ignore[arg-type]
 
 
-def _converted(result: CopyResult) -> KeyResult:
-    if not result.ok:
-        return KeyResult(result.bucket, result.key, result.size, error=result.error or "failed")
-    if result.gone:
-        return KeyResult(result.bucket, result.key, result.size, gone=True)
-    copy = ReplicaObject(key=result.key, source_etag=result.etag or "", size=result.size, md5=result.md5 or "",
-                         target_hash=result.target_hash, copied_at=now_iso())
-    return KeyResult(result.bucket, result.key, result.size, copy=copy)
+def _converted(result: WireResult) -> KeyResult:
+    return KeyResult(result.bucket, result.size, result.copy_result())

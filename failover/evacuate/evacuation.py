@@ -18,9 +18,10 @@ and MD5) and adopted, not copied again, by the next start.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -34,13 +35,13 @@ from failover.engine.observer import Observer
 from failover.errors import OperationFailed, ProviderError, TransientError
 from failover.evacuate.batches import Batch, BatchRunner, KeyResult, LocalThreads, copy_object
 from failover.evacuate.deadline import Estimate, RateMeter, estimate
-from failover.evacuate.listing import BucketDiff, Spool, diff_bucket, in_key_order, recorded, recorded_totals
+from failover.evacuate.listing import BucketDiff, Spool, diff_into, recorded_totals
 from failover.evacuate.order import bucket_order, priority_rank
 from failover.inventory import take_snapshot
 from failover.manifest import Bucket, Manifest, now_iso
 from failover.playbook import Playbook
 from failover.ports import ObjectInfo, SourceStorage, StorageTarget
-from failover.replicate.buckets import DEFAULT_WORKERS, is_local_disk, refusal
+from failover.replicate.buckets import DEFAULT_WORKERS, CopyResult, OutOfOrder, is_local_disk, refusal
 from failover.replicate.service import Databases, PartResult, ReplicateOptions, ReplicateProgress, Replication, Zones
 from failover.state import ReplicaObject, ReplicationRecord, SnapshotInfo, StateStore, new_id
 from failover.targets import Targets
@@ -68,7 +69,7 @@ class EvacuateOptions:
     max_passes: int | None = None  # stop after this many passes, deadline or not (benchmarks)
 
 
-RunnerFactory = Callable[[Callable[..., ReplicaObject | None], int, Callable[[int], None]], BatchRunner]
+RunnerFactory = Callable[[Callable[..., CopyResult], int, Callable[[int], None]], BatchRunner]
 
 
 @dataclass
@@ -373,41 +374,56 @@ class Evacuation:
         return self._source
 
     def _list(self, state: BucketState, spool: Spool) -> None:
-        """Diff the bucket's two listings and its records into the spool."""
+        """Diff the bucket's two listings and its records (``diff_pages``) into the spool."""
         state.new_pass()
         storage: StorageTarget = self.targets.storage
         local_disk = is_local_disk(self.targets.profile.storage)
         state.listed_at = now_iso()
-        if not storage.container_exists(state.bucket):
+        existed = storage.container_exists(state.bucket)
+        if not existed:
             storage.ensure_container(state.bucket)
-            target_listing: Iterator[ObjectInfo] = iter(())
-        else:
-            target_listing = storage.iter_objects(state.bucket)
-            if local_disk:  # local disk walks folders: not in key order
-                target_listing = spool.sorted_by_key(f"target:{state.bucket}", target_listing)
-        source_listing = self._source_storage().iter_objects(state.bucket)
-        if self.config.source.provider not in KEY_ORDERED_SOURCES:  # not known to list in key order: sorted first
-            source_listing = spool.sorted_by_key(f"source:{state.bucket}", source_listing)
-        diff = diff_bucket(
-            in_key_order(source_listing, f"bucket {state.bucket}"),
-            in_key_order(target_listing, f"container {state.container}"),
-            recorded(self.store, self.config.service, self.options.target, state.container),
-            diff=BucketDiff(state.bucket, state.container),
-            refusal=lambda key: refusal(key, local_disk=local_disk, storage=storage, bucket=state.bucket),
-            to_copy=lambda item: spool.add(f"copy:{state.bucket}", item),
-            adopt=lambda copies: self.recorder.adopt(state.container, copies),
-        )
-        spool.flush()
+        # S3 lists in key order; another source's listing is sorted through the spool first.
+        ordered = self.config.source.provider in KEY_ORDERED_SOURCES
+        try:
+            diff = self._diff(state, spool, existed, local_disk, sort_source=not ordered, sort_target=False)
+        except OutOfOrder:
+            # A listing out of key order after all: both read again, sorted through the spool.
+            spool.drop(f"copy:{state.bucket}")
+            diff = self._diff(state, spool, existed, local_disk, sort_source=True, sort_target=True)
         state.listed = True
         state.objects, state.bytes = diff.objects, diff.bytes
-        state.unchanged, state.adopted, state.refused = diff.unchanged, diff.adopted_count, diff.refused
+        state.unchanged, state.adopted, state.refused = diff.unchanged, diff.adopted, diff.refused
         state.to_copy, state.to_copy_bytes = diff.to_copy, diff.to_copy_bytes
+
+    def _diff(self, state: BucketState, spool: Spool, existed: bool, local_disk: bool, *, sort_source: bool,
+              sort_target: bool) -> BucketDiff:
+        storage: StorageTarget = self.targets.storage
+        target_listing: Iterable[ObjectInfo] = storage.iter_objects(state.bucket) if existed else ()
+        if sort_target:
+            target_listing = spool.sorted_by_key(f"target:{state.bucket}", target_listing)
+        source_listing: Iterable[ObjectInfo] = self._source_storage().iter_objects(state.bucket)
+        if sort_source:
+            source_listing = spool.sorted_by_key(f"source:{state.bucket}", source_listing)
+        try:
+            diff = diff_into(
+                source_listing, target_listing,
+                self.store.iter_replica_objects(self.config.service, self.options.target, state.container),
+                diff=BucketDiff(state.bucket, state.container),
+                refuse=functools.partial(refusal, local_disk=local_disk, storage=storage, bucket=state.bucket),
+                to_copy=lambda item: spool.add(f"copy:{state.bucket}", item),
+                adopt=lambda copies: self.recorder.adopt(state.container, copies),
+            )
+        finally:
+            for side in ("source", "target"):
+                spool.drop(f"{side}:{state.bucket}")
+        spool.flush()
+        return diff
 
     def _copy(self, spool: Spool) -> int:
         """The spooled objects, bucket by bucket in order, newest first, until done or the deadline."""
         source, target = self._source_storage(), self.targets.storage
 
-        def copier(bucket: str, item: ObjectInfo, cancel: threading.Event, read: Callable[[int], None]):
+        def copier(bucket: str, item: ObjectInfo, cancel: threading.Event, read: Callable[[int], None]) -> CopyResult:
             return copy_object(source, target, bucket, item, cancel, read)
 
         assert self.manifest is not None
@@ -447,9 +463,10 @@ class Evacuation:
             state.failed_bytes += result.size
         state.done += 1
         state.done_bytes += result.size
-        if result.copy is None:
+        copy = result.copy
+        if copy is None:
             return 0
-        self.recorder.add(state.container, result.copy)
+        self.recorder.add(state.container, copy)
         self.meter.add(1, result.size)
         state.copied += 1
         state.copied_bytes += result.size

@@ -1,15 +1,16 @@
-"""What a pass must copy, decided page by page: the source's listing, the target's listing and
-the records of earlier copies are read side by side in key order (S3 and Azure list in key
-order, the records are read in pages ordered by key), never held whole, and what must be
-copied is spilled into a scratch SQLite file (:class:`Spool`) to be read back newest first.
+"""What a pass must copy, decided page by page by ``failover replicate``'s diff
+(:func:`failover.replicate.buckets.diff_pages`): the source's listing, the target's listing and
+the records of earlier copies (``StateStore.iter_replica_objects``) are read side by side in key
+order, never held whole, and what must be copied is spilled into a scratch SQLite file
+(:class:`Spool`) to be read back newest first.
 
-Memory does not grow with the bucket: a page of each listing, a page of records and a batch of
-rows to write. A target whose listing is not in key order (local disk walks folders) is spilled
-and read back sorted first.
+Memory does not grow with the bucket: a window of each listing, a page of records and a batch of
+rows to write. A listing that is not in key order (``OutOfOrder``) is spilled and read back
+sorted, and the bucket diffed again.
 
-The decision per object is ``failover replicate``'s (``failover.replicate.buckets``): unchanged
-when its record matches the source and the target's copy, adopted when the target already
-holds it (same size and MD5) unrecorded, refused when its key cannot be held, else copied.
+The decision per object is the replicate diff's: unchanged when its record matches the source and
+the target's copy, adopted when the target already holds it (same size and MD5) unrecorded,
+refused when its key cannot be held, else copied.
 """
 
 from __future__ import annotations
@@ -22,58 +23,53 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from failover.errors import OperationFailed
-from failover.keytext import shown
 from failover.ports import ObjectInfo
-from failover.replicate.buckets import adoption, is_current
+from failover.replicate.buckets import DiffBatch, diff_pages
 from failover.state import ReplicaObject, StateStore
 
-PAGE = 1000  # records read, and rows spilled, at a time
+PAGE = 1000  # keys per diff window, and rows spilled, at a time
 
 
 @dataclass
 class BucketDiff:
-    """What one bucket's listing showed: counts, and what was decided for each object."""
+    """What one bucket's listing showed, counted from the :class:`DiffBatch` es of
+    :func:`~failover.replicate.buckets.diff_pages` as they come (``add``)."""
 
     bucket: str
     container: str
     objects: int = 0
     bytes: int = 0
-    unchanged: int = 0
-    adopted: list[ReplicaObject] = field(default_factory=list)  # recorded as they are found
-    adopted_count: int = 0
+    unchanged: int = 0  # recorded copies still current (adopted ones not counted here)
+    adopted: int = 0  # unrecorded copies found on the target, recorded as they are found
     refused: dict[str, str] = field(default_factory=dict)
     to_copy: int = 0
     to_copy_bytes: int = 0
 
-
-def in_key_order(items: Iterable[ObjectInfo], what: str) -> Iterator[ObjectInfo]:
-    """``items`` as they come, checked to be in ascending key order (which the merge needs)."""
-    previous: str | None = None
-    for item in items:
-        if previous is not None and item.key <= previous:
-            raise OperationFailed(f"the listing of {what} is not in key order ({shown(item.key)} after"
-                                  f" {shown(previous)}); it cannot be compared page by page")
-        previous = item.key
-        yield item
+    def add(self, batch: DiffBatch) -> None:
+        self.objects += batch.objects
+        self.bytes += batch.bytes
+        self.unchanged += batch.unchanged - len(batch.adopt)
+        self.adopted += len(batch.adopt)
+        self.refused.update(batch.refused)
+        self.to_copy += len(batch.copy)
+        self.to_copy_bytes += sum(item.size for item in batch.copy)
 
 
-def recorded(store: StateStore, service: str, target: str, container: str, page: int = PAGE) -> Iterator[ReplicaObject]:
-    """The records of copies into ``container``, in key order, a page at a time."""
-    collate = ' COLLATE "C"' if store.backend is not None else ""  # PostgreSQL: byte order, as the listings
-    after = ""
-    first = True
-    while True:
-        rows = store.query(
-            "SELECT key, source_etag, size, md5, target_hash, copied_at FROM replica_objects"
-            " WHERE service = ? AND target = ? AND container = ?"
-            + ("" if first else f" AND key{collate} > ?") + f" ORDER BY key{collate} LIMIT {int(page)}",
-            (service, target, container) if first else (service, target, container, after),
-        )
-        yield from (ReplicaObject(*row) for row in rows)
-        if len(rows) < page:
-            return
-        after, first = rows[-1]["key"], False
+def diff_into(
+    source: Iterable[ObjectInfo], target: Iterable[ObjectInfo], records: Iterable[ReplicaObject], *,
+    diff: BucketDiff, refuse: Callable[[str], str | None], to_copy: Callable[[ObjectInfo], None],
+    adopt: Callable[[list[ReplicaObject]], None], page: int = PAGE,
+) -> BucketDiff:
+    """The three key-ordered streams diffed by :func:`~failover.replicate.buckets.diff_pages`, a
+    window at a time: each object to copy handed to ``to_copy``, each window's adopted copies to
+    ``adopt``, everything counted in ``diff``. Raises OutOfOrder for a listing out of key order."""
+    for batch in diff_pages(source, target, records, refuse=refuse, page=page):
+        diff.add(batch)
+        for item in batch.copy:
+            to_copy(item)
+        if batch.adopt:
+            adopt(batch.adopt)
+    return diff
 
 
 def recorded_totals(store: StateStore, service: str, target: str, container: str) -> tuple[int, int]:
@@ -81,45 +77,6 @@ def recorded_totals(store: StateStore, service: str, target: str, container: str
     row = store.query("SELECT count(*) AS objects, coalesce(sum(size), 0) AS bytes FROM replica_objects"
                       " WHERE service = ? AND target = ? AND container = ?", (service, target, container))[0]
     return int(row["objects"]), int(row["bytes"])
-
-
-def diff_bucket(
-    source: Iterable[ObjectInfo], target: Iterable[ObjectInfo], records: Iterable[ReplicaObject], *,
-    diff: BucketDiff, refusal: Callable[[str], str | None], to_copy: Callable[[ObjectInfo], None],
-    adopt: Callable[[list[ReplicaObject]], None],
-) -> BucketDiff:
-    """Walk the three key-ordered streams together; hand each object to copy to ``to_copy``
-    and adopted copies to ``adopt`` (in pages), counting everything in ``diff``."""
-    target_items, record_items = iter(target), iter(records)
-    copy = next(target_items, None)
-    record = next(record_items, None)
-    adopted: list[ReplicaObject] = []
-    for item in source:
-        while copy is not None and copy.key < item.key:
-            copy = next(target_items, None)
-        while record is not None and record.key < item.key:
-            record = next(record_items, None)
-        here = copy if copy is not None and copy.key == item.key else None
-        its_record = record if record is not None and record.key == item.key else None
-        diff.objects += 1
-        diff.bytes += item.size
-        why = refusal(item.key)
-        if why is not None:
-            diff.refused[item.key] = why
-        elif its_record is not None and is_current(item, here, its_record):
-            diff.unchanged += 1
-        elif (found := adoption(item, here)) is not None:
-            diff.adopted_count += 1
-            adopted.append(found)
-            if len(adopted) >= PAGE:
-                adopt(adopted)
-                adopted = []
-        else:
-            diff.to_copy += 1
-            diff.to_copy_bytes += item.size
-            to_copy(item)
-    adopt(adopted)
-    return diff
 
 
 class Spool:

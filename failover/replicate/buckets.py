@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import collections
 import functools
+import heapq
 import itertools
 import threading
 import time
@@ -362,6 +363,12 @@ def _ordered(items: Iterable[K], what: str) -> Iterator[K]:
         yield item
 
 
+def in_key_order(items: Iterable[K], what: str) -> Iterator[K]:
+    """``items`` (a listing, or records), checked as they come to be in strictly increasing key
+    order: OutOfOrder as soon as one goes backwards, for a caller merging it with another."""
+    return _ordered(items, what)
+
+
 def _read_ahead(items: Iterator[K], depth: int) -> Iterator[K]:
     """``items``, with up to ``depth`` of them read before they are handed on."""
     ahead: collections.deque[K] = collections.deque(itertools.islice(items, depth))
@@ -369,6 +376,35 @@ def _read_ahead(items: Iterator[K], depth: int) -> Iterator[K]:
         ahead.append(item)
         yield ahead.popleft()
     yield from ahead
+
+
+def local_collisions(
+    source: Iterable[ObjectInfo], target: Iterable[ObjectInfo], refuse: Callable[[str], str | None],
+) -> dict[str, str]:
+    """``StorageTarget.key_collisions`` of local disk over two listings in key order, streamed:
+    the source's keys (those ``refuse`` lets through) that cannot be stored beside another
+    key, with why. A key is a file and its folders are folders, so ``a`` and ``a/b`` cannot both
+    be: a file the target stores keeps its place (the source's keys under it give way), else the
+    file gives way to the folder. Holds the keys that are prefixes of the current one (a chain,
+    as deep as the key is long) and the collisions found, never the bucket. Raises OutOfOrder."""
+    held = ((item.key, True) for item in _ordered(source, "the source's listing") if refuse(item.key) is None)
+    stored = ((item.key, False) for item in _ordered(target, "the target's listing"))
+    refused: dict[str, str] = {}
+    chain: list[tuple[str, bool, bool]] = []  # the keys that are prefixes of this one: (key, held, stored)
+    for key, sides in itertools.groupby(heapq.merge(held, stored), key=lambda pair: pair[0]):
+        found = {side for _, side in sides}
+        is_held, is_stored = True in found, False in found
+        while chain and not key.startswith(chain[-1][0]):
+            chain.pop()
+        for above, above_held, above_stored in chain:
+            if not key.startswith(above + "/"):
+                continue  # a prefix (``a`` of ``a-c``), not a folder
+            if is_held and above_stored and key not in refused:
+                refused[key] = f"the target stores a file {shown(above)} where this key needs a folder"
+            if above_held and not above_stored and above not in refused:
+                refused[above] = f"local disk needs a folder of this name for {shown(key)}"
+        chain.append((key, is_held, is_stored))
+    return refused
 
 
 def sorted_listing(items: Iterable[ObjectInfo]) -> list[ObjectInfo]:
@@ -515,6 +551,45 @@ def _copy_one(
                       target_hash=stored.hash)
 
 
+def copy_object(
+    source: SourceStorage, target: StorageTarget, bucket: str, item: ObjectInfo, *,
+    cancel: threading.Event | None = None, read: Callable[[int], None] | None = None,
+    before_upload: Callable[[ObjectInfo], None] | None = None,
+) -> CopyResult:
+    """One listed object copied by the copy layer (:func:`_copy_one`: streamed, stating its size
+    and MD5, verified), retried afresh on a transient failure; never raises a FailoverError: the
+    result says ``ok``, ``gone`` or ``error`` (with the ``exception``: an :class:`Interrupted`
+    when ``cancel`` was set mid-stream, which stores nothing). ``read(n)`` counts the bytes as
+    they pass, negative for an attempt abandoned. For evacuation and the fan-out, one key at a time."""
+    meter, stop, container = _Counter(read), cancel or threading.Event(), target.container_name(bucket)
+
+    def attempt() -> CopyResult:
+        return _copy_one(source, target, bucket, container, item, meter, stop, before_upload)  # type: ignore[arg-type]
+
+    try:
+        try:
+            return attempt()
+        except TransientError:
+            # A transient failure mid-stream cannot resume the upload: copy the object again, afresh.
+            return retry_requests(attempt)
+    except FailoverError as exc:
+        return _failed(item, exc)
+
+
+class _Counter:
+    """What :func:`_copy_one` needs of a meter, for one object: the bytes, handed to ``read``."""
+
+    def __init__(self, read: Callable[[int], None] | None) -> None:
+        self._read = read
+
+    def read(self, size: int) -> None:
+        if self._read is not None:
+            self._read(size)
+
+    def object_done(self) -> None:
+        return None
+
+
 # -- a pass ----------------------------------------------------------------------------------
 
 class Replicator:
@@ -570,20 +645,22 @@ class Replicator:
             # The source's first page before the target is asked: its failure says more than a target's.
             source = _peeked(listing(self.source, bucket))
             existed = self.target.container_exists(bucket)
+            whole = False
             try:
-                self._diff_and_copy(pool, state, bucket, source, existed, delete, whole=self.local_disk)
+                self._diff_and_copy(pool, state, bucket, source, existed, delete, whole=False)
             except OutOfOrder:
                 # A provider that does not list in key order: this bucket's listings read whole and sorted.
                 # What was copied so far is recorded, so it is not copied again.
                 state.restart()
-                source = listing(self.source, bucket)
+                source, whole = listing(self.source, bucket), True
                 self._diff_and_copy(pool, state, bucket, source, existed, delete, whole=True)
             if delete and not force:
-                check_deletions(bucket, container, len(state.delete), result.objects, state.target_objects)
+                check_deletions(bucket, container, state.deleting, result.objects, state.target_objects)
             state.settle()
             if state.copied:
                 self._verify_stored(bucket, container, since=result.listed_at)
-            result.deleted = self._delete(pool, bucket, container, state.delete)
+            if state.deleting:
+                result.deleted = self._delete_gone(pool, bucket, container, whole=whole)
         except FailoverError as exc:
             # Not a pass (it is not recorded as one), but what it did is reported: counts, refusals.
             exc.bucket_result = result  # type: ignore[attr-defined]
@@ -601,13 +678,13 @@ class Replicator:
         target: Iterable[ObjectInfo] = listing(self.target, bucket) if listed_target else ()
         refuse = functools.partial(refusal, local_disk=self.local_disk, storage=self.target, bucket=bucket)
         if whole:
-            source, target = iter(sorted_listing(source)), sorted_listing(target)
-            if self.local_disk:  # keys are paths there: ``a`` beside ``a/b`` is decided over the whole listings
-                source_items = list(source)
-                collisions = self.target.key_collisions(bucket, [item.key for item in source_items if refuse(item.key) is None],
-                                                        [item.key for item in target])
-                source = iter(source_items)
-                refuse = _with_collisions(refuse, collisions)
+            source_items, target = sorted_listing(source), sorted_listing(target)
+            source = iter(source_items)
+            if self.local_disk:  # keys are paths there: ``a`` beside ``a/b`` cannot both be stored
+                refuse = _with_collisions(refuse, local_collisions(source_items, target, refuse))
+        elif self.local_disk:  # decided over one more listing of each side, streamed in key order
+            refuse = _with_collisions(refuse, local_collisions(
+                listing(self.source, bucket), listing(self.target, bucket) if listed_target else (), refuse))
         records = self.store.iter_replica_objects(self.service, self.target_name, container)
         if not existed and not result.created_container:
             self._create_container(bucket, container)
@@ -688,6 +765,28 @@ class Replicator:
                 f" as they were sent (size or MD5 differ): {quote_keys(wrong)}"
             )
 
+    def _delete_gone(self, pool: ThreadPoolExecutor, bucket: str, container: str, *, whole: bool) -> int:
+        """Delete what the source no longer has, as the diff of the two listings (listed again once
+        the mass-deletion guard has the totals) yields it: each window's keys deleted and forgotten
+        together, never a list of the bucket."""
+        def diffed(whole: bool) -> Iterator[DiffBatch]:
+            source: Iterable[ObjectInfo] = listing(self.source, bucket)
+            target: Iterable[ObjectInfo] = listing(self.target, bucket)
+            if whole:
+                source, target = sorted_listing(source), sorted_listing(target)
+            return diff_pages(source, target, (), delete=True, page=self.page)
+
+        deleted = 0
+        try:
+            for batch in diffed(whole):
+                if batch.delete:
+                    deleted += self._delete(pool, bucket, container, batch.delete)
+        except OutOfOrder:
+            for batch in diffed(True):
+                if batch.delete:
+                    deleted += self._delete(pool, bucket, container, batch.delete)
+        return deleted
+
     def _delete(self, pool: ThreadPoolExecutor, bucket: str, container: str, keys: list[str]) -> int:
         deleted = sum(pool.map(lambda key: self.target.delete_object(bucket, key), keys))
         self.store.forget_replica_objects(self.service, self.target_name, container, keys)
@@ -710,7 +809,7 @@ class _BucketPass:
 
     def __init__(self, result: BucketResult) -> None:
         self.result = result
-        self.delete: list[str] = []
+        self.deleting = 0  # the target's keys the source no longer has (deleted after the listings)
         self.target_objects = 0
         self.copied = 0
 
@@ -720,7 +819,7 @@ class _BucketPass:
         result.bytes += batch.bytes
         result.refused.update(batch.refused)
         result.skipped += batch.unchanged
-        self.delete += batch.delete
+        self.deleting += len(batch.delete)
         self.target_objects += batch.target_objects
 
     def copied_now(self, results: list[CopyResult]) -> None:
@@ -740,7 +839,7 @@ class _BucketPass:
         result = self.result
         result.objects = result.bytes = result.skipped = 0
         result.refused = {}
-        self.delete, self.target_objects = [], 0
+        self.deleting, self.target_objects = 0, 0
 
 
 def _with_collisions(refuse: Callable[[str], str | None], collisions: dict[str, str]) -> Callable[[str], str | None]:
@@ -908,25 +1007,76 @@ class ReplicaStatus:
 
 
 def replica_status(
-    target: StorageTarget, store: StateStore, *, service: str, target_name: str, bucket: str
+    target: StorageTarget, store: StateStore, *, service: str, target_name: str, bucket: str, page: int = PAGE,
 ) -> ReplicaStatus:
-    """Check the replica of ``bucket`` without the source: one listing of the target."""
+    """Check the replica of ``bucket`` without the source: one listing of the target, merged page
+    by page with the records of the copies (``page`` at a time), both in key order; a listing out
+    of key order is read whole instead."""
     container = target.container_name(bucket)
     if not target.container_exists(bucket):
         return ReplicaStatus(bucket=bucket, container=container, exists=False)
-    stored = listed(target, bucket)
-    records = store.replica_objects(service, target_name, container)
-    missing = tuple(sorted(key for key in records if key not in stored))
-    differing = tuple(sorted(
-        key for key, record in records.items()
-        if key in stored and not is_recorded_copy(stored[key], record)
-    ))
+    try:
+        found = _merged_status(listing(target, bucket), store.iter_replica_objects(
+            service, target_name, container, page=page))
+    except OutOfOrder:
+        found = _whole_status(listed(target, bucket), store.replica_objects(service, target_name, container))
     last = store.last_replication(service, target_name, bucket)
-    as_of = last.listed_at if last is not None else _newest_modified(stored.values())
+    as_of = last.listed_at if last is not None else found.newest
     return ReplicaStatus(
-        bucket=bucket, container=container, exists=True, objects=len(stored),
-        bytes=sum(item.size for item in stored.values()), missing=missing, differing=differing,
-        as_of=as_of, age_s=_age_s(as_of), refused=last.refused if last is not None else 0,
+        bucket=bucket, container=container, exists=True, objects=found.objects, bytes=found.bytes,
+        missing=tuple(found.missing), differing=tuple(found.differing), as_of=as_of, age_s=_age_s(as_of),
+        refused=last.refused if last is not None else 0,
+    )
+
+
+@dataclass
+class _Found:
+    """A replica's listing checked against its records: what :class:`ReplicaStatus` says of it."""
+
+    objects: int = 0
+    bytes: int = 0
+    newest: str | None = None
+    missing: list[str] = field(default_factory=list)
+    differing: list[str] = field(default_factory=list)
+
+
+def _merged_status(stored: Iterable[ObjectInfo], records: Iterable[ReplicaObject]) -> _Found:
+    """The target's listing and the records, both in key order, merged a key at a time. Raises OutOfOrder."""
+    found, latest = _Found(), None
+    copies = _ordered(stored, "the target's listing")
+
+    def counted(copy: ObjectInfo) -> ObjectInfo | None:
+        nonlocal latest
+        found.objects += 1
+        found.bytes += copy.size
+        when = getattr(copy, "modified", None)
+        if when is not None and (latest is None or when > latest):
+            latest = when
+        return next(copies, None)
+
+    copy = next(copies, None)
+    for record in records:
+        while copy is not None and copy.key < record.key:
+            copy = counted(copy)
+        if copy is not None and copy.key == record.key:
+            if not is_recorded_copy(copy, record):
+                found.differing.append(record.key)
+            copy = counted(copy)
+        else:
+            found.missing.append(record.key)
+    while copy is not None:
+        copy = counted(copy)
+    found.newest = _iso_time(latest) if latest is not None else None
+    return found
+
+
+def _whole_status(stored: dict[str, ObjectInfo], records: dict[str, ReplicaObject]) -> _Found:
+    return _Found(
+        objects=len(stored), bytes=sum(item.size for item in stored.values()),
+        newest=_newest_modified(stored.values()),
+        missing=sorted(key for key in records if key not in stored),
+        differing=sorted(key for key, record in records.items()
+                         if key in stored and not is_recorded_copy(stored[key], record)),
     )
 
 
@@ -934,7 +1084,11 @@ def _newest_modified(objects: Iterable[ObjectInfo]) -> str | None:
     # ObjectInfo gains a ``modified`` time (an aware datetime) when the storage adapter
     # reports one; until then a replica without records has no known age.
     times = [when for item in objects if (when := getattr(item, "modified", None)) is not None]
-    return max(times).astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z") if times else None
+    return _iso_time(max(times)) if times else None
+
+
+def _iso_time(when: datetime) -> str:
+    return when.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _age_s(as_of: str | None) -> float | None:

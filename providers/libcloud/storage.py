@@ -67,6 +67,7 @@ from failover.keytext import shown
 from failover.ports import ObjectInfo
 from failover.retry import retry_requests
 from providers.libcloud.drivers import ADAPTERS, DriverSession, is_instance_of, retried
+from providers.libcloud.local_listing import local_objects
 
 CHUNK_SIZE = 1024 * 1024
 # Objects of a stated size up to this go up in one streamed request. S3 takes 5 GiB in one
@@ -232,6 +233,8 @@ class LibcloudStorage:
         container = self._existing_container(bucket)
         if is_instance_of(self.driver, AZURE_BLOBS):
             pages = azure_blobs(self.driver, container, prefix, request=self._retried(f"list {container.name}"))
+        elif _is_local_disk(self.driver):  # in key order, a folder at a time (the driver sorts the whole container)
+            pages = local_objects(self.driver, container, prefix)
         else:
             pages = self.driver.iterate_container_objects(container, prefix=prefix or None)
         yield from (object_info(item) for item in self._translated(pages, f"list {container.name}"))
