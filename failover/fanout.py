@@ -38,6 +38,7 @@ from failover.ports import ObjectInfo, SourceStorage, StorageTarget
 from failover.replicate.buckets import (
     PAGE,
     CopyResult,
+    LocalCollisions,
     OutOfOrder,
     copy_object,
     diff_pages,
@@ -428,12 +429,15 @@ def _planned(
         return source_items, target_items
 
     refuse = functools.partial(refusal, local_disk=local_disk, storage=target, bucket=bucket)
-    if local_disk:  # ``a`` beside ``a/b``: decided over one more listing of each side, in key order
-        collisions = local_collisions(*listings(), refuse)
-        refuse = functools.partial(_refused, refuse, collisions)
+    source_items, target_items = listings()
+    if whole and local_disk:  # ``a`` beside ``a/b``: decided over the whole listings
+        refuse = functools.partial(_refused, refuse, local_collisions(source_items, target_items, refuse))
+    elif local_disk:  # decided as the source is read, against one more listing of the disk
+        scan = LocalCollisions(source_items, listing(target, bucket) if existed else (), refuse, depth=4 * page)
+        source_items, refuse = scan.source(), scan.refuse
     done = BucketCopy(bucket=bucket, container=target.container_name(bucket))
     todo: list[ObjectInfo] = []
-    for batch in diff_pages(*listings(), (), refuse=refuse, page=page):
+    for batch in diff_pages(source_items, target_items, (), refuse=refuse, page=page):
         done.objects += batch.objects
         done.bytes += batch.bytes
         done.skipped += batch.unchanged  # already there: same size and MD5

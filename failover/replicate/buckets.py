@@ -55,8 +55,8 @@ from __future__ import annotations
 
 import collections
 import functools
-import heapq
 import itertools
+import sys
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
@@ -385,26 +385,93 @@ def local_collisions(
     the source's keys (those ``refuse`` lets through) that cannot be stored beside another
     key, with why. A key is a file and its folders are folders, so ``a`` and ``a/b`` cannot both
     be: a file the target stores keeps its place (the source's keys under it give way), else the
-    file gives way to the folder. Holds the keys that are prefixes of the current one (a chain,
-    as deep as the key is long) and the collisions found, never the bucket. Raises OutOfOrder."""
-    held = ((item.key, True) for item in _ordered(source, "the source's listing") if refuse(item.key) is None)
-    stored = ((item.key, False) for item in _ordered(target, "the target's listing"))
-    refused: dict[str, str] = {}
-    chain: list[tuple[str, bool, bool]] = []  # the keys that are prefixes of this one: (key, held, stored)
-    for key, sides in itertools.groupby(heapq.merge(held, stored), key=lambda pair: pair[0]):
-        found = {side for _, side in sides}
-        is_held, is_stored = True in found, False in found
-        while chain and not key.startswith(chain[-1][0]):
+    file gives way to the folder. Raises OutOfOrder."""
+    scan = LocalCollisions(source, target, refuse, depth=sys.maxsize)
+    while scan._step():
+        scan._ahead.clear()
+    return scan._refused
+
+
+class TooFarAhead(OutOfOrder):
+    """Local disk's collisions could not be decided within the window (a key ``a`` followed by
+    more than a window of keys ``a-...`` before ``a/``): the pass reads that bucket whole."""
+
+
+class LocalCollisions:
+    """:func:`local_collisions` decided while the source's listing is read once, for the diff:
+    :meth:`source` hands the listing on as :func:`diff_pages` asks for it, each key only once it
+    is decided (the first key at or past ``key + "/"`` has been read from either listing, or
+    they ended), and :meth:`refuse` says why a key is refused (``refuse``'s reason, or the
+    collision's). ``target`` is a listing of its own (local disk lists cheaply), only scanned.
+    Holds the source's objects read ahead of the diff, at most ``depth``: beyond that,
+    TooFarAhead (the caller then reads the bucket whole)."""
+
+    def __init__(self, source: Iterable[ObjectInfo], target: Iterable[ObjectInfo],
+                 refuse: Callable[[str], str | None], *, depth: int = 4 * PAGE) -> None:
+        self._reading = {True: _ordered(source, "the source's listing"), False: _ordered(target, "the target's listing")}
+        self._head: dict[bool, ObjectInfo | None] = {side: next(items, None) for side, items in self._reading.items()}
+        self._ahead: collections.deque[ObjectInfo] = collections.deque()  # the source's, read and not handed on
+        self._refuse, self._depth = refuse, depth
+        self._refused: dict[str, str] = {}
+        self._chain: list[_Link] = []  # the keys read that are prefixes of the last
+        self._last: str | None = None  # the last key read, on either side
+
+    def refuse(self, key: str) -> str | None:
+        return self._refuse(key) or self._refused.pop(key, None)
+
+    def source(self) -> Iterator[ObjectInfo]:
+        while True:
+            while not self._ahead and self._step():
+                pass
+            if not self._ahead:
+                return
+            key = self._ahead[0].key
+            while not (self._last is not None and self._last >= key + "/") and self._step():
+                pass
+            yield self._ahead.popleft()
+
+    def _step(self) -> bool:
+        """Read the next key (from either listing, or both when they share it); False at the end."""
+        heads = [item for item in self._head.values() if item is not None]
+        if not heads:
+            return False
+        if len(self._ahead) >= self._depth:
+            raise TooFarAhead(f"local disk's folders could not be decided within {self._depth} objects")
+        key = min(item.key for item in heads)
+        sides = [side for side, item in self._head.items() if item is not None and item.key == key]
+        for side in sides:
+            if side:
+                self._ahead.append(self._head[side])  # type: ignore[arg-type]
+            self._head[side] = next(self._reading[side], None)
+        self._scan(key, True in sides and self._refuse(key) is None, False in sides)
+        self._last = key
+        return True
+
+    def _scan(self, key: str, is_held: bool, is_stored: bool) -> None:
+        chain, refused = self._chain, self._refused
+        while chain and not key.startswith(chain[-1].key):
             chain.pop()
-        for above, above_held, above_stored in chain:
-            if not key.startswith(above + "/"):
+        mine = _Link(key, is_held, is_stored)
+        for above in chain:
+            if not key.startswith(above.key + "/"):
                 continue  # a prefix (``a`` of ``a-c``), not a folder
-            if is_held and above_stored and key not in refused:
-                refused[key] = f"the target stores a file {shown(above)} where this key needs a folder"
-            if above_held and not above_stored and above not in refused:
-                refused[above] = f"local disk needs a folder of this name for {shown(key)}"
-        chain.append((key, is_held, is_stored))
-    return refused
+            if is_held and above.stored and not mine.refused:
+                mine.refused = True
+                refused[key] = f"the target stores a file {shown(above.key)} where this key needs a folder"
+            if above.held and not above.stored and not above.refused:
+                above.refused = True
+                refused[above.key] = f"local disk needs a folder of this name for {shown(key)}"
+        chain.append(mine)
+
+
+@dataclass
+class _Link:
+    """A key of :class:`LocalCollisions`' chain: held (a source key to copy), stored, refused."""
+
+    key: str
+    held: bool
+    stored: bool
+    refused: bool = False
 
 
 def sorted_listing(items: Iterable[ObjectInfo]) -> list[ObjectInfo]:
@@ -682,9 +749,10 @@ class Replicator:
             source = iter(source_items)
             if self.local_disk:  # keys are paths there: ``a`` beside ``a/b`` cannot both be stored
                 refuse = _with_collisions(refuse, local_collisions(source_items, target, refuse))
-        elif self.local_disk:  # decided over one more listing of each side, streamed in key order
-            refuse = _with_collisions(refuse, local_collisions(
-                listing(self.source, bucket), listing(self.target, bucket) if listed_target else (), refuse))
+        elif self.local_disk:  # ``a`` beside ``a/b``: decided as the source is read, against one more listing of the disk
+            scan = LocalCollisions(source, listing(self.target, bucket) if listed_target else (), refuse,
+                                   depth=4 * self.page)
+            source, refuse = scan.source(), scan.refuse
         records = self.store.iter_replica_objects(self.service, self.target_name, container)
         if not existed and not result.created_container:
             self._create_container(bucket, container)
