@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,8 +19,17 @@ import pytest
 
 from failover.adapters import storage_target
 from failover.config import StorageSpec
+from failover.errors import Interrupted
 from failover.ports import ObjectInfo, SourceObject
-from failover.replicate.buckets import CopyResult, OutOfOrder, Replicator, copy_batch, diff_pages
+from failover.replicate.buckets import (
+    CopyResult,
+    OutOfOrder,
+    Replicator,
+    copy_batch,
+    copy_object,
+    diff_pages,
+    replica_status,
+)
 from failover.state import ReplicaObject, StateStore
 from failover.testing.servers import MotoServer
 
@@ -220,3 +230,141 @@ def test_a_source_out_of_key_order_into_a_new_container_is_copied_once_and_recor
     assert {item.key for item in target.iter_objects("b")} == {f"objects/{n:05}" for n in range(25)}
     again = Replicator(ReversedSource(25), target, store, service="svc", target_name="t", page=10).replicate(["b"])
     assert (again.buckets[0].copied, again.buckets[0].skipped) == (0, 25)
+
+
+# -- one copy per key, for evacuation and the fan-out -----------------------------------------
+
+class CancellingSource(GeneratedSource):
+    """Each object in two chunks; ``cancel`` is set between them (the deadline, mid-stream)."""
+
+    def __init__(self, count: int, cancel: threading.Event) -> None:
+        super().__init__(count)
+        self.cancel = cancel
+
+    def open(self, bucket: str, key: str) -> SourceObject | None:
+        body = self.body(key)
+
+        def chunks() -> Iterator[bytes]:
+            yield body[:4]
+            self.cancel.set()
+            yield body[4:]
+
+        return SourceObject(info(key, body), chunks(), lambda: None)
+
+
+def test_copy_object_answers_for_its_key_and_a_cancel_mid_stream_stores_nothing(target: Any) -> None:
+    source = GeneratedSource(3, gone=frozenset({"objects/00001"}), lying=frozenset({"objects/00002"}))
+    target.ensure_container("one")
+    ok, gone, lying = (copy_object(source, target, "one", item) for item in source.iter_objects("one"))
+
+    assert ok.ok and ok.record().md5 == info(ok.key, source.body(ok.key)).md5
+    assert gone.gone and not gone.ok
+    assert lying.error is not None and lying.exception is not None and not lying.ok
+
+    cancel, counted = threading.Event(), []
+    cancelling = CancellingSource(1, cancel)
+    [item] = cancelling.iter_objects("one")
+    stopped = copy_object(cancelling, target, "one", item, cancel=cancel, read=counted.append)
+
+    assert isinstance(stopped.exception, Interrupted) and not stopped.ok
+    assert counted == [4, -4]  # counted as they passed, taken back when the attempt was abandoned
+    assert {stored.key for stored in target.iter_objects("one")} == {"objects/00000"}
+
+
+# -- the replica on failover day, page by page -------------------------------------------------
+
+def test_replica_status_merges_a_listing_of_many_pages_with_the_records(target: Any, store: StateStore) -> None:
+    source = GeneratedSource(9)
+    Replicator(source, target, store, service="svc", target_name="t", page=3).replicate(["st"])
+    container = target.container_name("st")
+    target.delete_object("st", "objects/00002")  # recorded, gone from the target
+    body = b"changed on the target"
+    target.upload_stream("st", "objects/00005", iter([body]))  # recorded, then overwritten
+    target.upload_stream("st", "zz-unrecorded", iter([b"12345"]))
+    store.save_replica_objects("svc", "t", container, [record(info("objects/00002b"))])  # recorded, never stored
+    expected_bytes = sum(len(source.body(source.key(n))) for n in range(9) if n not in (2, 5)) + len(body) + 5
+
+    for storage in (target, ReversedListing(target)):  # in key order, page by page; else read whole
+        status = replica_status(storage, store, service="svc", target_name="t", bucket="st", page=2)
+
+        assert (status.exists, status.objects, status.bytes) == (True, 9, expected_bytes)
+        assert status.missing == ("objects/00002", "objects/00002b")
+        assert status.differing == ("objects/00005",)
+        assert status.as_of is not None and not status.intact
+
+
+# -- local disk lists in key order -------------------------------------------------------------
+
+DISK_KEYS = ["a-c", "a/b", "a b", "a0", "a/b-c/d", "a/b/c", "b", "é/x", "z.txt", "ab/c"]
+
+
+def test_local_disk_lists_in_byte_order_a_folder_at_a_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "disk").mkdir()
+    disk = storage_target(StorageSpec(driver="local", options={"key": str(tmp_path / "disk")}))
+    disk.ensure_container("b")
+    keys = [key for key in DISK_KEYS if key not in ("a/b",)]  # a/b is a folder here (a/b/c)
+    for key in keys:
+        disk.upload_stream("b", key, iter([key.encode()]))
+
+    listed_keys = [item.key for item in disk.iter_objects("b")]
+
+    # '-' (0x2D) and ' ' sort before '/' (0x2F): a-c before a/b-c/d; a/b-c/d before a/b/c; a0 after a/...
+    assert listed_keys == sorted(keys, key=lambda key: key.encode()) == \
+        ["a b", "a-c", "a/b-c/d", "a/b/c", "a0", "ab/c", "b", "z.txt", "é/x"]
+    assert [item.key for item in disk.iter_objects("b", prefix="a/")] == ["a/b-c/d", "a/b/c"]
+    import providers.libcloud.local_listing as local_listing
+
+    read: list[str] = []
+    scandir = os.scandir
+    monkeypatch.setattr(local_listing.os, "scandir", lambda folder: read.append(folder) or scandir(folder))
+    first = next(iter(disk.iter_objects("b")))
+    assert first.key == "a b" and len(read) == 1  # the container's own folder only: not the bucket
+
+
+class KeyedSource(GeneratedSource):
+    """A source of the given keys, listed in key order."""
+
+    def __init__(self, keys: list[str]) -> None:
+        super().__init__(len(keys))
+        self.keys = sorted(keys)
+
+    def key(self, n: int) -> str:
+        return self.keys[n]
+
+
+@pytest.mark.parametrize("spread", [0, 30])
+def test_a_pass_into_local_disk_refuses_a_file_where_a_folder_is_needed_page_by_page(
+    tmp_path: Path, store: StateStore, spread: int
+) -> None:
+    # ``spread`` keys between ``d`` and ``d/x`` (``d-...``: '-' sorts before '/'): more than the
+    # window decides, so that bucket is read whole; the answer is the same.
+    keys = [*DISK_KEYS, "d", *(f"d-{n:03}" for n in range(spread)), "d/x"]
+    (tmp_path / "disk").mkdir()
+    disk = storage_target(StorageSpec(driver="local", options={"key": str(tmp_path / "disk")}))
+    result = Replicator(KeyedSource(keys), disk, store, service="svc", target_name="t", page=3,
+                        local_disk=True).replicate(["b"]).buckets[0]
+
+    assert set(result.refused) == {"a/b", "d"}  # files where a/b/c and d/x need folders
+    assert "needs a folder of this name for 'a/b-c/d'" in result.refused["a/b"] or "a/b/c" in result.refused["a/b"]
+    # Read whole after a window: copies of the first attempt still running then are recorded, not counted.
+    assert (result.objects, result.copied + result.skipped) == (len(keys), len(keys) - 2)
+    assert [item.key for item in disk.iter_objects("b")] == sorted(set(keys) - {"a/b", "d"})
+    counting = Counting(disk)
+    again = Replicator(KeyedSource(keys), counting, store, service="svc", target_name="t", page=3,
+                       local_disk=True).replicate(["b"]).buckets[0]
+    assert (again.copied, set(again.refused), again.skipped) == (0, {"a/b", "d"}, len(keys) - 2)
+    assert counting.listings == (2 if spread == 0 else 3)  # once more for its folders; once more read whole
+
+
+class Counting:
+    """An adapter whose ``iter_objects`` calls are counted."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.listings = inner, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def iter_objects(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:
+        self.listings += 1
+        return self.inner.iter_objects(bucket, prefix)

@@ -535,6 +535,11 @@ class BatchCopy:
         wait(self._futures)
         return [future.result() for future in self._futures]
 
+    def finished(self) -> list[CopyResult]:
+        """The results of the copies that ran (after :meth:`cancel`: not those it stopped before they started)."""
+        wait(self._futures)
+        return [future.result() for future in self._futures if not future.cancelled()]
+
     def cancel(self) -> None:
         """Start no more of its copies; those running finish."""
         self._stop.set()
@@ -775,7 +780,7 @@ class Replicator:
         finally:
             for _, copying in pending:  # a failure: what runs finishes and is recorded, nothing more starts
                 copying.cancel()
-                self._remember(container, [copy.record() for copy in copying.results() if copy.ok])
+                self._remember(container, [copy.record() for copy in copying.finished() if copy.ok])
             if meter.objects_total:
                 meter.report()
 
