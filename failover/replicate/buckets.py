@@ -21,7 +21,11 @@ each bucket a pass:
    the replica's age on failover day, and what the RPO is measured from.
 
 The mechanism is two public layers, which ``replicate``, ``sync-buckets``, evacuation and
-fan-out share (names stable):
+fan-out share (names stable): there is one copy mechanism. Evacuation diffs through
+:func:`diff_pages` (spooling what to copy to read it back newest first); evacuation and the
+fan-out copy each key through :func:`copy_object` (layer 2's :func:`_copy_one`, one
+:class:`CopyResult`); the fan-out plans from :func:`diff_pages` windows, and
+:func:`replica_status` merges the target's listing with the records page by page.
 
 (1) :func:`diff_pages` merges the source's listing, the target's and the state store's copy
     records (``StateStore.iter_replica_objects``), all three in key order, into
@@ -34,14 +38,18 @@ fan-out share (names stable):
     verified per object, on a thread pool or in the calling thread, and returns a
     :class:`CopyResult` per key (``key``, ``size``, ``etag``, ``md5``, ``target_hash``,
     ``ok``/``gone``/``error``); the caller records the ``ok`` ones in one transaction
-    (``StateStore.save_replica_objects([result.record(at) ...])``).
+    (``StateStore.save_replica_objects([result.record(at) ...])``). :func:`copy_object` copies
+    one key the same way, for a caller that schedules its own keys (evacuation, the fan-out).
 
 :class:`Replicator` runs a pass over them: it copies a batch while the next page is listed
 and diffed, records each batch when it is done, counts deletions until the listings end
 (the mass-deletion guard needs the totals), and verifies with one more listing of the
-target merged page by page with this pass's records. A provider that does not list in key
-order (local disk, where keys are paths and collisions need the whole listing) is listed
-whole and sorted.
+target merged page by page with this pass's records. Deletions are counted as the diff goes
+(the mass-deletion guard needs the totals), then made a diff window at a time from the listings
+read once more. Local disk lists in key order too (a folder at a time); where keys are paths,
+``a`` beside ``a/b`` is decided as the source is read (:class:`LocalCollisions`, a bounded
+read-ahead against one more listing of the disk). A provider that does not list in key order,
+or a collision not decided within the read-ahead, is listed whole and sorted.
 
 Keys that are not plain relative paths are refused, reported and never copied: HTTP
 clients resolve ``.`` and ``..`` segments in URLs, and local disk joins keys as paths,
