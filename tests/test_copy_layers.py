@@ -368,3 +368,29 @@ class Counting:
     def iter_objects(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:
         self.listings += 1
         return self.inner.iter_objects(bucket, prefix)
+
+
+class ForgettingStore(CountingStore):
+    """The state store, keeping the size of each deletion of records."""
+
+    def __init__(self, inner: StateStore) -> None:
+        super().__init__(inner)
+        self.forgotten: list[int] = []
+
+    def forget_replica_objects(self, service: str, target: str, container: str, keys: Any) -> None:
+        keys = list(keys)
+        self.forgotten.append(len(keys))
+        self.inner.forget_replica_objects(service, target, container, keys)
+
+
+def test_deletions_are_made_and_forgotten_a_window_at_a_time(target: Any, store: StateStore) -> None:
+    Replicator(GeneratedSource(20), target, store, service="svc", target_name="t", page=4).replicate(["del"])
+    forgetting = ForgettingStore(store)
+
+    again = Replicator(GeneratedSource(8), target, forgetting, service="svc", target_name="t", page=4).replicate(
+        ["del"], delete=True, force=True)
+
+    assert again.buckets[0].deleted == 12
+    assert sum(forgetting.forgotten) == 12 and len(forgetting.forgotten) >= 3 and max(forgetting.forgotten) <= 4 + 1
+    assert [item.key for item in target.iter_objects("del")] == [f"objects/{n:05}" for n in range(8)]
+    assert len(store.replica_objects("svc", "t", target.container_name("del"))) == 8

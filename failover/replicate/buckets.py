@@ -397,7 +397,7 @@ def local_collisions(
     scan = LocalCollisions(source, target, refuse, depth=sys.maxsize)
     while scan._step():
         scan._ahead.clear()
-    return scan._refused
+    return {key: why for key, why in scan._refused.items() if refuse(key) is None}
 
 
 class TooFarAhead(OutOfOrder):
@@ -425,7 +425,8 @@ class LocalCollisions:
         self._last: str | None = None  # the last key read, on either side
 
     def refuse(self, key: str) -> str | None:
-        return self._refuse(key) or self._refused.pop(key, None)
+        """Why the source's ``key`` (handed on by :meth:`source`) is refused, or None; asked once per key."""
+        return self._refused.pop(key, None)
 
     def source(self) -> Iterator[ObjectInfo]:
         while True:
@@ -451,7 +452,10 @@ class LocalCollisions:
             if side:
                 self._ahead.append(self._head[side])  # type: ignore[arg-type]
             self._head[side] = next(self._reading[side], None)
-        self._scan(key, True in sides and self._refuse(key) is None, False in sides)
+        why = self._refuse(key) if True in sides else None
+        if why is not None:
+            self._refused[key] = why
+        self._scan(key, True in sides and why is None, False in sides)
         self._last = key
         return True
 
