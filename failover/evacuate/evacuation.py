@@ -19,6 +19,7 @@ and MD5) and adopted, not copied again, by the next start.
 from __future__ import annotations
 
 import functools
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -35,13 +36,14 @@ from failover.engine.observer import Observer
 from failover.errors import OperationFailed, ProviderError, TransientError
 from failover.evacuate.batches import Batch, BatchRunner, KeyResult, LocalThreads, copy_object
 from failover.evacuate.deadline import Estimate, RateMeter, estimate
+from failover.evacuate.listing import PAGE as LISTING_PAGE
 from failover.evacuate.listing import BucketDiff, Spool, diff_into, recorded_totals
 from failover.evacuate.order import bucket_order, priority_rank
 from failover.inventory import take_snapshot
 from failover.manifest import Bucket, Manifest, now_iso
 from failover.playbook import Playbook
 from failover.ports import ObjectInfo, SourceStorage, StorageTarget
-from failover.replicate.buckets import DEFAULT_WORKERS, CopyResult, OutOfOrder, is_local_disk, refusal
+from failover.replicate.buckets import DEFAULT_WORKERS, CopyResult, LocalCollisions, OutOfOrder, is_local_disk, refusal
 from failover.replicate.service import Databases, PartResult, ReplicateOptions, ReplicateProgress, Replication, Zones
 from failover.state import ReplicaObject, ReplicationRecord, SnapshotInfo, StateStore, new_id
 from failover.targets import Targets
@@ -404,12 +406,16 @@ class Evacuation:
         source_listing: Iterable[ObjectInfo] = self._source_storage().iter_objects(state.bucket)
         if sort_source:
             source_listing = spool.sorted_by_key(f"source:{state.bucket}", source_listing)
+        refuse = functools.partial(refusal, local_disk=local_disk, storage=storage, bucket=state.bucket)
+        if local_disk:  # ``a`` beside ``a/b``: as ``replicate`` decides it, against one more listing of the disk
+            scan = LocalCollisions(source_listing, storage.iter_objects(state.bucket) if existed else (), refuse,
+                                   depth=sys.maxsize if sort_target else 4 * LISTING_PAGE)
+            source_listing, refuse = scan.source(), scan.refuse
         try:
             diff = diff_into(
                 source_listing, target_listing,
                 self.store.iter_replica_objects(self.config.service, self.options.target, state.container),
-                diff=BucketDiff(state.bucket, state.container),
-                refuse=functools.partial(refusal, local_disk=local_disk, storage=storage, bucket=state.bucket),
+                diff=BucketDiff(state.bucket, state.container), refuse=refuse,
                 to_copy=lambda item: spool.add(f"copy:{state.bucket}", item),
                 adopt=lambda copies: self.recorder.adopt(state.container, copies),
             )

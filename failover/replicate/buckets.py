@@ -487,7 +487,7 @@ class _Link:
 
 
 def sorted_listing(items: Iterable[ObjectInfo]) -> list[ObjectInfo]:
-    """A listing read whole and put in key order: for a provider that does not list in it (local disk)."""
+    """A listing read whole and put in key order: for a provider found not to list in it (OutOfOrder)."""
     return sorted(items, key=lambda item: item.key)
 
 
