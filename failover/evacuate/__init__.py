@@ -3,8 +3,10 @@ deadline, in order of importance, with an estimate against the deadline all alon
 
 - :mod:`failover.evacuate.evacuation`: the orchestration, :func:`evacuate` (order, passes, events, ``then``);
 - :mod:`failover.evacuate.order`: the buckets' order from ``evacuation.priority``;
-- :mod:`failover.evacuate.listing`: listings compared page by page, what to copy spilled and read newest first;
-- :mod:`failover.evacuate.batches`: the executor seam (batches of keys in, per-key results out) and local threads;
+- :mod:`failover.evacuate.listing`: listings compared page by page by ``replicate``'s ``diff_pages``, what to copy
+  spilled and read newest first;
+- :mod:`failover.evacuate.batches`: the executor seam (batches of keys in, per-key ``CopyResult`` s out, each copied
+  by ``replicate``'s copy layer) and local threads;
 - :mod:`failover.evacuate.deadline`: ``--deadline`` parsing, the measured rate and the estimate.
 """
 
