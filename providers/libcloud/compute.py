@@ -10,12 +10,12 @@ from collections.abc import Callable, Collection, Sequence
 from typing import Any, TypeVar
 
 from libcloud.compute.base import NodeImage
-from libcloud.compute.drivers.ec2 import BaseEC2NodeDriver
 
 from failover.config import DEFAULT_FILE, ComputeSpec
 from failover.errors import ConfigError, FailoverError, Interrupted, OperationFailed, Problem, TransientError
 from failover.ports import FirewallInfo, FirewallRuleInfo, ImageInfo, LocationInfo, NodeInfo, SizeInfo
 from failover.retry import retry_requests
+from providers.libcloud import ec2pages
 from providers.libcloud.catalog import to_image_info, to_size_info
 from providers.libcloud.drivers import ADAPTERS, DriverSession, retried
 from providers.libcloud.firewalls import firewalls_for
@@ -115,16 +115,15 @@ class LibcloudCompute:
     @retried
     def list_nodes(self) -> list[NodeInfo]:
         with self.session.translating("list nodes"):
-            return [node_info(node) for node in self.session.driver.list_nodes()]
+            return [node_info(node) for node in ec2pages.list_nodes(self.session.driver)]
 
     @retried
     def find_node(self, name: str) -> NodeInfo | None:
         with self.session.translating(f"find node {name}"):
             driver = self.session.driver
-            # EC2 filters by the Name tag: one small answer, and none of the account's other nodes
-            # can hide it (EC2 pages DescribeInstances, moto at 100, and libcloud reads one page).
-            ec2 = isinstance(driver, BaseEC2NodeDriver)
-            nodes = driver.list_nodes(ex_filters={"tag:Name": name}) if ec2 else driver.list_nodes()
+            # EC2 filters by the Name tag: one small answer rather than the account's every node.
+            filters = {"tag:Name": name} if ec2pages.is_ec2(driver) else None
+            nodes = ec2pages.list_nodes(driver, filters=filters)
         named = [node_info(node) for node in nodes if node.name == name]
         return next((node for node in named if node.state not in GONE_STATES), None)
 
@@ -196,12 +195,10 @@ class LibcloudCompute:
 
     def _native_nodes(self, node_ids: Collection[str]) -> list[Any]:
         """The listing that holds these nodes: EC2 filters it by id (a miss is an empty answer,
-        not an error), so a look-up costs one small answer, not the whole account's nodes (of
-        which libcloud reads only the first page)."""
+        not an error), so a look-up costs one small answer, not the whole account's nodes."""
         driver = self.session.driver
-        if isinstance(driver, BaseEC2NodeDriver):
-            return driver.list_nodes(ex_filters={"instance-id": sorted(node_ids)})
-        return driver.list_nodes()
+        filters = {"instance-id": sorted(node_ids)} if ec2pages.is_ec2(driver) else None
+        return ec2pages.list_nodes(driver, filters=filters)
 
     # -- firewalls -----------------------------------------------------------------------
 

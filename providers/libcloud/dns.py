@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 from xml.etree import ElementTree
 
@@ -18,6 +18,7 @@ from libcloud.dns.base import Zone
 from libcloud.dns.drivers.route53 import API_ROOT, NAMESPACE
 from libcloud.dns.drivers.route53 import API_VERSION as ROUTE53_API_VERSION
 from libcloud.dns.types import ZoneDoesNotExistError
+from libcloud.utils.xml import findtext
 
 from failover.config import DEFAULT_FILE, DnsSpec
 from failover.errors import FailoverError, OperationFailed, TransientError
@@ -51,13 +52,13 @@ class LibcloudDns:
     @retried
     def list_zones(self) -> list[ZoneInfo]:
         with self.session.translating("list zones"):
-            return [zone_info(zone) for zone in self.session.driver.list_zones()]
+            return [zone_info(zone) for zone in self.dialect.zones(self.session.driver)]
 
     @retried
     def find_zone(self, domain: str) -> ZoneInfo | None:
         wanted = fqdn(domain)
         with self.session.translating(f"find zone {wanted}"):
-            zones = self.session.driver.list_zones()
+            zones = self.dialect.zones(self.session.driver)
         return next((zone_info(zone) for zone in zones if fqdn(zone.domain) == wanted), None)
 
     def create_zone(self, domain: str, ttl: int | None = None) -> ZoneInfo:
@@ -137,7 +138,7 @@ class LibcloudDns:
     @retried
     def _records(self, zone: ZoneInfo) -> list[Any]:
         with self.session.translating(f"list records of {zone.domain}"):
-            return list(self.session.driver.list_records(self._native_zone(zone)))
+            return self.dialect.records(self.session.driver, self._native_zone(zone))
 
     def _records_of(self, zone: ZoneInfo, name: str, type: str) -> list[Any]:
         dialect = self.dialect
@@ -160,6 +161,14 @@ class LibcloudRecords:
 
     def zone_domain(self, domain: str) -> str:
         return domain.rstrip(".")
+
+    def zones(self, driver: Any) -> list[Any]:
+        """Every zone (the drivers that page their listings follow the pages themselves)."""
+        return list(driver.list_zones())
+
+    def records(self, driver: Any, zone: Any) -> list[Any]:
+        """Every record of ``zone``."""
+        return list(driver.list_records(zone))
 
     def name_of(self, record: Any, zone_domain: str) -> str:
         """A listed record's name, fully qualified."""
@@ -249,6 +258,26 @@ class Route53Records(LibcloudRecords):
     def zone_domain(self, domain: str) -> str:
         return fqdn(domain)
 
+    def zones(self, driver: Any) -> list[Any]:
+        """Every hosted zone, page after page. libcloud's driver asks for the next page by
+        ``NextRecordName``, which ListHostedZones does not answer (it answers ``NextMarker``):
+        past 100 zones it asked for the first page again, for ever."""
+        zones = []
+        for answer in _route53_pages(driver, f"{API_ROOT}hostedzone", {"NextMarker": "marker"}):
+            zones += driver._to_zones(answer)
+        return zones
+
+    def records(self, driver: Any, zone: Any) -> list[Any]:
+        """Every record of the zone, page after page, each set once. libcloud's driver asks for
+        the next page by name alone, so a name whose sets straddle two pages came twice (its
+        sets of types before the page's end listed again): values doubled in their sets."""
+        driver.connection.set_context({"zone_id": zone.id})
+        follow = {"NextRecordName": "name", "NextRecordType": "type", "NextRecordIdentifier": "identifier"}
+        records = []
+        for answer in _route53_pages(driver, f"{API_ROOT}hostedzone/{zone.id}/rrset", follow):
+            records += driver._to_records(data=answer, zone=zone)
+        return records
+
     def name_of(self, record: Any, zone_domain: str) -> str:
         # Route53 lists a wildcard's "*" (and other characters outside a-z0-9-_.) as an octal escape: "\052".
         return absolute_name(_OCTAL_ESCAPE.sub(lambda m: chr(int(m.group(1), 8)), record.name or ""), zone_domain)
@@ -301,6 +330,26 @@ class Route53Records(LibcloudRecords):
 
 
 ROUTE53_UPSERT_SINCE = "2013-04-01"  # the Route53 API version that brought the UPSERT action
+# A bound on one Route53 listing: a service handing out markers forever is an error, not a hang.
+ROUTE53_MAX_PAGES = 10_000
+
+
+def _route53_pages(driver: Any, path: str, follow: dict[str, str]) -> Iterator[Any]:
+    """Each answer of a Route53 listing while ``IsTruncated``; ``follow`` maps the answer's
+    elements naming the next page to the query parameters that ask for it."""
+    params: dict[str, str] = {}
+    for _ in range(ROUTE53_MAX_PAGES):
+        answer = driver.connection.request(path, params=params).object
+        yield answer
+        if findtext(element=answer, xpath="IsTruncated", namespace=NAMESPACE) != "true":
+            return
+        following = {parameter: findtext(element=answer, xpath=element, namespace=NAMESPACE)
+                     for element, parameter in follow.items()}
+        following = {parameter: value for parameter, value in following.items() if value}
+        if not following or following == params:
+            raise OperationFailed(f"Route53 said {path} goes on but named no next page")
+        params = following
+    raise OperationFailed(f"Route53 still had more of {path} after {ROUTE53_MAX_PAGES} pages")
 
 
 def _api_version(driver: Any) -> str:
