@@ -37,6 +37,9 @@ from failover.ports import ComputeTarget, FirewallInfo, NodeInfo
 from failover.retry import in_context
 
 MAX_PARALLEL = 8
+# Nodes waited for at the same time: a waiting thread mostly sleeps, and the target reads the
+# states of all of them in one listing (compute.wait_running), so more cost no more requests.
+WAIT_PARALLEL = 64
 PROVISIONED_STATES = frozenset({"running", "stopped", "pending", "stopping"})
 RUN_LABEL = "failover-run"
 SOURCE_LABEL = "failover-source"
@@ -207,17 +210,27 @@ Result = TypeVar("Result")
 def ensure_nodes(
     ctx: ActionContext, plans: Sequence[NodePlan], *, wait: bool, timeout: float
 ) -> dict[str, tuple[NodeInfo, bool]]:
-    """Source id -> (node, adopted): each planned node found or created, then (``wait``) running."""
+    """Source id -> (node, adopted): every planned node found or created (MAX_PARALLEL at a
+    time), then (``wait``) every one of them waited for at once, so a node that takes long to
+    start holds up no creation, and the waits share their readings (one listing for many nodes
+    where the target can). Failures of both rounds are raised together, after every node."""
     compute = ctx.targets.compute
+    made = attempt_all(plans, lambda plan: find_or_create(ctx, compute, plan), workers=MAX_PARALLEL)
+    failures = [(plan.name, error) for plan, _, error in made if error is not None]
+    ready = {plan.source_id: result for plan, result, error in made if error is None}
+    if wait and ready:
+        created = [plan for plan, _, error in made if error is None]
 
-    def ensure(plan: NodePlan) -> tuple[NodeInfo, bool]:
-        node, adopted = find_or_create(ctx, compute, plan)
-        if wait:
-            node = compute.wait_running(node.id, timeout=timeout, cancel=ctx.cancel)
-        return node, adopted
+        def run(plan: NodePlan) -> tuple[NodeInfo, bool]:
+            node, adopted = ready[plan.source_id]
+            return compute.wait_running(node.id, timeout=timeout, cancel=ctx.cancel), adopted
 
-    results = in_parallel(plans, ensure, label=lambda plan: plan.name)
-    return {plan.source_id: result for plan, result in zip(plans, results, strict=True)}
+        waited = attempt_all(created, run, workers=WAIT_PARALLEL)
+        failures += [(plan.name, error) for plan, _, error in waited if error is not None]
+        ready = {plan.source_id: result for plan, result, error in waited if error is None}
+    if failures:
+        raise combined_error(failures)
+    return ready
 
 
 def find_or_create(ctx: ActionContext, compute: ComputeTarget, plan: NodePlan) -> tuple[NodeInfo, bool]:
@@ -248,14 +261,23 @@ def recorded(ctx: ActionContext, resource_id: str) -> bool:
 def in_parallel(items: Sequence[Item], work: Callable[[Item], Result], *, label: Callable[[Item], str]) -> list[Result]:
     """``work`` on every item in a bounded pool; every item is finished (so everything created
     is journaled) before the failures are raised together."""
-    if not items:
-        return []
-    with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(items)), thread_name_prefix="failover-node") as pool:
-        futures = [pool.submit(in_context(work), item) for item in items]
-    failures = [(label(item), future.exception()) for item, future in zip(items, futures, strict=True) if future.exception()]
+    outcomes = attempt_all(items, work, workers=MAX_PARALLEL)
+    failures = [(label(item), error) for item, _, error in outcomes if error is not None]
     if failures:
         raise combined_error(failures)
-    return [future.result() for future in futures]
+    return [result for _, result, _ in outcomes]
+
+
+def attempt_all(
+    items: Sequence[Item], work: Callable[[Item], Result], *, workers: int
+) -> list[tuple[Item, Result | None, BaseException | None]]:
+    """(item, result, None) or (item, None, error) for every item, ``work`` run on ``workers`` threads."""
+    if not items:
+        return []
+    with ThreadPoolExecutor(max_workers=min(workers, len(items)), thread_name_prefix="failover-node") as pool:
+        futures = [pool.submit(in_context(work), item) for item in items]
+    return [(item, None, future.exception()) if future.exception() is not None else (item, future.result(), None)
+            for item, future in zip(items, futures, strict=True)]
 
 
 def combined_error(failures: Sequence[tuple[str, BaseException]]) -> BaseException:
