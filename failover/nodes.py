@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -211,23 +211,32 @@ def ensure_nodes(
     ctx: ActionContext, plans: Sequence[NodePlan], *, wait: bool, timeout: float
 ) -> dict[str, tuple[NodeInfo, bool]]:
     """Source id -> (node, adopted): every planned node found or created (MAX_PARALLEL at a
-    time), then (``wait``) every one of them waited for at once, so a node that takes long to
-    start holds up no creation, and the waits share their readings (one listing for many nodes
-    where the target can). Failures of both rounds are raised together, after every node."""
+    time) and (``wait``) waited for from the moment it exists, on threads of its own (up to
+    WAIT_PARALLEL), so a node slow to start holds up no creation and the waits share their
+    readings (one listing for many nodes where the target can). Every node is finished (so
+    everything created is journaled) before the failures are raised together."""
     compute = ctx.targets.compute
-    made = attempt_all(plans, lambda plan: find_or_create(ctx, compute, plan), workers=MAX_PARALLEL)
-    failures = [(plan.name, error) for plan, _, error in made if error is not None]
-    ready = {plan.source_id: result for plan, result, error in made if error is None}
-    if wait and ready:
-        created = [plan for plan, _, error in made if error is None]
+    if not plans:
+        return {}
+    with ThreadPoolExecutor(max_workers=min(WAIT_PARALLEL, len(plans)), thread_name_prefix="failover-wait") as waits:
 
-        def run(plan: NodePlan) -> tuple[NodeInfo, bool]:
-            node, adopted = ready[plan.source_id]
-            return compute.wait_running(node.id, timeout=timeout, cancel=ctx.cancel), adopted
+        def ensure(plan: NodePlan) -> tuple[NodeInfo | Future[NodeInfo], bool]:
+            node, adopted = find_or_create(ctx, compute, plan)
+            if wait:
+                return waits.submit(in_context(compute.wait_running), node.id, timeout=timeout, cancel=ctx.cancel), adopted
+            return node, adopted
 
-        waited = attempt_all(created, run, workers=WAIT_PARALLEL)
-        failures += [(plan.name, error) for plan, _, error in waited if error is not None]
-        ready = {plan.source_id: result for plan, result, error in waited if error is None}
+        made = attempt_all(plans, ensure, workers=MAX_PARALLEL)
+    failures, ready = [], {}
+    for plan, result, error in made:
+        node, adopted = result if error is None else (None, False)
+        if isinstance(node, Future):
+            error = node.exception()
+            node = node.result() if error is None else None
+        if error is not None:
+            failures.append((plan.name, error))
+        else:
+            ready[plan.source_id] = (node, adopted)
     if failures:
         raise combined_error(failures)
     return ready
