@@ -158,7 +158,10 @@ def map_onto_target(ctx: ActionContext, nodes: Sequence[Node], profile: TargetPr
         profile = profile.model_copy(update={"compute": profile.compute.model_copy(update={"location": location.id})})
     label = (f"{location.name} ({location.id})" if location.name and location.name != location.id else location.id) \
         if location is not None else None
-    mapping = map_nodes(nodes, compute.sizes(), compute.images(), profile, [location.id] if location else None, label)
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="failover-catalogue") as pool:  # both listed at once
+        sizes, images = pool.submit(in_context(compute.sizes)), pool.submit(in_context(compute.images))
+        sizes, images = sizes.result(), images.result()
+    mapping = map_nodes(nodes, sizes, images, profile, [location.id] if location else None, label)
     if not mapping.ok:
         file = str(ctx.config.path) if ctx.config is not None else "failover.yaml"
         field = f"targets.{ctx.target_name}"

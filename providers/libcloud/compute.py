@@ -51,7 +51,9 @@ class LibcloudCompute:
         self.spec = spec
         self.session = DriverSession("compute", spec, file=file, field=field)
         self._catalogues: dict[str, list[Any]] = {}
-        self._catalogue_lock = threading.RLock()  # listing sizes looks up the location
+        # One lock per catalogue, so sizes and images are listed at the same time (each needs
+        # the location first, whose lock is taken inside theirs: never the other way round).
+        self._catalogue_locks = {kind: threading.Lock() for kind in ("locations", "sizes", "images")}
         self.poll_interval = POLL_INTERVAL  # the longest pause between two readings of a starting node
         self._states = NodeStates(self._read_states)
 
@@ -83,7 +85,7 @@ class LibcloudCompute:
 
     @retried
     def _catalogue(self, kind: str, list_items: Any) -> list[Any]:
-        with self._catalogue_lock:
+        with self._catalogue_locks[kind]:
             if kind not in self._catalogues:
                 with self.session.translating(f"list {kind}"):
                     self._catalogues[kind] = list(list_items(self.session.driver))
