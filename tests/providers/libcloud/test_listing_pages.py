@@ -1,5 +1,6 @@
 """Listings read to their last page, against a real ``moto_server``: EC2 pages DescribeInstances
-at 100 reservations, Route53 pages hosted zones at 100 and record sets at 300. Each test seeds
+at 100 reservations, Route53 pages hosted zones at 100 and record sets at 300, ELB pages
+DescribeLoadBalancers at 50 (moto does not page DescribeSecurityGroups: that one is not shown). Each test seeds
 more than a page (once per module: one EC2 reservation per node, since moto pages reservations),
 shows that libcloud's own call stops at the first page (so the test can fail), and checks what
 failover reads against the emulator's own listing through boto3."""
@@ -15,10 +16,11 @@ import boto3
 import pytest
 
 from failover import drill
-from failover.config import ComputeSpec, DnsSpec, Selector, SourceComputeSpec
+from failover.config import ComputeSpec, DnsSpec, DriverSpec, Selector, SourceComputeSpec
 from failover.testing.servers import MotoServer
 from providers.libcloud import connect_compute, connect_dns
 from providers.libcloud.compute import LibcloudCompute
+from providers.libcloud.loadbalancer import connect_loadbalancer
 from providers.libcloud.source.inventory import LibcloudInventory
 
 from .conftest import EC2_SHIM
@@ -151,3 +153,33 @@ def test_every_record_set_is_read_once_past_the_first_page(dns: Any, many_zones:
     assert len(held) == 2 * RECORD_NAMES + 3
     assert {(rs.name, rs.type): sorted(rs.values) for rs in listed} == held
     assert len(listed) == len(held)  # no set twice, no value twice
+
+
+# -- classic ELB through libcloud's driver -------------------------------------------------------
+
+ELB_SHIM = "failover.testing.elb_shim:MotoELBDriver"
+BALANCERS = 53  # moto's page of DescribeLoadBalancers: 50
+
+
+@pytest.fixture(scope="module")
+def many_balancers(moto_server: MotoServer) -> list[str]:
+    elb = client(moto_server, "elb")
+    names = [f"pages-lb-{index:02d}" for index in range(BALANCERS)]
+    for name in names:
+        elb.create_load_balancer(LoadBalancerName=name, AvailabilityZones=["us-east-1a"],
+                                 Listeners=[{"Protocol": "HTTP", "LoadBalancerPort": 80, "InstancePort": 80}])
+    return names
+
+
+def test_every_load_balancer_is_listed_past_the_first_page(many_balancers: list[str], moto: MotoServer) -> None:
+    balancers = connect_loadbalancer(DriverSpec(driver=ELB_SHIM, options={"key": "testing", "secret": "testing",
+                                                                         "port": moto.port}))
+    held = {d["LoadBalancerName"] for page in client(moto, "elb").get_paginator("describe_load_balancers").paginate()
+            for d in page["LoadBalancerDescriptions"]}
+
+    stock = balancers.session.driver.list_balancers()  # libcloud's own: one page
+    listed = balancers.list_balancers()
+
+    assert len(stock) == 50
+    assert {balancer.name for balancer in listed} == held == set(many_balancers)
+    assert balancers.find_balancer(many_balancers[-1]) is not None
