@@ -192,12 +192,14 @@ class LibcloudCompute:
 
     def _read_states(self, node_ids: Sequence[str]) -> dict[str, NodeInfo | None]:
         """The nodes of ``node_ids`` as they are now (None: not found): one look-up for one
-        node, else listings filtered by IDS_PER_LISTING ids at a time."""
+        node, else listings filtered by IDS_PER_LISTING ids at a time (EC2), or one listing of
+        every node (drivers that cannot filter)."""
         if len(node_ids) == 1:
             return {node_ids[0]: self._node(node_ids[0])}
         found: dict[str, NodeInfo | None] = dict.fromkeys(node_ids)
-        for start in range(0, len(node_ids), IDS_PER_LISTING):
-            found.update(self._listed(node_ids[start:start + IDS_PER_LISTING]))
+        step = IDS_PER_LISTING if ec2pages.is_ec2(self.session.driver) else len(node_ids)
+        for start in range(0, len(node_ids), step):
+            found.update(self._listed(node_ids[start:start + step]))
         return found
 
     @retried
