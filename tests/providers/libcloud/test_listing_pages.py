@@ -60,17 +60,12 @@ def compute(moto: MotoServer) -> LibcloudCompute:
     return connect_compute(ComputeSpec(driver=EC2_SHIM, options={"key": "testing", "secret": "testing", "port": moto.port}))
 
 
-def emulator_node_ids(moto: MotoServer) -> set[str]:
-    pages = client(moto, "ec2").get_paginator("describe_instances").paginate()
-    return {i["InstanceId"] for page in pages for r in page["Reservations"] for i in r["Instances"]}
-
-
-def test_every_node_is_listed_past_the_first_page(compute: LibcloudCompute, many_nodes: list[str], moto: MotoServer) -> None:
+def test_every_node_is_listed_past_the_first_page(compute: LibcloudCompute, many_nodes: list[str]) -> None:
     first_page = compute.session.driver.list_nodes()  # libcloud's own call: one page
     listed = compute.list_nodes()
 
     assert len(first_page) == 100
-    assert {node.id for node in listed} == emulator_node_ids(moto) == set(many_nodes)
+    assert {node.id for node in listed} == set(many_nodes)  # as moto's RunInstances answered them
     assert len(listed) == RESERVATIONS
 
 
