@@ -22,7 +22,7 @@ from libcloud.utils.xml import findtext
 
 from failover.config import DEFAULT_FILE, DnsSpec
 from failover.errors import FailoverError, OperationFailed, TransientError
-from failover.ports import RecordSet, ZoneInfo
+from failover.ports import RecordChange, RecordSet, ZoneInfo
 from failover.retry import retry_requests
 from providers.libcloud.drivers import ADAPTERS, DriverSession, retried
 
@@ -125,6 +125,34 @@ class LibcloudDns:
             self.dialect.replace(self.session.driver, self._native_zone(zone), name, type, ttl, values, existing)
         return RecordSet(name=name, type=type, ttl=ttl, values=tuple(values))
 
+    def set_records(self, zone: ZoneInfo, changes: Sequence[RecordChange]) -> None:
+        """Write ``changes`` in order (a set's values, or none: delete it): PowerDNS in one PATCH
+        of the zone per ``WRITE_BATCH`` sets, Route53 in one change batch per ``WRITE_BATCH``
+        (each applied whole by the provider); other drivers a set at a time. A batch is retried
+        whole: what it says is the end state, so writing it again is harmless."""
+        wanted = []
+        for change in changes:
+            name = absolute_name(change.name, zone.domain)
+            relative_name(name, zone.domain)  # refuses a name outside the zone, before any call
+            wanted.append(RecordChange(name=name, type=change.type.upper(), ttl=change.ttl, values=tuple(change.values)))
+        if not self.dialect.writes_in_batches:
+            for change in wanted:
+                if change.values:
+                    self.set_record(zone, change.name, change.type, change.ttl, change.values)
+                else:
+                    self.delete_record(zone, change.name, change.type)
+            return
+        for start in range(0, len(wanted), WRITE_BATCH):
+            self._write_batch(zone, wanted[start:start + WRITE_BATCH])
+
+    @retried
+    def _write_batch(self, zone: ZoneInfo, changes: list[RecordChange]) -> None:
+        native = self._native_zone(zone)
+        # Read at each attempt: an earlier attempt may have been applied before its answer was lost.
+        existing = self._records(zone) if self.dialect.replaces_by_diff else []
+        with self.session.translating(f"write {len(changes)} record set(s) of {zone.domain}"):
+            self.dialect.write_batch(self.session.driver, native, changes, existing)
+
     @retried
     def delete_record(self, zone: ZoneInfo, name: str, type: str) -> bool:
         name, type = absolute_name(name, zone.domain), type.upper()
@@ -158,6 +186,7 @@ class LibcloudRecords:
     replaces_by_diff = True  # replace() needs the set's current records (one zone listing per write)
     lists_before_zone_delete = False  # delete_zone() needs the zone's records
     allows_duplicate_zones = False  # the provider would create a second zone of the same name
+    writes_in_batches = False  # write_batch() writes many sets in one request (set_records)
 
     def zone_domain(self, domain: str) -> str:
         return domain.rstrip(".")
@@ -236,10 +265,21 @@ class PowerDnsRecords(LibcloudRecords):
     def delete(self, driver: Any, zone: Any, name: str, type: str, existing: list[Any]) -> None:
         self._patch(driver, zone, {"name": name, "type": type, "changetype": "DELETE"})
 
+    writes_in_batches = True
+
+    def write_batch(self, driver: Any, zone: Any, changes: list[RecordChange], existing: list[Any]) -> None:
+        """One PATCH of the zone: PowerDNS applies its rrsets in one transaction."""
+        self._patch(driver, zone, *(
+            {"name": c.name, "type": c.type, "ttl": c.ttl, "changetype": "REPLACE",
+             "records": [{"content": value, "disabled": False} for value in c.values]}
+            if c.values else {"name": c.name, "type": c.type, "changetype": "DELETE"}
+            for c in changes
+        ))
+
     @staticmethod
-    def _patch(driver: Any, zone: Any, rrset: dict[str, Any]) -> None:
+    def _patch(driver: Any, zone: Any, *rrsets: dict[str, Any]) -> None:
         action = f"{driver.api_root}/servers/{driver.ex_server}/zones/{zone.id}"
-        driver.connection.request(action=action, data=json.dumps({"rrsets": [rrset]}), method="PATCH")
+        driver.connection.request(action=action, data=json.dumps({"rrsets": list(rrsets)}), method="PATCH")
 
 
 class Route53Records(LibcloudRecords):
@@ -288,6 +328,8 @@ class Route53Records(LibcloudRecords):
     def replace(
         self, driver: Any, zone: Any, name: str, type: str, ttl: int, values: list[str], existing: list[Any]
     ) -> None:
+        if existing and _holds(existing, ttl, values):
+            return  # as wanted already
         if existing and _api_version(driver) >= ROUTE53_UPSERT_SINCE:
             self._change(driver, zone, [("UPSERT", name, type, ttl, values)])
             return
@@ -296,6 +338,28 @@ class Route53Records(LibcloudRecords):
 
     def delete(self, driver: Any, zone: Any, name: str, type: str, existing: list[Any]) -> None:
         self._change(driver, zone, [("DELETE", name, type, existing[0].ttl, [presentation(r) for r in existing])])
+
+    writes_in_batches = True
+
+    def write_batch(self, driver: Any, zone: Any, changes: list[RecordChange], existing: list[Any]) -> None:
+        """One change batch (Route53 applies it whole, in order), made against the zone's
+        records as they are now: a set already gone is not deleted again."""
+        current: dict[tuple[str, str], list[Any]] = {}
+        for record in existing:
+            current.setdefault((self.name_of(record, zone.domain), str(record.type)), []).append(record)
+        upsert = _api_version(driver) >= ROUTE53_UPSERT_SINCE
+        batch: list[tuple[str, str, str, int | None, list[str]]] = []
+        for change in changes:
+            there = current.pop((change.name, change.type), [])
+            if there and _holds(there, change.ttl, change.values):
+                continue  # as wanted already (a batch sent again): Route53 refuses to replace a set by itself
+            if there and (not change.values or not upsert):
+                batch.append(("DELETE", change.name, change.type, there[0].ttl, [presentation(r) for r in there]))
+            if change.values:
+                batch.append(("UPSERT" if there and upsert else "CREATE", change.name, change.type, change.ttl,
+                              list(change.values)))
+        if batch:
+            self._change(driver, zone, batch)
 
     def delete_zone(self, driver: Any, zone: Any, records: list[Any]) -> None:
         """Route53 deletes only an empty zone: every set but the apex SOA and NS goes first, in one change."""
@@ -329,9 +393,15 @@ class Route53Records(LibcloudRecords):
                                   data=ElementTree.tostring(request))
 
 
+WRITE_BATCH = 100  # record sets per PowerDNS PATCH or Route53 change batch (Route53 takes up to 1,000 changes)
 ROUTE53_UPSERT_SINCE = "2013-04-01"  # the Route53 API version that brought the UPSERT action
 # A bound on one Route53 listing: a service handing out markers forever is an error, not a hang.
 ROUTE53_MAX_PAGES = 10_000
+
+
+def _holds(records: list[Any], ttl: int | None, values: Sequence[str]) -> bool:
+    """The records are the set of exactly ``values`` at ``ttl``."""
+    return all(r.ttl == ttl for r in records) and sorted(presentation(r) for r in records) == sorted(values)
 
 
 def _route53_pages(driver: Any, path: str, follow: dict[str, str]) -> Iterator[Any]:
