@@ -18,7 +18,10 @@ Figures, from the run's journal: each step's start and duration; the makespan (t
 start to its end) and the time from the run's start to healthy; the critical path (the
 longest path through the playbook's DAG, each step weighted by its duration: what unlimited
 parallelism with no overhead would take) and the makespan over it; the makespan over the
-``nodes`` step alone (issue 16: what the firewall and the rest add to creating the nodes).
+``nodes`` step alone (issue 16: what the firewall and the rest add to creating the nodes), the
+time before that step starts (the steps it needs: ``databases``, for the endpoint rewrite, and with
+it the first listing of the target's catalogue) and after it ends, and the makespan over the run's
+start to the nodes step's end.
 Also the command's wall time, and the time seeding, inventory and replication took.
 
     python -m benchmarks.failover                                   # 20 nodes, 2,000 objects, 200 records
@@ -269,6 +272,8 @@ class Bench:
         healthy = timeline.ended("healthy")
         steps = {step.id: step for step in timeline.steps}
         nodes_s = steps["nodes"].duration_s if "nodes" in steps else 0.0
+        nodes_start = steps["nodes"].start_s if "nodes" in steps else None
+        nodes_end = steps["nodes"].end_s if "nodes" in steps else None
         counts = self.counts(config_file, run)
         expected = self.expected()
         return {
@@ -289,6 +294,11 @@ class Bench:
                 "nodes_step_s": round(nodes_s, 3),
                 "firewall_step_s": round(steps["firewall"].duration_s, 3) if "firewall" in steps else None,
                 "makespan_over_nodes_step": round(timeline.makespan_s / nodes_s, 3) if nodes_s else None,
+                # what the run spends before the nodes step starts (the steps it needs: databases, for the
+                # endpoint rewrite) and after it ends (firewall, front door, health, cutover)
+                "before_nodes_s": round(nodes_start, 3) if nodes_start is not None else None,
+                "after_nodes_s": round(timeline.makespan_s - nodes_end, 3) if nodes_end is not None else None,
+                "makespan_over_nodes_end": round(timeline.makespan_s / nodes_end, 3) if nodes_end else None,
             },
             "timeline": [step.to_dict() for step in timeline.steps],
             "counts": counts,
@@ -362,6 +372,8 @@ def print_figures(result: dict[str, Any], timeline: world.Timeline) -> None:
         ("makespan / critical path", f"{run['makespan_over_critical_path']}"),
         ("nodes step; firewall step", f"{_seconds(run['nodes_step_s'])}; {_seconds(run['firewall_step_s'])}"),
         ("makespan / nodes step", f"{run['makespan_over_nodes_step']}"),
+        ("before the nodes step; after it", f"{_seconds(run['before_nodes_s'])}; {_seconds(run['after_nodes_s'])}"),
+        ("makespan / run start to the nodes step's end", f"{run['makespan_over_nodes_end']}"),
         ("`failover run` wall time", _seconds(run["command_wall_s"])),
         *((f"{name} (before the run)", _seconds(seconds)) for name, seconds in before_the_run.items()),
         *((f"{name}: counted / expected", f"{count} / {result['expected'][name]}") for name, count in result["counts"].items()),

@@ -21,7 +21,7 @@ from typing import Any
 
 from failover.errors import InputError, Problem
 from failover.keytext import shown
-from failover.ports import DnsTarget, RecordSet, ZoneInfo
+from failover.ports import DnsTarget, RecordChange, RecordSet, ZoneInfo
 
 HOSTNAME_TYPES = frozenset({"CNAME", "NS", "PTR", "DNAME", "ALIAS"})
 TEXT_TYPES = frozenset({"TXT", "SPF"})
@@ -297,18 +297,27 @@ def restore_replaced_sets(dns: DnsTarget, items: Iterable[dict[str, Any]]) -> li
         if target.zone is None:
             continue  # the zone is gone, and its records with it
         # Deletions first: a CNAME can only come back once the set that replaced it is gone.
-        for item in sorted(zone_items, key=lambda i: i["before"] is not None):
-            if _restore(dns, target.zone, item, target.sets.get((item["name"], item["type"]))):
-                restored.append(f"{item['name']} {item['type']}")
+        changes = [change for item in sorted(zone_items, key=lambda i: i["before"] is not None)
+                   if (change := _restoring(item, target.sets.get((item["name"], item["type"])))) is not None]
+        set_records = getattr(dns, "set_records", None)
+        if set_records is not None and changes:
+            set_records(target.zone, changes)  # a request per batch of sets, not per set
+        for change in changes:
+            if set_records is None:
+                if change.values:
+                    dns.set_record(target.zone, change.name, change.type, change.ttl, change.values)
+                elif not dns.delete_record(target.zone, change.name, change.type):
+                    continue
+            restored.append(f"{change.name} {change.type}")
     return restored
 
 
-def _restore(dns: DnsTarget, zone: ZoneInfo, item: dict[str, Any], current: RecordSet | None) -> bool:
+def _restoring(item: dict[str, Any], current: RecordSet | None) -> RecordChange | None:
+    """The write that puts the journaled set back, or None when it is as it was."""
     before, name, type = item["before"], item["name"], item["type"]
     if before is None:
-        return current is not None and dns.delete_record(zone, name, type)
+        return RecordChange(name, type, DEFAULT_TTL) if current is not None else None
     ttl = before["ttl"] if before["ttl"] is not None else DEFAULT_TTL
     if current is not None and current.ttl == ttl and same_values(type, current.values, before["values"]):
-        return False
-    dns.set_record(zone, name, type, ttl, before["values"])
-    return True
+        return None
+    return RecordChange(name, type, ttl, tuple(before["values"]))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -37,6 +37,9 @@ from failover.ports import ComputeTarget, FirewallInfo, NodeInfo
 from failover.retry import in_context
 
 MAX_PARALLEL = 8
+# Nodes waited for at the same time: a waiting thread mostly sleeps, and the target reads the
+# states of all of them in one listing (compute.wait_running), so more cost no more requests.
+WAIT_PARALLEL = 64
 PROVISIONED_STATES = frozenset({"running", "stopped", "pending", "stopping"})
 RUN_LABEL = "failover-run"
 SOURCE_LABEL = "failover-source"
@@ -155,7 +158,10 @@ def map_onto_target(ctx: ActionContext, nodes: Sequence[Node], profile: TargetPr
         profile = profile.model_copy(update={"compute": profile.compute.model_copy(update={"location": location.id})})
     label = (f"{location.name} ({location.id})" if location.name and location.name != location.id else location.id) \
         if location is not None else None
-    mapping = map_nodes(nodes, compute.sizes(), compute.images(), profile, [location.id] if location else None, label)
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="failover-catalogue") as pool:  # both listed at once
+        sizes, images = pool.submit(in_context(compute.sizes)), pool.submit(in_context(compute.images))
+        sizes, images = sizes.result(), images.result()
+    mapping = map_nodes(nodes, sizes, images, profile, [location.id] if location else None, label)
     if not mapping.ok:
         file = str(ctx.config.path) if ctx.config is not None else "failover.yaml"
         field = f"targets.{ctx.target_name}"
@@ -207,17 +213,36 @@ Result = TypeVar("Result")
 def ensure_nodes(
     ctx: ActionContext, plans: Sequence[NodePlan], *, wait: bool, timeout: float
 ) -> dict[str, tuple[NodeInfo, bool]]:
-    """Source id -> (node, adopted): each planned node found or created, then (``wait``) running."""
+    """Source id -> (node, adopted): every planned node found or created (MAX_PARALLEL at a
+    time) and (``wait``) waited for from the moment it exists, on threads of its own (up to
+    WAIT_PARALLEL), so a node slow to start holds up no creation and the waits share their
+    readings (one listing for many nodes where the target can). Every node is finished (so
+    everything created is journaled) before the failures are raised together."""
     compute = ctx.targets.compute
+    if not plans:
+        return {}
+    with ThreadPoolExecutor(max_workers=min(WAIT_PARALLEL, len(plans)), thread_name_prefix="failover-wait") as waits:
 
-    def ensure(plan: NodePlan) -> tuple[NodeInfo, bool]:
-        node, adopted = find_or_create(ctx, compute, plan)
-        if wait:
-            node = compute.wait_running(node.id, timeout=timeout, cancel=ctx.cancel)
-        return node, adopted
+        def ensure(plan: NodePlan) -> tuple[NodeInfo | Future[NodeInfo], bool]:
+            node, adopted = find_or_create(ctx, compute, plan)
+            if wait:
+                return waits.submit(in_context(compute.wait_running), node.id, timeout=timeout, cancel=ctx.cancel), adopted
+            return node, adopted
 
-    results = in_parallel(plans, ensure, label=lambda plan: plan.name)
-    return {plan.source_id: result for plan, result in zip(plans, results, strict=True)}
+        made = attempt_all(plans, ensure, workers=MAX_PARALLEL)
+    failures, ready = [], {}
+    for plan, result, error in made:
+        node, adopted = result if error is None else (None, False)
+        if isinstance(node, Future):
+            error = node.exception()
+            node = node.result() if error is None else None
+        if error is not None:
+            failures.append((plan.name, error))
+        else:
+            ready[plan.source_id] = (node, adopted)
+    if failures:
+        raise combined_error(failures)
+    return ready
 
 
 def find_or_create(ctx: ActionContext, compute: ComputeTarget, plan: NodePlan) -> tuple[NodeInfo, bool]:
@@ -248,14 +273,23 @@ def recorded(ctx: ActionContext, resource_id: str) -> bool:
 def in_parallel(items: Sequence[Item], work: Callable[[Item], Result], *, label: Callable[[Item], str]) -> list[Result]:
     """``work`` on every item in a bounded pool; every item is finished (so everything created
     is journaled) before the failures are raised together."""
-    if not items:
-        return []
-    with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(items)), thread_name_prefix="failover-node") as pool:
-        futures = [pool.submit(in_context(work), item) for item in items]
-    failures = [(label(item), future.exception()) for item, future in zip(items, futures, strict=True) if future.exception()]
+    outcomes = attempt_all(items, work, workers=MAX_PARALLEL)
+    failures = [(label(item), error) for item, _, error in outcomes if error is not None]
     if failures:
         raise combined_error(failures)
-    return [future.result() for future in futures]
+    return [result for _, result, _ in outcomes]
+
+
+def attempt_all(
+    items: Sequence[Item], work: Callable[[Item], Result], *, workers: int
+) -> list[tuple[Item, Result | None, BaseException | None]]:
+    """(item, result, None) or (item, None, error) for every item, ``work`` run on ``workers`` threads."""
+    if not items:
+        return []
+    with ThreadPoolExecutor(max_workers=min(workers, len(items)), thread_name_prefix="failover-node") as pool:
+        futures = [pool.submit(in_context(work), item) for item in items]
+    return [(item, None, future.exception()) if future.exception() is not None else (item, future.result(), None)
+            for item, future in zip(items, futures, strict=True)]
 
 
 def combined_error(failures: Sequence[tuple[str, BaseException]]) -> BaseException:

@@ -293,8 +293,22 @@ class RecordSet:
     values: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class RecordChange:
+    """One record set to write: ``values`` it should hold exactly (at ``ttl``), or none to
+    delete it. ``name`` fully qualified, as in RecordSet."""
+
+    name: str
+    type: str
+    ttl: int
+    values: tuple[str, ...] = ()
+
+
 class DnsTarget(Protocol):
-    """DNS zones and record sets on the target."""
+    """DNS zones and record sets on the target. An adapter may also offer
+    ``set_records(zone, changes: Sequence[RecordChange]) -> None``: the changes written in as
+    few requests as the provider takes (each request applied whole, retrying it harmless), in
+    their order; callers use it where present and fall back to ``set_record``/``delete_record``."""
 
     def list_zones(self) -> list[ZoneInfo]:
         """Every zone the account holds."""

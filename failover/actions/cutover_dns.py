@@ -49,7 +49,9 @@ from failover.dnsnames import (
     unique,
 )
 from failover.errors import Interrupted, NothingToDo, OperationFailed
-from failover.ports import DnsTarget, RecordSet
+from failover.ports import DnsTarget, RecordChange, RecordSet
+
+CUTOVER_BATCH = 100  # record sets journaled, then written in one request where the target takes batches
 
 # Hosts under these domains are AWS's: a record pointing there stops answering with the account.
 AWS_DOMAINS = (
@@ -334,7 +336,20 @@ def _pending(cutover: ZoneCutover, current: Mapping[tuple[str, str], RecordSet],
 
 def _cut_over_zone(ctx: ActionContext, dns: DnsTarget, cutover: ZoneCutover, target: TargetZone, ttl: int) -> None:
     zone, current = target.zone, target.sets
-    for rewrite in _pending(cutover, current, ttl):
+    pending = _pending(cutover, current, ttl)
+    set_records = getattr(dns, "set_records", None)
+    if set_records is not None:  # a request per batch of sets, not per set
+        for start in range(0, len(pending), CUTOVER_BATCH):
+            if ctx.cancel.is_set():
+                raise Interrupted(f"cutover-dns: cancelled while cutting over {zone.domain}")
+            batch = pending[start:start + CUTOVER_BATCH]
+            for rewrite in batch:  # journaled before the write: undo knows what each set was
+                remember_before_change(ctx, zone, rewrite.name, rewrite.type, current.get(rewrite.key))
+            set_records(zone, [RecordChange(r.name, r.type, ttl, tuple(r.values)) for r in batch])
+            for rewrite in batch:
+                ctx.info(f"{rewrite.name} {rewrite.type}: {', '.join(rewrite.values) or 'deleted'}")
+        return
+    for rewrite in pending:
         if ctx.cancel.is_set():
             raise Interrupted(f"cutover-dns: cancelled while cutting over {zone.domain}")
         remember_before_change(ctx, zone, rewrite.name, rewrite.type, current.get(rewrite.key))

@@ -6,16 +6,18 @@ import inspect
 import secrets
 import threading
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections import Counter
+from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from libcloud.compute.base import NodeImage
-from libcloud.compute.drivers.ec2 import BaseEC2NodeDriver
 
 from failover.config import DEFAULT_FILE, ComputeSpec
 from failover.errors import ConfigError, FailoverError, Interrupted, OperationFailed, Problem, TransientError
 from failover.ports import FirewallInfo, FirewallRuleInfo, ImageInfo, LocationInfo, NodeInfo, SizeInfo
 from failover.retry import retry_requests
+from providers.libcloud import ec2pages
 from providers.libcloud.catalog import to_image_info, to_size_info
 from providers.libcloud.drivers import ADAPTERS, DriverSession, retried
 from providers.libcloud.firewalls import firewalls_for
@@ -28,6 +30,10 @@ USER_DATA_KEYWORDS = ("ex_userdata", "ex_user_data", "ex_customdata", "cloud_ini
 GONE_STATES = frozenset({"terminated"})
 FAILED_STATES = frozenset({"error"})
 POLL_INTERVAL = 5.0
+# The first pause in waiting for a node to run; each next one doubles, up to POLL_INTERVAL.
+FIRST_POLL_INTERVAL = 0.5
+# How long a waiter sleeps at most while another thread reads for it, between looks at its cancel event.
+READING_WAIT = 0.5
 # Node ids per filtered listing: one answer page (moto pages DescribeInstances at 100 reservations).
 IDS_PER_LISTING = 100
 T = TypeVar("T")
@@ -45,8 +51,11 @@ class LibcloudCompute:
         self.spec = spec
         self.session = DriverSession("compute", spec, file=file, field=field)
         self._catalogues: dict[str, list[Any]] = {}
-        self._catalogue_lock = threading.RLock()  # listing sizes looks up the location
-        self.poll_interval = POLL_INTERVAL
+        # One lock per catalogue, so sizes and images are listed at the same time (each needs
+        # the location first, whose lock is taken inside theirs: never the other way round).
+        self._catalogue_locks = {kind: threading.Lock() for kind in ("locations", "sizes", "images")}
+        self.poll_interval = POLL_INTERVAL  # the longest pause between two readings of a starting node
+        self._states = NodeStates(self._read_states)
 
     # -- catalogues ----------------------------------------------------------------------
 
@@ -76,7 +85,7 @@ class LibcloudCompute:
 
     @retried
     def _catalogue(self, kind: str, list_items: Any) -> list[Any]:
-        with self._catalogue_lock:
+        with self._catalogue_locks[kind]:
             if kind not in self._catalogues:
                 with self.session.translating(f"list {kind}"):
                     self._catalogues[kind] = list(list_items(self.session.driver))
@@ -115,16 +124,15 @@ class LibcloudCompute:
     @retried
     def list_nodes(self) -> list[NodeInfo]:
         with self.session.translating("list nodes"):
-            return [node_info(node) for node in self.session.driver.list_nodes()]
+            return [node_info(node) for node in ec2pages.list_nodes(self.session.driver)]
 
     @retried
     def find_node(self, name: str) -> NodeInfo | None:
         with self.session.translating(f"find node {name}"):
             driver = self.session.driver
-            # EC2 filters by the Name tag: one small answer, and none of the account's other nodes
-            # can hide it (EC2 pages DescribeInstances, moto at 100, and libcloud reads one page).
-            ec2 = isinstance(driver, BaseEC2NodeDriver)
-            nodes = driver.list_nodes(ex_filters={"tag:Name": name}) if ec2 else driver.list_nodes()
+            # EC2 filters by the Name tag: one small answer rather than the account's every node.
+            filters = {"tag:Name": name} if ec2pages.is_ec2(driver) else None
+            nodes = ec2pages.list_nodes(driver, filters=filters)
         named = [node_info(node) for node in nodes if node.name == name]
         return next((node for node in named if node.state not in GONE_STATES), None)
 
@@ -159,22 +167,46 @@ class LibcloudCompute:
         return retry_requests(attempt) if labels else attempt()
 
     def wait_running(self, node_id: str, timeout: float = 600, cancel: threading.Event | None = None) -> NodeInfo:
+        """Poll until the node runs: at once, then after FIRST_POLL_INTERVAL, doubling up to
+        ``poll_interval``. The nodes waited for at the same time are read together (see
+        :class:`NodeStates`): one listing filtered by their ids answers every waiter."""
         cancel = cancel or threading.Event()
         deadline = time.monotonic() + timeout
-        while True:
-            node = self._node(node_id)
-            if node is None or node.state in GONE_STATES:
-                raise OperationFailed(f"node {node_id} disappeared while starting", where=self.session.where)
-            if node.state in FAILED_STATES:
-                failed = f"node {node.name} ({node_id}) failed to start: state {node.state}"
-                raise OperationFailed(failed, where=self.session.where)
-            if node.state == "running":
-                return node
-            if time.monotonic() >= deadline:
-                late = f"node {node.name} ({node_id}) not running after {timeout:g}s (state {node.state})"
-                raise OperationFailed(late, where=self.session.where)
-            if cancel.wait(min(self.poll_interval, max(0.0, deadline - time.monotonic()))):
-                raise Interrupted(f"cancelled while waiting for node {node_id}")
+        interval, reading = min(FIRST_POLL_INTERVAL, self.poll_interval), 0
+        with self._states.watching(node_id):
+            while True:
+                reading, node = self._states.newer(node_id, than=reading, cancel=cancel)
+                if node is None or node.state in GONE_STATES:
+                    raise OperationFailed(f"node {node_id} disappeared while starting", where=self.session.where)
+                if node.state in FAILED_STATES:
+                    failed = f"node {node.name} ({node_id}) failed to start: state {node.state}"
+                    raise OperationFailed(failed, where=self.session.where)
+                if node.state == "running":
+                    return node
+                if time.monotonic() >= deadline:
+                    late = f"node {node.name} ({node_id}) not running after {timeout:g}s (state {node.state})"
+                    raise OperationFailed(late, where=self.session.where)
+                if cancel.wait(min(interval, max(0.0, deadline - time.monotonic()))):
+                    raise Interrupted(f"cancelled while waiting for node {node_id}")
+                interval = min(2 * interval, self.poll_interval)
+
+    def _read_states(self, node_ids: Sequence[str]) -> dict[str, NodeInfo | None]:
+        """The nodes of ``node_ids`` as they are now (None: not found): one look-up for one
+        node, else listings filtered by IDS_PER_LISTING ids at a time (EC2), or one listing of
+        every node (drivers that cannot filter)."""
+        if len(node_ids) == 1:
+            return {node_ids[0]: self._node(node_ids[0])}
+        found: dict[str, NodeInfo | None] = dict.fromkeys(node_ids)
+        step = IDS_PER_LISTING if ec2pages.is_ec2(self.session.driver) else len(node_ids)
+        for start in range(0, len(node_ids), step):
+            found.update(self._listed(node_ids[start:start + step]))
+        return found
+
+    @retried
+    def _listed(self, node_ids: Sequence[str]) -> dict[str, NodeInfo]:
+        with self.session.translating(f"look up {len(node_ids)} nodes"):
+            nodes = [node_info(node) for node in self._native_nodes(node_ids)]
+        return {node.id: node for node in nodes if node.id in node_ids}
 
     @retried
     def destroy_node(self, node_id: str) -> bool:
@@ -196,12 +228,10 @@ class LibcloudCompute:
 
     def _native_nodes(self, node_ids: Collection[str]) -> list[Any]:
         """The listing that holds these nodes: EC2 filters it by id (a miss is an empty answer,
-        not an error), so a look-up costs one small answer, not the whole account's nodes (of
-        which libcloud reads only the first page)."""
+        not an error), so a look-up costs one small answer, not the whole account's nodes."""
         driver = self.session.driver
-        if isinstance(driver, BaseEC2NodeDriver):
-            return driver.list_nodes(ex_filters={"instance-id": sorted(node_ids)})
-        return driver.list_nodes()
+        filters = {"instance-id": sorted(node_ids)} if ec2pages.is_ec2(driver) else None
+        return ec2pages.list_nodes(driver, filters=filters)
 
     # -- firewalls -----------------------------------------------------------------------
 
@@ -285,6 +315,69 @@ class LibcloudCompute:
     def _firewalls(self) -> Any:
         with self.session.translating("connect"):
             return firewalls_for(self.session.driver, self.spec.driver)
+
+
+class NodeStates:
+    """The states of the nodes being waited for, read for all their waiters at once.
+
+    A waiter registers its node (``watching``), then asks for a reading newer than the last it
+    had (``newer``). When there is none and nobody is reading, it reads every registered node
+    (``read(ids)``: one listing filtered by their ids), so the waiters sleeping meanwhile find
+    theirs fresh when they wake and ask the provider nothing; when someone is reading, it waits
+    for that reading, and reads itself if that one did not cover its node. A failed reading
+    raises in the thread that made it; the others read again themselves.
+    """
+
+    def __init__(self, read: Callable[[Sequence[str]], dict[str, NodeInfo | None]]) -> None:
+        self._read = read
+        self._changed = threading.Condition()
+        self._waiters: Counter[str] = Counter()
+        self._readings: dict[str, tuple[int, NodeInfo | None]] = {}  # node id -> (reading number, state)
+        self._count = 0
+        self._reading = False
+
+    @contextmanager
+    def watching(self, node_id: str) -> Iterator[None]:
+        with self._changed:
+            self._waiters[node_id] += 1
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._waiters[node_id] -= 1
+                if not self._waiters[node_id]:
+                    del self._waiters[node_id]
+                    self._readings.pop(node_id, None)
+
+    def newer(self, node_id: str, *, than: int, cancel: threading.Event) -> tuple[int, NodeInfo | None]:
+        """(reading number, the node as read then) from a reading numbered above ``than``."""
+        with self._changed:
+            while True:
+                reading = self._readings.get(node_id)
+                if reading is not None and reading[0] > than:
+                    return reading
+                if not self._reading:
+                    break
+                self._changed.wait(READING_WAIT)
+                if cancel.is_set():
+                    raise Interrupted(f"cancelled while waiting for node {node_id}")
+            self._reading = True
+            node_ids = sorted(self._waiters)
+        try:
+            found = self._read(node_ids)
+        except BaseException:
+            with self._changed:
+                self._reading = False
+                self._changed.notify_all()
+            raise
+        with self._changed:  # the reading stored and the next one allowed at the same instant
+            self._count += 1
+            for read_id in node_ids:
+                if read_id in self._waiters:
+                    self._readings[read_id] = (self._count, found.get(read_id))
+            self._reading = False
+            self._changed.notify_all()
+            return self._readings[node_id]
 
 
 def _spelled(location: Any) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 from xml.etree import ElementTree
 
@@ -18,10 +18,11 @@ from libcloud.dns.base import Zone
 from libcloud.dns.drivers.route53 import API_ROOT, NAMESPACE
 from libcloud.dns.drivers.route53 import API_VERSION as ROUTE53_API_VERSION
 from libcloud.dns.types import ZoneDoesNotExistError
+from libcloud.utils.xml import findtext
 
 from failover.config import DEFAULT_FILE, DnsSpec
 from failover.errors import FailoverError, OperationFailed, TransientError
-from failover.ports import RecordSet, ZoneInfo
+from failover.ports import RecordChange, RecordSet, ZoneInfo
 from failover.retry import retry_requests
 from providers.libcloud.drivers import ADAPTERS, DriverSession, retried
 
@@ -51,13 +52,13 @@ class LibcloudDns:
     @retried
     def list_zones(self) -> list[ZoneInfo]:
         with self.session.translating("list zones"):
-            return [zone_info(zone) for zone in self.session.driver.list_zones()]
+            return [zone_info(zone) for zone in self.dialect.zones(self.session.driver)]
 
     @retried
     def find_zone(self, domain: str) -> ZoneInfo | None:
         wanted = fqdn(domain)
         with self.session.translating(f"find zone {wanted}"):
-            zones = self.session.driver.list_zones()
+            zones = self.dialect.zones(self.session.driver)
         return next((zone_info(zone) for zone in zones if fqdn(zone.domain) == wanted), None)
 
     def create_zone(self, domain: str, ttl: int | None = None) -> ZoneInfo:
@@ -124,6 +125,34 @@ class LibcloudDns:
             self.dialect.replace(self.session.driver, self._native_zone(zone), name, type, ttl, values, existing)
         return RecordSet(name=name, type=type, ttl=ttl, values=tuple(values))
 
+    def set_records(self, zone: ZoneInfo, changes: Sequence[RecordChange]) -> None:
+        """Write ``changes`` in order (a set's values, or none: delete it): PowerDNS in one PATCH
+        of the zone per ``WRITE_BATCH`` sets, Route53 in one change batch per ``WRITE_BATCH``
+        (each applied whole by the provider); other drivers a set at a time. A batch is retried
+        whole: what it says is the end state, so writing it again is harmless."""
+        wanted = []
+        for change in changes:
+            name = absolute_name(change.name, zone.domain)
+            relative_name(name, zone.domain)  # refuses a name outside the zone, before any call
+            wanted.append(RecordChange(name=name, type=change.type.upper(), ttl=change.ttl, values=tuple(change.values)))
+        if not self.dialect.writes_in_batches:
+            for change in wanted:
+                if change.values:
+                    self.set_record(zone, change.name, change.type, change.ttl, change.values)
+                else:
+                    self.delete_record(zone, change.name, change.type)
+            return
+        for start in range(0, len(wanted), WRITE_BATCH):
+            self._write_batch(zone, wanted[start:start + WRITE_BATCH])
+
+    @retried
+    def _write_batch(self, zone: ZoneInfo, changes: list[RecordChange]) -> None:
+        native = self._native_zone(zone)
+        # Read at each attempt: an earlier attempt may have been applied before its answer was lost.
+        existing = self._records(zone) if self.dialect.replaces_by_diff else []
+        with self.session.translating(f"write {len(changes)} record set(s) of {zone.domain}"):
+            self.dialect.write_batch(self.session.driver, native, changes, existing)
+
     @retried
     def delete_record(self, zone: ZoneInfo, name: str, type: str) -> bool:
         name, type = absolute_name(name, zone.domain), type.upper()
@@ -137,7 +166,7 @@ class LibcloudDns:
     @retried
     def _records(self, zone: ZoneInfo) -> list[Any]:
         with self.session.translating(f"list records of {zone.domain}"):
-            return list(self.session.driver.list_records(self._native_zone(zone)))
+            return self.dialect.records(self.session.driver, self._native_zone(zone))
 
     def _records_of(self, zone: ZoneInfo, name: str, type: str) -> list[Any]:
         dialect = self.dialect
@@ -157,9 +186,18 @@ class LibcloudRecords:
     replaces_by_diff = True  # replace() needs the set's current records (one zone listing per write)
     lists_before_zone_delete = False  # delete_zone() needs the zone's records
     allows_duplicate_zones = False  # the provider would create a second zone of the same name
+    writes_in_batches = False  # write_batch() writes many sets in one request (set_records)
 
     def zone_domain(self, domain: str) -> str:
         return domain.rstrip(".")
+
+    def zones(self, driver: Any) -> list[Any]:
+        """Every zone (the drivers that page their listings follow the pages themselves)."""
+        return list(driver.list_zones())
+
+    def records(self, driver: Any, zone: Any) -> list[Any]:
+        """Every record of ``zone``."""
+        return list(driver.list_records(zone))
 
     def name_of(self, record: Any, zone_domain: str) -> str:
         """A listed record's name, fully qualified."""
@@ -227,10 +265,21 @@ class PowerDnsRecords(LibcloudRecords):
     def delete(self, driver: Any, zone: Any, name: str, type: str, existing: list[Any]) -> None:
         self._patch(driver, zone, {"name": name, "type": type, "changetype": "DELETE"})
 
+    writes_in_batches = True
+
+    def write_batch(self, driver: Any, zone: Any, changes: list[RecordChange], existing: list[Any]) -> None:
+        """One PATCH of the zone: PowerDNS applies its rrsets in one transaction."""
+        self._patch(driver, zone, *(
+            {"name": c.name, "type": c.type, "ttl": c.ttl, "changetype": "REPLACE",
+             "records": [{"content": value, "disabled": False} for value in c.values]}
+            if c.values else {"name": c.name, "type": c.type, "changetype": "DELETE"}
+            for c in changes
+        ))
+
     @staticmethod
-    def _patch(driver: Any, zone: Any, rrset: dict[str, Any]) -> None:
+    def _patch(driver: Any, zone: Any, *rrsets: dict[str, Any]) -> None:
         action = f"{driver.api_root}/servers/{driver.ex_server}/zones/{zone.id}"
-        driver.connection.request(action=action, data=json.dumps({"rrsets": [rrset]}), method="PATCH")
+        driver.connection.request(action=action, data=json.dumps({"rrsets": list(rrsets)}), method="PATCH")
 
 
 class Route53Records(LibcloudRecords):
@@ -249,6 +298,26 @@ class Route53Records(LibcloudRecords):
     def zone_domain(self, domain: str) -> str:
         return fqdn(domain)
 
+    def zones(self, driver: Any) -> list[Any]:
+        """Every hosted zone, page after page. libcloud's driver asks for the next page by
+        ``NextRecordName``, which ListHostedZones does not answer (it answers ``NextMarker``):
+        past 100 zones it asked for the first page again, for ever."""
+        zones = []
+        for answer in _route53_pages(driver, f"{API_ROOT}hostedzone", {"NextMarker": "marker"}):
+            zones += driver._to_zones(answer)
+        return zones
+
+    def records(self, driver: Any, zone: Any) -> list[Any]:
+        """Every record of the zone, page after page, each set once. libcloud's driver asks for
+        the next page by name alone, so a name whose sets straddle two pages came twice (its
+        sets of types before the page's end listed again): values doubled in their sets."""
+        driver.connection.set_context({"zone_id": zone.id})
+        follow = {"NextRecordName": "name", "NextRecordType": "type", "NextRecordIdentifier": "identifier"}
+        records = []
+        for answer in _route53_pages(driver, f"{API_ROOT}hostedzone/{zone.id}/rrset", follow):
+            records += driver._to_records(data=answer, zone=zone)
+        return records
+
     def name_of(self, record: Any, zone_domain: str) -> str:
         # Route53 lists a wildcard's "*" (and other characters outside a-z0-9-_.) as an octal escape: "\052".
         return absolute_name(_OCTAL_ESCAPE.sub(lambda m: chr(int(m.group(1), 8)), record.name or ""), zone_domain)
@@ -259,6 +328,8 @@ class Route53Records(LibcloudRecords):
     def replace(
         self, driver: Any, zone: Any, name: str, type: str, ttl: int, values: list[str], existing: list[Any]
     ) -> None:
+        if existing and _holds(existing, ttl, values):
+            return  # as wanted already
         if existing and _api_version(driver) >= ROUTE53_UPSERT_SINCE:
             self._change(driver, zone, [("UPSERT", name, type, ttl, values)])
             return
@@ -267,6 +338,28 @@ class Route53Records(LibcloudRecords):
 
     def delete(self, driver: Any, zone: Any, name: str, type: str, existing: list[Any]) -> None:
         self._change(driver, zone, [("DELETE", name, type, existing[0].ttl, [presentation(r) for r in existing])])
+
+    writes_in_batches = True
+
+    def write_batch(self, driver: Any, zone: Any, changes: list[RecordChange], existing: list[Any]) -> None:
+        """One change batch (Route53 applies it whole, in order), made against the zone's
+        records as they are now: a set already gone is not deleted again."""
+        current: dict[tuple[str, str], list[Any]] = {}
+        for record in existing:
+            current.setdefault((self.name_of(record, zone.domain), str(record.type)), []).append(record)
+        upsert = _api_version(driver) >= ROUTE53_UPSERT_SINCE
+        batch: list[tuple[str, str, str, int | None, list[str]]] = []
+        for change in changes:
+            there = current.pop((change.name, change.type), [])
+            if there and _holds(there, change.ttl, change.values):
+                continue  # as wanted already (a batch sent again): Route53 refuses to replace a set by itself
+            if there and (not change.values or not upsert):
+                batch.append(("DELETE", change.name, change.type, there[0].ttl, [presentation(r) for r in there]))
+            if change.values:
+                batch.append(("UPSERT" if there and upsert else "CREATE", change.name, change.type, change.ttl,
+                              list(change.values)))
+        if batch:
+            self._change(driver, zone, batch)
 
     def delete_zone(self, driver: Any, zone: Any, records: list[Any]) -> None:
         """Route53 deletes only an empty zone: every set but the apex SOA and NS goes first, in one change."""
@@ -300,7 +393,33 @@ class Route53Records(LibcloudRecords):
                                   data=ElementTree.tostring(request))
 
 
+WRITE_BATCH = 100  # record sets per PowerDNS PATCH or Route53 change batch (Route53 takes up to 1,000 changes)
 ROUTE53_UPSERT_SINCE = "2013-04-01"  # the Route53 API version that brought the UPSERT action
+# A bound on one Route53 listing: a service handing out markers forever is an error, not a hang.
+ROUTE53_MAX_PAGES = 10_000
+
+
+def _holds(records: list[Any], ttl: int | None, values: Sequence[str]) -> bool:
+    """The records are the set of exactly ``values`` at ``ttl``."""
+    return all(r.ttl == ttl for r in records) and sorted(presentation(r) for r in records) == sorted(values)
+
+
+def _route53_pages(driver: Any, path: str, follow: dict[str, str]) -> Iterator[Any]:
+    """Each answer of a Route53 listing while ``IsTruncated``; ``follow`` maps the answer's
+    elements naming the next page to the query parameters that ask for it."""
+    params: dict[str, str] = {}
+    for _ in range(ROUTE53_MAX_PAGES):
+        answer = driver.connection.request(path, params=params).object
+        yield answer
+        if findtext(element=answer, xpath="IsTruncated", namespace=NAMESPACE) != "true":
+            return
+        following = {parameter: findtext(element=answer, xpath=element, namespace=NAMESPACE)
+                     for element, parameter in follow.items()}
+        following = {parameter: value for parameter, value in following.items() if value}
+        if not following or following == params:
+            raise OperationFailed(f"Route53 said {path} goes on but named no next page")
+        params = following
+    raise OperationFailed(f"Route53 still had more of {path} after {ROUTE53_MAX_PAGES} pages")
 
 
 def _api_version(driver: Any) -> str:

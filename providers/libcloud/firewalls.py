@@ -18,6 +18,7 @@ from libcloud.utils.xml import findattr
 
 from failover.errors import OperationFailed
 from failover.ports import FirewallInfo, FirewallRuleInfo
+from providers.libcloud import ec2pages
 
 # EC2's spelling of "every port" (and of "every ICMP type").
 ANY_PORT = -1
@@ -61,10 +62,10 @@ class Ec2SecurityGroups:
     supported = True
 
     def list(self, driver: Any) -> list[FirewallInfo]:
-        return [_firewall_info(group) for group in driver.ex_get_security_groups()]
+        return [_firewall_info(group) for group in ec2pages.security_groups(driver)]
 
     def find(self, driver: Any, name: str) -> FirewallInfo | None:
-        groups = driver.ex_get_security_groups(filters={"group-name": name})
+        groups = ec2pages.security_groups(driver, filters={"group-name": name})
         return _firewall_info(groups[0]) if groups else None
 
     def create(self, driver: Any, name: str, labels: dict[str, str]) -> str:

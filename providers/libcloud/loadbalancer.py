@@ -7,8 +7,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from libcloud.loadbalancer.base import Algorithm, Member
+from libcloud.loadbalancer.drivers import alb, elb
+from libcloud.utils.xml import findtext
 
 from failover.config import DEFAULT_FILE, DriverSpec
+from failover.errors import OperationFailed
 from failover.ports import BalancerInfo
 from failover.retry import retry_requests
 from providers.libcloud.drivers import ADAPTERS, DriverSession, retried
@@ -32,7 +35,7 @@ class LibcloudBalancers:
     @retried
     def list_balancers(self) -> list[BalancerInfo]:
         with self.session.translating("list load balancers"):
-            return [balancer_info(b) for b in self.session.driver.list_balancers()]
+            return [balancer_info(b) for b in every_balancer(self.session.driver)]
 
     def find_balancer(self, name: str) -> BalancerInfo | None:
         return next((b for b in self.list_balancers() if b.name == name), None)
@@ -62,3 +65,29 @@ class LibcloudBalancers:
             return True
 
         return retry_requests(destroy)
+
+
+# AWS's balancer drivers (classic and application) read one page of DescribeLoadBalancers (400 on
+# AWS, 50 on moto): past it, a balancer of the run was not found and would be made twice.
+AWS_BALANCER_DRIVERS = ((elb.ElasticLBDriver, elb.ROOT, elb.NS), (alb.ApplicationLBDriver, alb.ROOT, alb.NS))
+MAX_PAGES = 10_000  # a bound: a service handing out markers forever is an error, not a hang
+
+
+def every_balancer(driver: Any) -> list[Any]:
+    """Every balancer of the driver: AWS's page after page (by ``Marker``), others as they list them."""
+    paged = next(((root, ns) for cls, root, ns in AWS_BALANCER_DRIVERS if isinstance(driver, cls)), None)
+    if paged is None:
+        return list(driver.list_balancers())
+    root, namespace = paged
+    balancers, marker, seen = [], None, set()
+    for _ in range(MAX_PAGES):
+        params = {"Action": "DescribeLoadBalancers", **({"Marker": marker} if marker else {})}
+        answer = driver.connection.request(root, params=params).object
+        balancers += driver._to_balancers(answer)
+        marker = findtext(element=answer, xpath="DescribeLoadBalancersResult/NextMarker", namespace=namespace)
+        if not marker:
+            return balancers
+        if marker in seen:
+            raise OperationFailed("DescribeLoadBalancers handed out the same Marker twice: the listing would not end")
+        seen.add(marker)
+    raise OperationFailed(f"DescribeLoadBalancers still had more after {MAX_PAGES} pages")

@@ -132,6 +132,23 @@ class CountingDns:
     def writes(self) -> list[tuple[Any, ...]]:
         return [call for call in self.calls if call[0] in self.WRITES]
 
+    def set_records(self, zone: Any, changes: Any) -> None:
+        """The inner target's batch write, each change recorded as the single write it stands
+        for; a crash after ``fail_after`` writes stores the changes before it (a crash between
+        two batches: each batch is applied whole by the provider)."""
+        done = []
+        try:
+            with self._lock:
+                for change in changes:
+                    if self.fail_after is not None and len(self.writes) >= self.fail_after:
+                        raise RuntimeError("crash (test)")
+                    self.calls.append(("set_record", zone.domain, change.name, change.type, change.ttl, change.values)
+                                      if change.values else ("delete_record", zone.domain, change.name, change.type))
+                    done.append(change)
+        finally:
+            if done:
+                self.inner.set_records(zone, done)
+
     def __getattr__(self, name: str) -> Any:
         method = getattr(self.inner, name)
 

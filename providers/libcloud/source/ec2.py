@@ -1,6 +1,6 @@
 """EC2 (and EC2-compatible clouds) through libcloud's EC2 driver: tags are a dict, the driver is
 bound to one region, user data comes from ``DescribeInstanceAttribute`` and firewalls are the
-nodes' security groups (``ex_get_security_groups``)."""
+nodes' security groups (``DescribeSecurityGroups``, every page)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from libcloud.compute.drivers.ec2 import NAMESPACE
 from libcloud.utils.xml import findtext
 
 from failover.manifest import Firewall, FirewallRule
+from providers.libcloud import ec2pages
 from providers.libcloud.firewalls import _firewall_info
 from providers.libcloud.source.readers import Firewalls, NodeReader
 
@@ -43,7 +44,7 @@ class Ec2Nodes(NodeReader):
             for node in nodes
         }
         wanted = sorted({group for groups in of_node.values() for group in groups})
-        groups = self.driver.ex_get_security_groups(group_ids=wanted) if wanted else []
+        groups = ec2pages.security_groups(self.driver, ids=wanted) if wanted else []
         found = []
         for group in groups:
             info = _firewall_info(group)

@@ -1,18 +1,38 @@
 """Google Compute Engine: labels are a dict (``extra["labels"]``; ``extra["tags"]`` are network
 tags, used only to match firewalls), a node runs in a zone (its region is the zone's name),
 sizes and images are named, user data is the ``user-data`` (else ``startup-script``) metadata
-item, and firewalls are the network's (``ex_list_firewalls``) that target the node: every
-instance of the network, or those carrying one of the firewall's target tags."""
+item, and firewalls are the network's (``firewalls.list``, every page: libcloud's
+``ex_list_firewalls`` reads the first, 500) that target the node: every instance of the
+network, or those carrying one of the firewall's target tags."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from failover.errors import OperationFailed
 from failover.manifest import Firewall, FirewallRule, Unsupported
 from providers.libcloud.source.readers import Firewalls, ImageFacts, NodeReader
 from providers.libcloud.values import labels_of
 
 USER_DATA_KEYS = ("user-data", "startup-script")
+FIREWALLS = "/global/firewalls"
+MAX_PAGES = 10_000  # a bound: a service handing out page tokens forever is an error, not a hang
+
+
+def every_firewall(driver: Any) -> list[Any]:
+    """The project's firewalls, page after page (``nextPageToken``), as ``ex_list_firewalls`` makes them."""
+    firewalls, params, seen = [], {}, set()
+    for _ in range(MAX_PAGES):
+        answer = driver.connection.request(FIREWALLS, method="GET", params=params).object
+        firewalls += [driver._to_firewall(item) for item in answer.get("items", [])]
+        token = answer.get("nextPageToken")
+        if not token:
+            return firewalls
+        if token in seen:
+            raise OperationFailed("firewalls.list handed out the same page token twice: the listing would not end")
+        seen.add(token)
+        params = {"pageToken": token}
+    raise OperationFailed(f"firewalls.list still had more after {MAX_PAGES} pages")
 
 
 class GceNodes(NodeReader):
@@ -49,7 +69,7 @@ class GceNodes(NodeReader):
     def firewalls(self, nodes: list[Any], selector: dict[str, str], region: str) -> Firewalls:
         of_node: dict[str, list[str]] = {str(node.id): [] for node in nodes}
         found, refused = [], []
-        for firewall in self.driver.ex_list_firewalls():
+        for firewall in every_firewall(self.driver):
             network = getattr(firewall.network, "name", firewall.network)
             targets = set(firewall.target_tags or ())
             applies = [node for node in nodes if network in _networks(node)

@@ -15,6 +15,7 @@ from failover.errors import ConfigError, Problem
 from failover.manifest import Bucket, DnsZone, Manifest, Node, Record, SourceInfo, Unsupported, now_iso
 from failover.ports import Progress, no_progress
 from failover.retry import retry_requests
+from providers.libcloud import ec2pages
 from providers.libcloud.dns import LibcloudDns, fqdn
 from providers.libcloud.drivers import DriverSession
 from providers.libcloud.source.readers import UNKNOWN_SIZE, NodeReader, reader_for
@@ -80,7 +81,7 @@ class LibcloudInventory:
         session = source_session(DriverSession("compute", spec, file=self.file, field="source.compute"))
         reader = reader_for(session.driver, spec.driver)
         with session.translating("list nodes"):
-            listed = retry_requests(lambda: list(session.driver.list_nodes()))
+            listed = retry_requests(lambda: ec2pages.list_nodes(session.driver))
         chosen = []
         with session.translating("list locations"):  # where a driver names a node's region by name
             for node in listed:

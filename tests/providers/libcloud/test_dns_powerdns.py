@@ -3,10 +3,12 @@ checked by asking that server over DNS, as a resolver would."""
 
 from __future__ import annotations
 
+import json
 import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import dns.message
 import dns.query
@@ -198,3 +200,34 @@ def test_a_zone_gets_the_profiles_nameservers_as_its_apex_ns_records(
 
 def test_without_nameservers_a_zone_has_no_ns_records(target: LibcloudDns, zone: ZoneInfo, powerdns: PowerDns) -> None:
     assert answers(powerdns, zone.domain, "NS")[1] == set()
+
+
+def test_set_records_writes_many_sets_in_one_patch_per_batch_and_rewriting_them_is_harmless(
+    target: LibcloudDns, zone: ZoneInfo, powerdns: PowerDns, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from failover.ports import RecordChange
+    from providers.libcloud import dns as libcloud_dns
+
+    target.set_record(zone, f"www.{zone.domain}", "CNAME", 300, [f"lb.{zone.domain}"])
+    monkeypatch.setattr(libcloud_dns, "WRITE_BATCH", 50)
+    patches: list[int] = []
+    connection = target.session.driver.connection
+    original = connection.request
+
+    def counted(action: str, params: Any = None, data: Any = None, headers: Any = None, method: str = "GET") -> Any:
+        if method == "PATCH":
+            patches.append(len(json.loads(data)["rrsets"]))
+        return original(action, params=params, data=data, headers=headers, method=method)
+
+    monkeypatch.setattr(connection, "request", counted)
+    changes = [RecordChange(f"www.{zone.domain}", "CNAME", 60)]  # deleted first, then its name gets an A set
+    changes += [RecordChange(f"www.{zone.domain}", "A", 60, ("192.0.2.10",))]
+    changes += [RecordChange(f"n{i}.{zone.domain}", "A", 60, (f"198.51.100.{i}",)) for i in range(1, 100)]
+
+    target.set_records(zone, changes)
+    target.set_records(zone, changes)  # an answer lost, the batch sent again: the same end state
+
+    assert patches == [50, 50, 1, 50, 50, 1]
+    assert answers(powerdns, f"www.{zone.domain}", "A") == (dns.rcode.NOERROR, {"192.0.2.10"}, 60)
+    assert answers(powerdns, f"n99.{zone.domain}", "A") == (dns.rcode.NOERROR, {"198.51.100.99"}, 60)
+    assert not {(s.name, s.type) for s in target.list_records(zone)} & {(f"www.{zone.domain}", "CNAME")}

@@ -169,3 +169,41 @@ def test_before_upsert_a_set_is_replaced_by_delete_and_create_in_one_batch(
     target.set_record(zone, api, "A", 60, ["198.51.100.7"])
 
     assert rrsets(route53, zone)[(api, "A")] == (60, ["198.51.100.7"])
+
+
+@pytest.mark.parametrize("api", ["2013-04-01", "2012-02-29"], ids=["upsert", "delete-and-create"])
+def test_set_records_writes_many_sets_in_one_change_batch_and_a_batch_sent_again_is_harmless(
+    target: LibcloudDns, zone: ZoneInfo, route53: Any, monkeypatch: pytest.MonkeyPatch, api: str
+) -> None:
+    from failover.ports import RecordChange
+    from failover.testing.route53_shim import MotoRoute53Connection
+    from providers.libcloud import dns as libcloud_dns
+
+    monkeypatch.setattr(MotoRoute53Connection, "version", api)
+    monkeypatch.setattr(libcloud_dns, "WRITE_BATCH", 40)
+    www = f"www.{zone.domain}"
+    target.set_record(zone, www, "CNAME", 300, [f"lb.{zone.domain}"])
+    target.set_record(zone, f"n1.{zone.domain}", "A", 300, ["192.0.2.1", "192.0.2.2"])
+    batches: list[int] = []
+    connection = target.session.driver.connection
+    original = connection.request
+
+    def counted(action: str, *args: Any, method: str = "GET", **kwargs: Any) -> Any:
+        if method == "POST" and action.endswith("/rrset"):
+            batches.append(1)
+        return original(action, *args, method=method, **kwargs)
+
+    monkeypatch.setattr(connection, "request", counted)
+    changes = [RecordChange(www, "CNAME", 60), RecordChange(www, "A", 60, ("192.0.2.10",))]
+    changes += [RecordChange(f"n{i}.{zone.domain}", "A", 60, (f"198.51.100.{i}",)) for i in range(1, 80)]
+
+    target.set_records(zone, changes)
+    assert len(batches) == 3  # 81 sets in batches of 40
+    target.set_records(zone, changes)  # sent again (an answer lost): nothing is deleted twice or replaced by itself
+
+    assert len(batches) == 3
+    held = rrsets(route53, zone)
+    assert (www, "CNAME") not in held
+    assert held[(www, "A")] == (60, ["192.0.2.10"])
+    assert held[(f"n1.{zone.domain}", "A")] == (60, ["198.51.100.1"])
+    assert held[(f"n79.{zone.domain}", "A")] == (60, ["198.51.100.79"])
