@@ -411,9 +411,12 @@ def grow_bucket(source_url: str, have: int, want: int, size: int) -> None:
         list(pool.map(partial(put_random, s3, Dataset(SCALE_BUCKET, 0, size)), keys))
 
 
-def pass_in_child(source_url: str, target_port: int, prefix: str, state: Path, workers: int) -> dict[str, Any]:
-    """One failover pass in a process of its own; its figures as it measured them."""
-    job = {"source": source_url, "port": target_port, "prefix": prefix, "state": str(state), "workers": workers}
+def pass_in_child(source_url: str, target_port: int, prefix: str, state: Path, workers: int,
+                  profile: str | None = None) -> dict[str, Any]:
+    """One failover pass in a process of its own; its figures as it measured them. With ``profile``
+    (a file name, suffixed with the count), the child writes a cProfile dump of its pass there."""
+    job = {"source": source_url, "port": target_port, "prefix": prefix, "state": str(state), "workers": workers,
+           "profile": profile}
     completed = subprocess.run([sys.executable, "-m", "benchmarks.replicate", "--child-pass", json.dumps(job)],
                                capture_output=True, text=True, check=False, cwd=Path(__file__).resolve().parents[1])
     if completed.returncode != 0:
@@ -434,11 +437,44 @@ def child_pass(job: dict[str, Any]) -> dict[str, Any]:
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     with StateStore(Path(job["state"])) as store:
         replicator = Replicator(objects, storage, store, service="bench", target_name="s3", workers=job["workers"])
-        cpu, started = time.process_time(), time.perf_counter()
-        result = replicator.replicate([SCALE_BUCKET]).buckets[0]
-        cpu, seconds = time.process_time() - cpu, time.perf_counter() - started
+        with profiled(job.get("profile")):
+            cpu, started = time.process_time(), time.perf_counter()
+            result = replicator.replicate([SCALE_BUCKET]).buckets[0]
+            cpu, seconds = time.process_time() - cpu, time.perf_counter() - started
     return {"copied": result.copied, "objects": result.objects, "cpu_s": cpu, "seconds": seconds,
             "rss_before_mb": rss_before / 1024, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+@contextmanager
+def profiled(path: str | None) -> Iterator[None]:
+    """cProfile over every thread of the pass (the copies run on worker threads, each profiled
+    by a profiler of its own, merged at the end), dumped to ``path`` for pstats; the figures of
+    a profiled pass are not the acceptance figures (profiling costs about as much CPU again)."""
+    if not path:
+        yield
+        return
+    import cProfile
+    import pstats
+    import threading
+
+    profilers = [cProfile.Profile(time.thread_time)]  # CPU seconds: waits on the network cost none
+
+    def start_in_thread(*_: Any) -> None:  # a new thread's first event: from then on its own profiler
+        profiler = cProfile.Profile(time.thread_time)
+        profilers.append(profiler)
+        profiler.enable()
+
+    threading.setprofile(start_in_thread)
+    profilers[0].enable()
+    try:
+        yield
+    finally:
+        profilers[0].disable()
+        threading.setprofile(None)
+        stats = pstats.Stats(profilers[0])
+        for profiler in profilers[1:]:
+            stats.add(profiler)
+        stats.dump_stats(path)
 
 
 def rclone_pass(source: MotoServer, target: MotoServer, prefix: str, workers: int) -> dict[str, Any]:
