@@ -31,6 +31,11 @@ included). Goals: failover's CPU <= 2 ms per object, and its peak RSS grows by l
 1 KB per object from the smallest count to the largest.
 
     python -m benchmarks.replicate --scale 5000,20000 --object-bytes 100
+    python -m benchmarks.replicate --scale 2000 --profile /tmp/pass.prof   # + pstats dump /tmp/pass.prof.2000
+
+With ``--profile FILE`` each count's failover pass runs under cProfile (CPU time of every
+thread) and writes ``FILE.<count>`` for ``python -m pstats``; its CPU figures are then the
+profiler's too, not the acceptance figures.
 """
 
 from __future__ import annotations
@@ -492,7 +497,8 @@ def rclone_pass(source: MotoServer, target: MotoServer, prefix: str, workers: in
             "peak_rss_mb": usage.ru_maxrss / 1024}
 
 
-def scale_benchmark(counts: list[int], size: int, workers: int, log: Callable[[str], None]) -> dict[str, Any]:
+def scale_benchmark(counts: list[int], size: int, workers: int, log: Callable[[str], None],
+                    profile: str | None = None) -> dict[str, Any]:
     if shutil.which("rclone") is None:
         raise RuntimeError("rclone is not installed: run scripts/install-test-deps (as root)")
     fake_credentials()
@@ -505,7 +511,9 @@ def scale_benchmark(counts: list[int], size: int, workers: int, log: Callable[[s
             log(f"growing the source bucket to {count:,} objects of {size} bytes")
             grow_bucket(source.url, have, count, size)
             have = count
-            failover = pass_in_child(source.url, target.port, f"failover{count}-", workdir / f"state-{count}", workers)
+            dump = f"{profile}.{count}" if profile else None
+            failover = pass_in_child(source.url, target.port, f"failover{count}-", workdir / f"state-{count}", workers,
+                                     dump)
             log(f"{count:,}: failover {failover['seconds']:.1f}s, CPU {failover['cpu_s']:.2f}s, "
                 f"peak RSS {failover['peak_rss_mb']:.0f} MB")
             rclone = rclone_pass(source, target, f"rclone{count}-", workers)
@@ -577,11 +585,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         return {"counts_match": True, "goals_met": True}
     scale_counts, argv = _option(argv, "--scale")
     object_bytes, argv = _option(argv, "--object-bytes")
+    profile, argv = _option(argv, "--profile")
     scale, as_json = parse_args(argv)
     log = (lambda _: None) if as_json else (lambda message: print(f"[bench] {message}", file=sys.stderr, flush=True))
     if scale_counts:
         counts = [int(part) for part in scale_counts.split(",") if part.strip()]
-        result = scale_benchmark(counts, int(object_bytes or 100), scale.workers, log)
+        result = scale_benchmark(counts, int(object_bytes or 100), scale.workers, log,
+                                 str(Path(profile).resolve()) if profile else None)
         print(json.dumps(result, indent=2) if as_json else scale_report(result))
         return {**result, "goals_met": result["cpu_met"] and result["rss_met"]}
     result = benchmark(scale, log)
