@@ -1,10 +1,9 @@
 """The S3 source's own signed GETs (``SignedGets``): the same signature as botocore's, accepted by
-moto when it checks signatures, and sent through ``providers.plainhttp``'s pool."""
+moto when it checks signatures."""
 
 from __future__ import annotations
 
 import hashlib
-import socket
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,12 +12,10 @@ import pytest
 from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
-from httpkit import Backend
 
 from failover.testing.servers import MotoServer
 from providers.aws.objects import S3Objects, signed_get
 from providers.aws.session import AwsSession
-from providers.plainhttp import ConnectionPool
 
 WHEN = datetime(2026, 12, 7, 1, 2, 3, tzinfo=UTC)
 
@@ -106,24 +103,3 @@ def test_a_wrong_secret_is_refused_and_the_client_says_so(account: Any, monkeypa
         server.enforce_auth(False)
     assert asked, "a refused signed GET is handed to the client"
     assert "not-the-secret" not in str(refused.value)
-
-
-def test_the_pool_reuses_a_kept_alive_connection_and_reopens_a_closed_one() -> None:
-    backend = Backend("kept", 200)
-    try:
-        backend.server.RequestHandlerClass.protocol_version = "HTTP/1.1"  # keeps connections alive
-        pool = ConnectionPool("http", "127.0.0.1", backend.port, maxsize=2, connect_timeout=5, read_timeout=5)
-        first = pool.request("GET", "/", {})
-        assert (first.status, first.read()) == (200, b"kept")
-        kept = pool._idle[-1].sock
-        assert kept is not None
-        second = pool.request("GET", "/", {})
-        assert second.read() == b"kept" and pool._idle[-1].sock is kept  # the same connection, reused
-        kept.shutdown(socket.SHUT_RDWR)  # readable at its end, as one the server closed while it was idle
-        third = pool.request("GET", "/", {})
-        assert third.read() == b"kept" and backend.served == 3 and pool._idle[-1].sock is not kept
-        half = pool.request("GET", "/", {})
-        half.release()  # released unread: closed, not reused
-        assert pool._idle[-1].sock is None
-    finally:
-        backend.stop()
