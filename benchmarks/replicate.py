@@ -445,7 +445,8 @@ def child_pass(job: dict[str, Any]) -> dict[str, Any]:
         with profiled(job.get("profile")):
             cpu, main_cpu, started = time.process_time(), time.thread_time(), time.perf_counter()
             result = replicator.replicate([SCALE_BUCKET]).buckets[0]
-            cpu, main_cpu, seconds = time.process_time() - cpu, time.thread_time() - main_cpu, time.perf_counter() - started
+            cpu, main_cpu = time.process_time() - cpu, time.thread_time() - main_cpu
+            seconds = time.perf_counter() - started
     return {"copied": result.copied, "objects": result.objects, "cpu_s": cpu, "seconds": seconds,
             "main_thread_cpu_s": main_cpu,
             "rss_before_mb": rss_before / 1024, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}

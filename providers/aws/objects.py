@@ -5,7 +5,7 @@ the worker threads, each request retried when transient). ``probe`` is the excep
 one request on a client of its own, with a short timeout and no retries, because on
 failover day it decides whether the source is still there and must not wait for it.
 
-An object is read with one GET signed by botocore's own SigV4 signer and sent through a
+An object is read with one GET signed as botocore's SigV4 signer signs it (:func:`signed_get`) and sent through a
 pool of ``http.client`` connections (:class:`SignedGets`, ``providers.plainhttp``): the client's
 machinery (events, endpoint rules, parsing) cost 3.4 ms of CPU per object here, the signed GET
 through urllib3 about 1 ms, through ``http.client`` about 0.6 ms. Anything but a
@@ -130,8 +130,9 @@ class S3Objects:
 
 
 class SignedGets:
-    """GetObject as one SigV4-signed GET through a pool of ``http.client`` connections, for the answers that need no
-    client (a 200); ``open`` returns None for the client to take over anything else."""
+    """GetObject as one SigV4-signed GET through a pool of ``http.client`` connections, for the
+    answers that need no client (a 200); ``open`` returns None for the client to take over
+    anything else."""
 
     def __init__(self, profile: str | None, workers: int) -> None:
         self._profile = profile
@@ -228,8 +229,8 @@ def signed_get(credentials: Any, region: str, host: str, path: str, query: str =
     signed as it is) and ``query`` (``name=value`` pairs, quoted) on ``host``: the empty
     payload's SHA-256, the date, the session token if any, and the signature over them and
     ``host``. The same headers, without an ``AWSRequest`` per request, and with the signing key
-    derived once per day, region and secret (botocore derives it for every request): a fifth
-    of the CPU. ``tests/providers/aws/test_s3.py`` holds it to botocore's own."""
+    derived once per day, region and secret (botocore derives it for every request): 0.03-0.05 ms
+    of CPU instead of 0.13 here. ``tests/providers/aws/test_objects.py`` holds it to botocore's."""
     stamp = (now or datetime.now(UTC)).strftime(SIGV4_TIMESTAMP)
     day = stamp[:8]
     added = {"X-Amz-Date": stamp, "X-Amz-Content-SHA256": EMPTY_SHA256_HASH}

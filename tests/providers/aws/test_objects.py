@@ -22,7 +22,8 @@ WHEN = datetime(2026, 12, 7, 1, 2, 3, tzinfo=UTC)
 
 @pytest.mark.parametrize(("endpoint", "host", "path", "query", "token"), [
     ("http://127.0.0.1:45011", "127.0.0.1:45011", "/media/logo.png", "", None),
-    ("https://s3.eu-west-1.amazonaws.com", "s3.eu-west-1.amazonaws.com", "/media/f%C3%BCr%20dich/a%2Bb~c.txt", "", "tok+en/="),
+    ("https://s3.eu-west-1.amazonaws.com", "s3.eu-west-1.amazonaws.com", "/media/f%C3%BCr%20dich/a%2Bb~c.txt", "",
+     "tok+en/="),
     ("http://localhost:9000", "localhost:9000", "/media",
      "continuation-token=1%2Fab%3D%3D&encoding-type=url&list-type=2&max-keys=1000", None),
 ])
