@@ -31,6 +31,11 @@ included). Goals: failover's CPU <= 2 ms per object, and its peak RSS grows by l
 1 KB per object from the smallest count to the largest.
 
     python -m benchmarks.replicate --scale 5000,20000 --object-bytes 100
+    python -m benchmarks.replicate --scale 2000 --profile /tmp/pass.prof   # + pstats dump /tmp/pass.prof.2000
+
+With ``--profile FILE`` each count's failover pass runs under cProfile (CPU time of every
+thread) and writes ``FILE.<count>`` for ``python -m pstats``; its CPU figures are then the
+profiler's too, not the acceptance figures.
 """
 
 from __future__ import annotations
@@ -411,9 +416,12 @@ def grow_bucket(source_url: str, have: int, want: int, size: int) -> None:
         list(pool.map(partial(put_random, s3, Dataset(SCALE_BUCKET, 0, size)), keys))
 
 
-def pass_in_child(source_url: str, target_port: int, prefix: str, state: Path, workers: int) -> dict[str, Any]:
-    """One failover pass in a process of its own; its figures as it measured them."""
-    job = {"source": source_url, "port": target_port, "prefix": prefix, "state": str(state), "workers": workers}
+def pass_in_child(source_url: str, target_port: int, prefix: str, state: Path, workers: int,
+                  profile: str | None = None) -> dict[str, Any]:
+    """One failover pass in a process of its own; its figures as it measured them. With ``profile``
+    (a file name, suffixed with the count), the child writes a cProfile dump of its pass there."""
+    job = {"source": source_url, "port": target_port, "prefix": prefix, "state": str(state), "workers": workers,
+           "profile": profile}
     completed = subprocess.run([sys.executable, "-m", "benchmarks.replicate", "--child-pass", json.dumps(job)],
                                capture_output=True, text=True, check=False, cwd=Path(__file__).resolve().parents[1])
     if completed.returncode != 0:
@@ -434,11 +442,46 @@ def child_pass(job: dict[str, Any]) -> dict[str, Any]:
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     with StateStore(Path(job["state"])) as store:
         replicator = Replicator(objects, storage, store, service="bench", target_name="s3", workers=job["workers"])
-        cpu, started = time.process_time(), time.perf_counter()
-        result = replicator.replicate([SCALE_BUCKET]).buckets[0]
-        cpu, seconds = time.process_time() - cpu, time.perf_counter() - started
+        with profiled(job.get("profile")):
+            cpu, main_cpu, started = time.process_time(), time.thread_time(), time.perf_counter()
+            result = replicator.replicate([SCALE_BUCKET]).buckets[0]
+            cpu, main_cpu = time.process_time() - cpu, time.thread_time() - main_cpu
+            seconds = time.perf_counter() - started
     return {"copied": result.copied, "objects": result.objects, "cpu_s": cpu, "seconds": seconds,
+            "main_thread_cpu_s": main_cpu,
             "rss_before_mb": rss_before / 1024, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+@contextmanager
+def profiled(path: str | None) -> Iterator[None]:
+    """cProfile over every thread of the pass (the copies run on worker threads, each profiled
+    by a profiler of its own, merged at the end), dumped to ``path`` for pstats; the figures of
+    a profiled pass are not the acceptance figures (profiling costs about as much CPU again)."""
+    if not path:
+        yield
+        return
+    import cProfile
+    import pstats
+    import threading
+
+    profilers = [cProfile.Profile(time.thread_time)]  # CPU seconds: waits on the network cost none
+
+    def start_in_thread(*_: Any) -> None:  # a new thread's first event: from then on its own profiler
+        profiler = cProfile.Profile(time.thread_time)
+        profilers.append(profiler)
+        profiler.enable()
+
+    threading.setprofile(start_in_thread)
+    profilers[0].enable()
+    try:
+        yield
+    finally:
+        profilers[0].disable()
+        threading.setprofile(None)
+        stats = pstats.Stats(profilers[0])
+        for profiler in profilers[1:]:
+            stats.add(profiler)
+        stats.dump_stats(path)
 
 
 def rclone_pass(source: MotoServer, target: MotoServer, prefix: str, workers: int) -> dict[str, Any]:
@@ -456,7 +499,8 @@ def rclone_pass(source: MotoServer, target: MotoServer, prefix: str, workers: in
             "peak_rss_mb": usage.ru_maxrss / 1024}
 
 
-def scale_benchmark(counts: list[int], size: int, workers: int, log: Callable[[str], None]) -> dict[str, Any]:
+def scale_benchmark(counts: list[int], size: int, workers: int, log: Callable[[str], None],
+                    profile: str | None = None) -> dict[str, Any]:
     if shutil.which("rclone") is None:
         raise RuntimeError("rclone is not installed: run scripts/install-test-deps (as root)")
     fake_credentials()
@@ -469,7 +513,9 @@ def scale_benchmark(counts: list[int], size: int, workers: int, log: Callable[[s
             log(f"growing the source bucket to {count:,} objects of {size} bytes")
             grow_bucket(source.url, have, count, size)
             have = count
-            failover = pass_in_child(source.url, target.port, f"failover{count}-", workdir / f"state-{count}", workers)
+            dump = f"{profile}.{count}" if profile else None
+            failover = pass_in_child(source.url, target.port, f"failover{count}-", workdir / f"state-{count}", workers,
+                                     dump)
             log(f"{count:,}: failover {failover['seconds']:.1f}s, CPU {failover['cpu_s']:.2f}s, "
                 f"peak RSS {failover['peak_rss_mb']:.0f} MB")
             rclone = rclone_pass(source, target, f"rclone{count}-", workers)
@@ -541,11 +587,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         return {"counts_match": True, "goals_met": True}
     scale_counts, argv = _option(argv, "--scale")
     object_bytes, argv = _option(argv, "--object-bytes")
+    profile, argv = _option(argv, "--profile")
     scale, as_json = parse_args(argv)
     log = (lambda _: None) if as_json else (lambda message: print(f"[bench] {message}", file=sys.stderr, flush=True))
     if scale_counts:
         counts = [int(part) for part in scale_counts.split(",") if part.strip()]
-        result = scale_benchmark(counts, int(object_bytes or 100), scale.workers, log)
+        result = scale_benchmark(counts, int(object_bytes or 100), scale.workers, log,
+                                 str(Path(profile).resolve()) if profile else None)
         print(json.dumps(result, indent=2) if as_json else scale_report(result))
         return {**result, "goals_met": result["cpu_met"] and result["rss_met"]}
     result = benchmark(scale, log)
