@@ -30,13 +30,13 @@ import urllib3
 from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.config import Config as BotoConfig
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, IncompleteReadError
 from botocore.httpsession import get_cert_path
 
 from failover.errors import FailoverError, TransientError
 from failover.ports import ObjectInfo, SourceObject
 from providers.aws.inventory import HOME_REGION
-from providers.aws.session import AwsSession, translate
+from providers.aws.session import DROPPED, AwsSession, translate
 
 CHUNK_SIZE = 1024 * 1024
 PROBE_CONFIG = BotoConfig(connect_timeout=1, read_timeout=2, retries={"total_max_attempts": 1})
@@ -241,12 +241,15 @@ def _streamed(answer: Any, what: str) -> Iterator[bytes]:
 
 
 def _chunks(body: Any, what: str) -> Iterator[bytes]:
-    """The body's bytes, with a connection dropped while reading translated like any call's failure."""
+    """The body's bytes; a connection dropped or a body cut short while reading is transient (the
+    object is copied again, afresh), any other failure translated like any call's."""
     try:
         yield from body.iter_chunks(CHUNK_SIZE)
     except FailoverError:
         raise
-    except (BotoCoreError, ClientError, OSError) as exc:
+    except (*DROPPED, IncompleteReadError, OSError) as exc:
+        raise TransientError(f"{what}: the connection dropped while reading ({exc})") from exc
+    except (BotoCoreError, ClientError) as exc:
         raise translate(exc, what) from exc
 
 
