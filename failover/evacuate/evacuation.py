@@ -373,11 +373,11 @@ class Evacuation:
         return self._source
 
     def _list(self, state: BucketState, spool: Spool) -> None:
-        """Diff the bucket's two listings and its records into the spool."""
-        state.new_pass()
+        """Diff the bucket's two listings and its records into the spool. The last pass's counts stand
+        until both listings are read: a source gone meanwhile leaves what that pass failed counted missing."""
         storage: StorageTarget = self.targets.storage
         local_disk = is_local_disk(self.targets.profile.storage)
-        state.listed_at = now_iso()
+        listed_at = now_iso()
         if not storage.container_exists(state.bucket):
             storage.ensure_container(state.bucket)
             target_listing: Iterator[ObjectInfo] = iter(())
@@ -398,7 +398,8 @@ class Evacuation:
             adopt=lambda copies: self.recorder.adopt(state.container, copies),
         )
         spool.flush()
-        state.listed = True
+        state.new_pass()
+        state.listed, state.listed_at = True, listed_at
         state.objects, state.bytes = diff.objects, diff.bytes
         state.unchanged, state.adopted, state.refused = diff.unchanged, diff.adopted_count, diff.refused
         state.to_copy, state.to_copy_bytes = diff.to_copy, diff.to_copy_bytes
