@@ -3,7 +3,9 @@
 and listing pages answered 503 SlowDown / 503 / 500, reset without an answer, or cut short in
 their body) and, separately, on the TARGET side (Azurite: 503 ServerBusy, 500, resets, listing
 pages cut short; moto S3 through libcloud's S3 driver: 503 SlowDown, 500, resets after the PUT
-was stored, listings cut short); then one ``failover evacuate --deadline`` with faults on both.
+was stored, listings cut short); then one ``failover evacuate --deadline`` with faults on both
+sides and one object the target refuses throughout, the source gone after the first pass: it
+ends incomplete (exit 1) naming that object, and a later ``replicate`` copies that object alone.
 
 What is checked, from the emulators themselves: exit 0 (a fault that outlived every retry is
 exit 1 naming its key, never a traceback nor exit 4, and the next pass completes the copy); every
