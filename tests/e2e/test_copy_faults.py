@@ -520,26 +520,30 @@ def test_evacuate_under_faults_ends_incomplete_naming_what_outlived_the_retries_
     summary = events[-1]
     assert summary["event"] == "summary" and summary["ok"] is False and summary["complete"] is False, summary
     assert summary["stopped_by"] == "source_gone", summary
-    assert summary["missing"] == [{"bucket": BUCKET, "objects": 1, "bytes": len(source_objects[blocked])}], summary
     [row] = summary["buckets"]
-    assert list(row["failed_keys"]) == [blocked] and "ServerBusy" in row["failed_keys"][blocked], row
-    assert row["copied"] == len(source_objects) - len(REFUSED) - 1 and set(row["refused_keys"]) == set(REFUSED), row
+    # That object, and any other whose copy a random fault made outlive its retries too (rare), named.
+    failed = set(row["failed_keys"])
+    assert blocked in failed, row  # its last attempt's error: the PUT's 503 ServerBusy, or a source fault before it
+    assert summary["missing"] == [{"bucket": BUCKET, "objects": len(failed),
+                                   "bytes": sum(len(source_objects[key]) for key in failed)}], summary
+    assert row["copied"] == len(source_objects) - len(REFUSED) - len(failed), row
+    assert set(row["refused_keys"]) == set(REFUSED), row
     assert_faults_met(variant.stats["evacuate"]["source"], cut=True)
     assert_faults_met(variant.stats["evacuate"]["target"])
-    assert variant.stats["evacuate"]["blocker"].failed >= 5  # the first try and every retry of that one PUT
+    assert variant.stats["evacuate"]["blocker"].failed > 0  # that object's PUTs, each refused
 
     # What the target holds is what is recorded: every other object, the source's, byte for byte.
     wanted = {key: (len(source_objects[key]), digest) for key, digest in expected(source_objects).items()
-              if key != blocked}
+              if key not in failed}
     assert variant.stats["after-evacuate"] == {"target": wanted, "records": wanted}
     not_ready = variant.runs["not-ready"]
     assert not_ready.code == 1 and "Traceback" not in not_ready.stderr, not_ready.stderr
     assert next(item for item in not_ready.json()["checks"] if item["name"] == "replicas")["status"] == "fail"
 
-    # replicate, the source back under faults: evacuate's records are its own; it copies that object alone.
+    # replicate, the source back under faults: evacuate's records are its own; it copies what failed alone.
     again = variant.runs["again"]
     assert again.code == 0, again.stderr
     row = bucket_row(again.json())
-    assert (row["copied"], row["skipped"], row["refused"]) == (1, len(wanted), len(REFUSED)), row
+    assert (row["copied"], row["skipped"], row["refused"]) == (len(failed), len(wanted), len(REFUSED)), row
     assert_copied_and_recorded(variant, source_objects, moto_server, azurite)
     assert_check_passes(variant.runs["check"])
