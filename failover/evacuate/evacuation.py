@@ -376,11 +376,12 @@ class Evacuation:
         return self._source
 
     def _list(self, state: BucketState, spool: Spool) -> None:
-        """Diff the bucket's two listings and its records (``diff_pages``) into the spool."""
-        state.new_pass()
+        """Diff the bucket's two listings and its records (``diff_pages``) into the spool. The last
+        pass's counts stand until both listings are read: a source gone meanwhile leaves what that
+        pass failed counted missing."""
         storage: StorageTarget = self.targets.storage
         local_disk = is_local_disk(self.targets.profile.storage)
-        state.listed_at = now_iso()
+        listed_at = now_iso()
         existed = storage.container_exists(state.bucket)
         if not existed:
             storage.ensure_container(state.bucket)
@@ -392,7 +393,8 @@ class Evacuation:
             # A listing out of key order after all: both read again, sorted through the spool.
             spool.drop(f"copy:{state.bucket}")
             diff = self._diff(state, spool, existed, local_disk, sort_source=True, sort_target=True)
-        state.listed = True
+        state.new_pass()
+        state.listed, state.listed_at = True, listed_at
         state.objects, state.bytes = diff.objects, diff.bytes
         state.unchanged, state.adopted, state.refused = diff.unchanged, diff.adopted, diff.refused
         state.to_copy, state.to_copy_bytes = diff.to_copy, diff.to_copy_bytes

@@ -18,6 +18,25 @@ path)`` gives a request's latency instead of ``latency_s`` (None: ``latency_s``)
 container can be slow and the others not; ``bytes_per_s`` caps the bandwidth of the whole
 proxy (request and answer bodies share one link, whatever the number of connections).
 
+More faults, each off by default and drawn from the same seeded stream, one draw per
+request (so a seed replays the same faults for the same sequence of requests):
+
+- ``reset_ratio``: the connection is reset (TCP RST) without an answer, before the request is
+  forwarded (``reset_after_forward=True``: after the upstream executed it, the answer lost);
+- ``truncate_ratio``: the upstream's answer goes back with its status, headers and full
+  ``Content-Length``, but only part of its body (half, never all of it), then the connection
+  is closed: a GET's body or a listing page cut short. An answer without a body cannot be cut
+  and goes back whole (not counted);
+- ``fail_kinds``: what an injected failure answers, one kind drawn per failure among those
+  given: ``"unavailable"`` (503 ServiceUnavailable, the default), ``"slowdown"`` (S3's 503
+  SlowDown, an XML body), ``"server-busy"`` (Azure's 503 ServerBusy, its ``x-ms-error-code``
+  header and XML body), ``"internal"`` (500 InternalError);
+- ``fault_for(method, path)``: only requests for which it is true may get a fault (the others
+  draw nothing), e.g. only listing pages (``list-type=2`` in the query) or only object GETs.
+
+The ratios are attributes and may be changed while the proxy runs (faults on for one
+command, off for the next).
+
 It counts what passes through (total, per AWS service, per HTTP method, forwarded, failed),
 thread-safely, so a benchmark can say how many requests each side made (and a test that a
 read-only command sent no PUT, POST, PATCH or DELETE).
@@ -35,10 +54,11 @@ import http.client
 import random
 import re
 import socket
+import struct
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Self
@@ -56,6 +76,22 @@ UNAVAILABLE_BODY = (
     b'<?xml version="1.0" encoding="UTF-8"?>\n'
     b"<Error><Code>ServiceUnavailable</Code><Message>Injected by LatencyProxy</Message></Error>"
 )
+# What an injected failure answers, by kind: status, reason, extra headers, body.
+FAILURES: dict[str, tuple[int, str, tuple[tuple[str, str], ...], bytes]] = {
+    "unavailable": (503, "Service Unavailable", (), UNAVAILABLE_BODY),
+    "slowdown": (503, "Slow Down", (), (
+        b'<?xml version="1.0" encoding="UTF-8"?>\n'
+        b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message>"
+        b"<RequestId>LatencyProxy</RequestId></Error>")),
+    "server-busy": (503, "The server is currently unable to receive requests. Please retry your request.",
+                    (("x-ms-error-code", "ServerBusy"),), (
+        b'\xef\xbb\xbf<?xml version="1.0" encoding="utf-8"?><Error><Code>ServerBusy</Code>'
+        b"<Message>The server is currently unable to receive requests. Please retry your request.</Message></Error>")),
+    "internal": (500, "Internal Server Error", (), (
+        b'<?xml version="1.0" encoding="UTF-8"?>\n'
+        b"<Error><Code>InternalError</Code><Message>We encountered an internal error. Please try again.</Message>"
+        b"</Error>")),
+}
 
 
 @dataclass(frozen=True)
@@ -68,6 +104,14 @@ class ProxyStats:
     upstream_errors: int = 0  # the upstream could not be reached (answered 502)
     by_service: dict[str, int] = field(default_factory=dict)
     by_method: dict[str, int] = field(default_factory=dict)  # received, per HTTP method (GET, PUT, ...)
+    resets: int = 0  # connections reset without an answer (fault injection)
+    truncated: int = 0  # answers cut short in their body (fault injection)
+    by_fault: dict[str, int] = field(default_factory=dict)  # injected faults per kind: failure kinds, reset, truncate
+
+    @property
+    def faults(self) -> int:
+        """Every fault injected: failures answered, resets, truncated answers."""
+        return self.failed + self.resets + self.truncated
 
 
 class LatencyProxy:
@@ -91,9 +135,21 @@ class LatencyProxy:
         bandwidth_bps: float | None = None,
         latency_for: Callable[[str, str], float | None] | None = None,
         bytes_per_s: float | None = None,
+        reset_ratio: float = 0.0,
+        truncate_ratio: float = 0.0,
+        reset_after_forward: bool = False,
+        fail_kinds: Sequence[str] = ("unavailable",),
+        fault_for: Callable[[str, str], bool] | None = None,
     ) -> None:
-        if not 0.0 <= fail_ratio <= 1.0:
-            raise ValueError(f"fail_ratio must be within [0, 1], not {fail_ratio}")
+        for name, ratio in (("fail_ratio", fail_ratio), ("reset_ratio", reset_ratio),
+                            ("truncate_ratio", truncate_ratio)):
+            if not 0.0 <= ratio <= 1.0:
+                raise ValueError(f"{name} must be within [0, 1], not {ratio}")
+        if fail_ratio + reset_ratio + truncate_ratio > 1.0:
+            raise ValueError("fail_ratio + reset_ratio + truncate_ratio must not exceed 1")
+        unknown = [kind for kind in fail_kinds if kind not in FAILURES]
+        if unknown or not fail_kinds:
+            raise ValueError(f"fail_kinds must be some of {', '.join(FAILURES)}, not {list(fail_kinds)}")
         if latency_s < 0:
             raise ValueError(f"latency_s must not be negative, not {latency_s}")
         if bandwidth_bps is not None and bandwidth_bps <= 0:
@@ -110,12 +166,18 @@ class LatencyProxy:
         self.bytes_per_s = bytes_per_s
         self._link_free_at = 0.0  # when the capped link has sent what was queued on it
         self.fail_ratio = fail_ratio
+        self.reset_ratio = reset_ratio
+        self.truncate_ratio = truncate_ratio
+        self.reset_after_forward = reset_after_forward
+        self.fail_kinds = tuple(fail_kinds)
+        self.fault_for = fault_for
         self._random = random.Random(seed)
         self._bind = (host, port)
         self._lock = threading.Lock()
         self._counts: Counter[str] = Counter()
         self._by_service: Counter[str] = Counter()
         self._by_method: Counter[str] = Counter()
+        self._by_fault: Counter[str] = Counter()
         self._stopping = threading.Event()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -179,6 +241,9 @@ class LatencyProxy:
                 upstream_errors=self._counts["upstream_errors"],
                 by_service=dict(sorted(self._by_service.items())),
                 by_method=dict(sorted(self._by_method.items())),
+                resets=self._counts["resets"],
+                truncated=self._counts["truncated"],
+                by_fault=dict(sorted(self._by_fault.items())),
             )
 
     @property
@@ -191,6 +256,7 @@ class LatencyProxy:
             self._counts.clear()
             self._by_service.clear()
             self._by_method.clear()
+            self._by_fault.clear()
 
     # -- used by the handler threads ---------------------------------------------------
     def _count(self, what: str, service: str | None = None, method: str | None = None) -> None:
@@ -215,10 +281,41 @@ class LatencyProxy:
             return self._link_free_at - now
 
     def _should_fail(self) -> bool:
-        if self.fail_ratio <= 0.0:
-            return False
+        return self._fault("GET", "/") == "fail"
+
+    def _fault(self, method: str, path: str) -> str | None:
+        """The fault this request gets: "fail", "reset", "truncate" or None. One draw from the
+        seeded stream per request that may get one (with ``fail_ratio`` alone, the same draws
+        as before the other faults existed)."""
+        fail, reset, truncate = self.fail_ratio, self.reset_ratio, self.truncate_ratio
+        if fail + reset + truncate <= 0.0:
+            return None
+        if self.fault_for is not None and not self.fault_for(method, path):
+            return None
         with self._lock:
-            return self._random.random() < self.fail_ratio
+            draw = self._random.random()
+        if draw < fail:
+            return "fail"
+        if draw < fail + reset:
+            return "reset"
+        if draw < fail + reset + truncate:
+            return "truncate"
+        return None
+
+    def _failure(self) -> tuple[int, str, tuple[tuple[str, str], ...], bytes, str]:
+        """What an injected failure answers: a kind drawn among ``fail_kinds`` (no draw for one kind)."""
+        kinds = self.fail_kinds
+        if len(kinds) == 1:
+            kind = kinds[0]
+        else:
+            with self._lock:
+                kind = kinds[self._random.randrange(len(kinds))]
+        return (*FAILURES[kind], kind)
+
+    def _count_fault(self, what: str, kind: str) -> None:
+        with self._lock:
+            self._counts[what] += 1
+            self._by_fault[kind] += 1
 
     def _track(self, handler: BaseHTTPRequestHandler, add: bool) -> None:
         with self._lock:
@@ -273,9 +370,15 @@ def _make_handler(proxy: LatencyProxy) -> type[BaseHTTPRequestHandler]:
             if proxy._stopping.wait(proxy._latency(self.command, self.path) + proxy._send_time(len(body))):
                 self.close_connection = True
                 return
-            if proxy._should_fail():
-                proxy._count("failed")
-                self._answer(503, "Service Unavailable", [("Content-Type", "application/xml")], UNAVAILABLE_BODY)
+            fault = proxy._fault(self.command, self.path)
+            if fault == "fail":
+                status, reason, extra, failure, kind = proxy._failure()
+                proxy._count_fault("failed", kind)
+                self._answer(status, reason, [("Content-Type", "application/xml"), *extra], failure)
+                return
+            if fault == "reset" and not proxy.reset_after_forward:
+                proxy._count_fault("resets", "reset")
+                self._reset()
                 return
             try:
                 status, reason, headers, answer = self._forward(body)
@@ -284,10 +387,25 @@ def _make_handler(proxy: LatencyProxy) -> type[BaseHTTPRequestHandler]:
                 self._answer(502, "Bad Gateway", [("Content-Type", "text/plain")], f"upstream: {exc}".encode())
                 return
             proxy._count("forwarded")
+            if fault == "reset":  # executed upstream, the answer lost
+                proxy._count_fault("resets", "reset")
+                self._reset()
+                return
             if proxy._stopping.wait(proxy._send_time(len(answer))):
                 self.close_connection = True
                 return
+            if fault == "truncate" and answer and self.command != "HEAD" and status not in (204, 304):
+                proxy._count_fault("truncated", "truncate")
+                self._answer(status, reason, headers, answer, cut=len(answer) // 2)
+                return
             self._answer(status, reason, headers, answer)
+
+        def _reset(self) -> None:
+            """Close the client's connection with a TCP RST, no answer sent."""
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                self.connection.close()
 
         def _read_body(self) -> bytes:
             if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
@@ -339,9 +457,12 @@ def _make_handler(proxy: LatencyProxy) -> type[BaseHTTPRequestHandler]:
                     self.upstream = None
                 return response.status, response.reason, headers, answer
 
-        def _answer(self, status: int, reason: str, headers: list[tuple[str, str]], body: bytes) -> None:
+        def _answer(
+            self, status: int, reason: str, headers: list[tuple[str, str]], body: bytes, cut: int | None = None,
+        ) -> None:
             """The status line, headers and body in one write (with Nagle off, two writes
-            would cost the client a round trip each)."""
+            would cost the client a round trip each). With ``cut``: the headers state the whole
+            body's length, only its first ``cut`` bytes are sent, then the connection is closed."""
             head = self.command == "HEAD"
             lines = [f"{self.protocol_version} {status} {reason}"]
             # A HEAD answer keeps the upstream's length (of the body a GET would get);
@@ -350,6 +471,13 @@ def _make_handler(proxy: LatencyProxy) -> type[BaseHTTPRequestHandler]:
             if not head and status not in (204, 304):
                 lines.append(f"Content-Length: {len(body)}")
             header = "\r\n".join(lines).encode("latin-1") + b"\r\n\r\n"
+            if cut is not None:
+                self.close_connection = True
+                self.wfile.write(header + body[:cut])
+                self.wfile.flush()
+                with contextlib.suppress(OSError):
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                return
             if proxy.bandwidth_bps is not None and not head and len(body) > PACE_CHUNK:
                 self.wfile.write(header)
                 self._paced(body, proxy.bandwidth_bps)

@@ -34,13 +34,13 @@ import boto3
 import botocore.session
 from botocore.auth import EMPTY_SHA256_HASH, SIGV4_TIMESTAMP, _host_from_url
 from botocore.config import Config as BotoConfig
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, IncompleteReadError
 from botocore.httpsession import get_cert_path
 
 from failover.errors import FailoverError, TransientError
 from failover.ports import ObjectInfo, SourceObject
 from providers.aws.inventory import HOME_REGION
-from providers.aws.session import AwsSession, translate
+from providers.aws.session import DROPPED, AwsSession, translate
 from providers.plainhttp import ERRORS as HTTP_ERRORS
 from providers.plainhttp import ConnectionPool
 
@@ -281,12 +281,15 @@ def _streamed(answer: Any, what: str) -> Iterator[bytes]:
 
 
 def _chunks(body: Any, what: str) -> Iterator[bytes]:
-    """The body's bytes, with a connection dropped while reading translated like any call's failure."""
+    """The body's bytes; a connection dropped or a body cut short while reading is transient (the
+    object is copied again, afresh), any other failure translated like any call's."""
     try:
         yield from body.iter_chunks(CHUNK_SIZE)
     except FailoverError:
         raise
-    except (BotoCoreError, ClientError, OSError) as exc:
+    except (*DROPPED, IncompleteReadError, OSError) as exc:
+        raise TransientError(f"{what}: the connection dropped while reading ({exc})") from exc
+    except (BotoCoreError, ClientError) as exc:
         raise translate(exc, what) from exc
 
 
