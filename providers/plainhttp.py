@@ -155,22 +155,38 @@ class Answer:
 
     def read(self) -> bytes:
         try:
-            data = self._response.read()
+            data = self._response.read()  # a body cut short raises IncompleteRead
+        except BaseException:
+            self._broken = True
+            raise
         finally:
             self.release()
         return data
 
     def stream(self, chunk_size: int) -> Iterator[bytes]:
+        """The body in chunks; IncompleteRead when the connection ends before the stated length
+        (``http.client`` reading by amounts just stops short)."""
         try:
             while chunk := self._response.read(chunk_size):
                 yield chunk
+            left = self._response.length
+            if left:
+                raise http.client.IncompleteRead(b"", left)
+        except BaseException:
+            self._broken = True
+            raise
         finally:
             self.release()
+
+    _broken = False  # the body was not read to its end as stated: the connection is not reused
 
     def release(self) -> None:
         """Hand the connection back: kept for reuse if the body was read to its end, else closed."""
         connection, self._connection = self._connection, None
         if connection is None:
+            return
+        if self._broken:
+            connection.close()
             return
         if not self._response.isclosed():
             self._response.close()

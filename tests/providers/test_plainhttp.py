@@ -59,3 +59,34 @@ def test_the_pool_reuses_a_kept_alive_connection_and_reopens_a_closed_one() -> N
         assert pool._idle[-1].sock is None
     finally:
         backend.stop()
+
+
+def test_a_body_cut_short_raises_incomplete_read_and_its_connection_is_not_reused() -> None:
+    """A server stating 100 bytes that sends 40 and closes: streamed or read whole, the answer
+    raises IncompleteRead (never a short body taken for the whole), and nothing goes back idle."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def serve() -> None:
+        for _ in range(2):
+            connection, _ = listener.accept()
+            with connection:
+                connection.recv(65536)
+                connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + b"x" * 40)
+
+    import threading
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    try:
+        pool = ConnectionPool("http", "127.0.0.1", port, maxsize=2, connect_timeout=5, read_timeout=5)
+        streamed = pool.request("GET", "/", {})
+        with pytest.raises(http.client.IncompleteRead):
+            b"".join(streamed.stream(16))
+        whole = pool.request("GET", "/", {})
+        with pytest.raises(http.client.IncompleteRead):
+            whole.read()
+        assert not pool._idle
+    finally:
+        server.join(5)
+        listener.close()
