@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from failover.actions.base import ActionContext
-from failover.cloudinit import comment_text
+from failover.cloudinit import comment_text, rule_problem
 from failover.errors import Interrupted, ManifestError, Problem
 from failover.manifest import Firewall, FirewallRule, LoadBalancer, Manifest, Node
 from failover.naming import firewall_names
@@ -284,7 +284,18 @@ def as_firewall(balancer: LoadBalancer, firewall: BalancerFirewall) -> Firewall:
 
 def balancer_sourced(manifest: Manifest, balancer: LoadBalancer) -> list[tuple[Firewall, FirewallRule]]:
     """The ingress rules of the snapshot's other security groups whose source is one of the
-    balancer's: the backends admitting the balancer's traffic (AWS's samples write them so)."""
+    balancer's: the backends admitting the balancer's traffic (AWS's samples write them so).
+    A rule whose protocol or ports are not plain data is left out (see ``balancer_sourced_refused``)."""
+    return [(group, rule) for group, rule in _sourced(manifest, balancer) if rule_problem(rule) is None]
+
+
+def balancer_sourced_refused(manifest: Manifest, balancer: LoadBalancer) -> list[str]:
+    """Those rules left out, each "<group>: <rule>: <why>" (the backends admit less, never more)."""
+    return [f"{comment_text(group.id)}: a rule from the balancer's group: {why}"
+            for group, rule in _sourced(manifest, balancer) if (why := rule_problem(rule)) is not None]
+
+
+def _sourced(manifest: Manifest, balancer: LoadBalancer) -> list[tuple[Firewall, FirewallRule]]:
     own = set(balancer.security_groups)
     return [
         (group, rule) for group in manifest.of_kind("firewall") if group.id not in own

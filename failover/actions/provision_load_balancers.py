@@ -65,6 +65,7 @@ from failover.firewalls import (
     at_creation,
     balancer_firewall,
     balancer_sourced,
+    balancer_sourced_refused,
     describe_rule,
     rule_set,
 )
@@ -348,6 +349,8 @@ def _firewall_changes(ctx: ActionContext, plan: BalancerPlan) -> list[Change]:
                       "backends' first boot as their own private networks: the load-balancer node is admitted only "
                       "from within those networks; nothing wider is opened")
             changes.append(Change("check", "firewall_rule", names[group.id], detail))
+    changes += [Change("none", "firewall_rule", plan.name, f"refused: {why}")
+                for why in balancer_sourced_refused(ctx.manifest, plan.lb)]
     return changes
 
 
@@ -417,6 +420,8 @@ def _admit_balancer(ctx: ActionContext, plan: BalancerPlan, private_ip: str | No
     from the node's private address: journaled before each change, a rule there already not
     added again (a rerun after a crash or a refused request finds them)."""
     compute = ctx.targets.compute
+    for why in balancer_sourced_refused(ctx.manifest, plan.lb):
+        ctx.info(f"{plan.name}: a backend's rule refused (left out, so the backends admit less): {why}")
     sourced = balancer_sourced(ctx.manifest, plan.lb)
     if not sourced:
         return []

@@ -106,6 +106,9 @@ def hostile(shape: dict[str, Any]) -> Manifest:
     group = data.find("firewall", shape["alb_group"])
     group.name, group.description = f"alb{HOSTILE}", HOSTILE
     group.rules.append(FirewallRule(direction="ingress", protocol="tcp", port_from=80, port_to=80, sources=[HOSTILE]))
+    web = data.find("firewall", shape["web_group"])  # and a backend rule from the balancer's group, its protocol a shell word
+    web.rules.append(FirewallRule(direction="ingress", protocol=HOSTILE, port_from=80, port_to=80,
+                                  sources=[shape["alb_group"]]))
     return data
 
 
@@ -236,10 +239,12 @@ def test_without_a_firewall_api_the_node_carries_nftables_and_hostile_text_stays
     [entry] = outputs["load_balancers"].values()
     assert entry["firewall"]["via"] == "cloud-init nftables" and entry["firewall"]["id"] is None
     assert entry["backend_rules"][0]["added"] == 0 and "private networks" in entry["backend_rules"][0]["note"]
-    [backend] = [c for c in changes if c.kind == "firewall_rule"]
+    [backend] = [c for c in changes if c.kind == "firewall_rule" and c.operation != "none"]
     assert backend.operation == "check" and "nothing wider is opened" in backend.detail
     # the attacker's name, description and 'group' never reach a rule, a config or a message as themselves
     written = "\n".join([*files.values(), repr(outputs), *log, *(c.detail for c in changes), repr(ctx.created)])
     for piece in ("\x1b", "$(reboot)", "`id`", "\x07"):
         assert piece not in written
     assert any("left out" in c.detail for c in changes if c.kind == "firewall")
+    assert [c.detail for c in changes if c.kind == "firewall_rule" and c.operation == "none"] == [
+        f"refused: {shape['web_group']}: a rule from the balancer's group: protocol is neither a known name nor a number 0-255"]
