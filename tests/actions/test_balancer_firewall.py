@@ -248,3 +248,20 @@ def test_without_a_firewall_api_the_node_carries_nftables_and_hostile_text_stays
     assert any("left out" in c.detail for c in changes if c.kind == "firewall")
     assert [c.detail for c in changes if c.kind == "firewall_rule" and c.operation == "none"] == [
         f"refused: {shape['web_group']}: a rule from the balancer's group: protocol is neither a known name nor a number 0-255"]
+
+
+def test_where_the_driver_takes_no_firewall_at_creation_it_is_attached_right_after(tmp_path: Path, target,
+                                                                                   shape) -> None:
+    attach_only = write_config(tmp_path, {
+        "compute": compute_spec(target, driver="firewallkit:NoFirewallsAtCreationDriver")})
+    changes = ProvisionLoadBalancers().plan(context(attach_only, shape["manifest"], step_id="front-door"),
+                                            ProvisionLoadBalancersParams())
+    _, ctx, outputs = build(attach_only, shape["manifest"])
+
+    assert any("attached right after the node is created" in c.detail for c in changes if c.kind == "firewall")
+    instance = balancer_node(target)
+    assert LB_NAME in {g["GroupName"] for g in instance["SecurityGroups"]}
+    [entry] = outputs["load_balancers"].values()
+    assert entry["firewall"]["id"] == groups(target)[LB_NAME]["GroupId"] and entry["backend_rules"][0]["added"] == 1
+    ProvisionLoadBalancers().undo(ctx, ProvisionLoadBalancersParams())
+    assert LB_NAME not in groups(target)
