@@ -177,7 +177,9 @@ class ProvisionLoadBalancers(Action):
         node_plans = {lb_id: _inside(ctx, by_id[lb_id], node_plan, firewalls[lb_id], made[lb_id])
                       for lb_id, node_plan in node_plans.items()}
         ready = ensure_nodes(ctx, list(node_plans.values()), wait=params.wait, timeout=params.timeout) if node_plans else {}
-        _attach_missing(ctx, {lb_id: (ready[lb_id][0].id, firewall) for lb_id, firewall in made.items() if firewall})
+        inside = at_creation(ctx.targets.compute) if made else False  # then only an adopted node may lack it
+        _attach_missing(ctx, {lb_id: (ready[lb_id][0].id, firewall) for lb_id, firewall in made.items()
+                              if firewall is not None and not (inside and not ready[lb_id][1])})
         for plan in plans:
             if plan.via == VIA_DRIVER:
                 entry = _through_driver(ctx, plan)
