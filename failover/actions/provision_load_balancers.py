@@ -453,7 +453,8 @@ def _admit_balancer(ctx: ActionContext, plan: BalancerPlan, private_ip: str | No
         if missing:
             journaled = {tuple(fact) for item in ctx.created if item["kind"] == BACKEND_RULES
                          and item["id"] == existing.id for fact in item.get("rules", [])}
-            ctx.record(BACKEND_RULES, existing.id, name=name, rules=sorted(journaled | missing, key=repr))
+            ctx.record(BACKEND_RULES, existing.id, name=name,
+                       rules=[list(fact) for fact in sorted(journaled | missing, key=repr)])
             compute.set_firewall_rules(existing.id, [*existing.rules, *wanted])
             ctx.info(f"firewall {name} ({existing.id}): admits the load-balancer node {private_ip} "
                      f"({len(missing)} rules added)")

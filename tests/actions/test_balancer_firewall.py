@@ -265,3 +265,25 @@ def test_where_the_driver_takes_no_firewall_at_creation_it_is_attached_right_aft
     assert entry["firewall"]["id"] == groups(target)[LB_NAME]["GroupId"] and entry["backend_rules"][0]["added"] == 1
     ProvisionLoadBalancers().undo(ctx, ProvisionLoadBalancersParams())
     assert LB_NAME not in groups(target)
+
+
+def test_a_503_whose_request_was_executed_adds_the_backend_rule_once(config, target, shape, monkeypatch) -> None:
+    from faultkit import Faults
+
+    manifest = shape["manifest"]
+    web = firewall_names(manifest, SERVICE)[shape["web_group"]]
+    nodes = ProvisionNodes().apply(context(config, manifest, step_id="nodes"), ProvisionNodesParams())
+    ApplyFirewall().apply(context(config, manifest, step_id="firewall", outputs={"nodes": nodes}), ApplyFirewallParams())
+    ctx = context(config, manifest, step_id="front-door", outputs={"nodes": nodes})
+    faults = Faults(ctx.targets.compute.session.driver, monkeypatch)
+    faults.fail("AuthorizeSecurityGroupIngress", executed=True, after=1)  # the first is the node's own firewall's
+
+    outputs = ProvisionLoadBalancers().apply(ctx, ProvisionLoadBalancersParams())
+
+    assert faults.injected == ["AuthorizeSecurityGroupIngress"]
+    private_ip = balancer_node(target)["PrivateIpAddress"]
+    assert permissions(groups(target)[web]) == {("tcp", 22, 22, "203.0.113.0/24"), ("tcp", 80, 80, f"{private_ip}/32")}
+    [entry] = outputs["load_balancers"].values()
+    assert entry["backend_rules"][0]["added"] == 1
+    assert [item["rules"] for item in ctx.created if item["kind"] == "firewall_rules"] == [
+        [["ingress", "tcp", 80, 80, f"{private_ip}/32"]]]
