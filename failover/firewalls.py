@@ -15,8 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from failover.actions.base import ActionContext
-from failover.errors import Interrupted
-from failover.manifest import Firewall, FirewallRule, Manifest, Node
+from failover.cloudinit import comment_text, rule_problem
+from failover.errors import Interrupted, ManifestError, Problem
+from failover.manifest import Firewall, FirewallRule, LoadBalancer, Manifest, Node
 from failover.naming import firewall_names
 from failover.nodes import RUN_LABEL, SOURCE_LABEL, check_adoptable, node_firewalls, recorded, run_labels
 from failover.ports import ComputeTarget, FirewallInfo, FirewallRuleInfo
@@ -187,3 +188,122 @@ def is_cidr(source: str) -> bool:
 def host_network(address: str) -> str:
     ip = ipaddress.ip_address(address)
     return f"{ip}/{ip.max_prefixlen}"
+
+
+# -- a load-balancer node's firewall, and the backends admitting it (provision-load-balancers) --
+
+ANYWHERE = ("0.0.0.0/0", "::/0")
+_TCP = frozenset({"tcp", "6", "-1", "all"})
+
+
+@dataclass(frozen=True)
+class BalancerFirewall:
+    """The firewall of a load-balancer node: its listeners' ports (and port 80 for ACME), from
+    anywhere or from the CIDRs the balancer's own security groups admitted; egress to anywhere
+    (its backends, the distribution's mirrors, ACME). ``notes`` says what was left out, and why."""
+
+    name: str
+    rules: tuple[FirewallRuleInfo, ...]
+    notes: tuple[str, ...] = ()
+
+    def describe(self) -> list[str]:
+        return [f"{rule.direction} {rule.protocol} "
+                f"{'all ports' if rule.port_from is None else f'port {rule.port_from}'} from {', '.join(rule.sources)}"
+                for rule in self.rules]
+
+
+def balancer_groups(manifest: Manifest, balancer: LoadBalancer) -> list[Firewall]:
+    """The snapshot's security groups of a balancer; ManifestError when the snapshot lacks one
+    (its rules are unknown: admitting from anywhere instead would open what the source closed)."""
+    found = {fw.id: fw for fw in manifest.of_kind("firewall")}
+    missing = [group for group in balancer.security_groups if group not in found]
+    if missing:
+        raise ManifestError([Problem(
+            file="snapshot", field=f"{balancer.id}.security_groups",
+            message=f"security group {group} of load balancer {balancer.name!r} is not in the snapshot; "
+            "take a new snapshot (inventory brings a balancer's groups in)",
+        ) for group in missing])
+    return [found[group] for group in balancer.security_groups]
+
+
+def balancer_firewall(
+    manifest: Manifest, balancer: LoadBalancer, name: str, ports: Sequence[int], *, acme: bool, ipv6: bool
+) -> BalancerFirewall:
+    """What the load-balancer node admits. Without security groups in the snapshot (a classic
+    or network balancer without any), each listener port from anywhere; with them, from the
+    CIDRs of their ingress rules covering the port (a rule naming a group is left out: no node
+    of the target is that group's). ``ipv6`` False: the target's firewall API takes IPv4 only."""
+    groups = balancer_groups(manifest, balancer)
+    notes: list[str] = []
+    by_port: dict[int, set[str]] = {}
+    for port in sorted(set(ports)):
+        if not groups:
+            by_port[port] = set(ANYWHERE)
+            continue
+        sources: set[str] = set()
+        for group in groups:
+            for rule in group.rules:
+                if rule.direction != "ingress" or str(rule.protocol).lower() not in _TCP or not _covers(rule, port):
+                    continue
+                for source in rule.sources:
+                    if is_cidr(source):
+                        sources.add(str(ipaddress.ip_network(source, strict=False)))
+                    else:
+                        notes.append(f"port {port}: a rule of the balancer's group {comment_text(group.id)} admits "
+                                     f"the group {comment_text(source)}, which no node of the target is: left out")
+        if not sources:
+            notes.append(f"port {port}: the balancer's security groups admit it from no address: closed")
+        by_port[port] = sources
+    if acme:
+        by_port[80] = by_port.get(80, set()) | set(ANYWHERE)  # ACME's HTTP-01 validators come from anywhere
+    if not ipv6 and any(":" in source for sources in by_port.values() for source in sources):
+        notes.append("IPv6 sources left out: the target's firewall API takes IPv4 addresses only")
+    rules = [
+        FirewallRuleInfo("ingress", "tcp", port, port, tuple(sorted(s for s in sources if ipv6 or ":" not in s)))
+        for port, sources in sorted(by_port.items())
+    ]
+    rules = [rule for rule in rules if rule.sources]
+    egress = ANYWHERE if ipv6 else ANYWHERE[:1]
+    rules.append(FirewallRuleInfo("egress", "-1", None, None, egress))
+    return BalancerFirewall(name, tuple(rules), tuple(dict.fromkeys(notes)))
+
+
+def _covers(rule: FirewallRule, port: int) -> bool:
+    low, high = rule_port(rule.port_from), rule_port(rule.port_to)
+    if low is None:
+        return True
+    return low <= port <= (high if high is not None else low)
+
+
+def as_firewall(balancer: LoadBalancer, firewall: BalancerFirewall) -> Firewall:
+    """The balancer's firewall as a security group, for the cloud-init nftables renderer."""
+    rules = [FirewallRule(direction=rule.direction, protocol=rule.protocol, port_from=rule.port_from,
+                          port_to=rule.port_to, sources=list(rule.sources)) for rule in firewall.rules]
+    return Firewall(id=firewall.name, name=firewall.name, region=balancer.region, tags={}, rules=rules)
+
+
+def balancer_sourced(manifest: Manifest, balancer: LoadBalancer) -> list[tuple[Firewall, FirewallRule]]:
+    """The ingress rules of the snapshot's other security groups whose source is one of the
+    balancer's: the backends admitting the balancer's traffic (AWS's samples write them so).
+    A rule whose protocol or ports are not plain data is left out (see ``balancer_sourced_refused``)."""
+    return [(group, rule) for group, rule in _sourced(manifest, balancer) if rule_problem(rule) is None]
+
+
+def balancer_sourced_refused(manifest: Manifest, balancer: LoadBalancer) -> list[str]:
+    """Those rules left out, each "<group>: <rule>: <why>" (the backends admit less, never more)."""
+    return [f"{comment_text(group.id)}: a rule from the balancer's group: {why}"
+            for group, rule in _sourced(manifest, balancer) if (why := rule_problem(rule)) is not None]
+
+
+def _sourced(manifest: Manifest, balancer: LoadBalancer) -> list[tuple[Firewall, FirewallRule]]:
+    own = set(balancer.security_groups)
+    return [
+        (group, rule) for group in manifest.of_kind("firewall") if group.id not in own
+        for rule in group.rules if rule.direction == "ingress" and own.intersection(rule.sources)
+    ]
+
+
+def admitting(rule: FirewallRule, address: str) -> FirewallRuleInfo:
+    """``rule`` with the load-balancer node's (private) address as its only source."""
+    return FirewallRuleInfo(rule.direction, rule.protocol, rule_port(rule.port_from), rule_port(rule.port_to),
+                            (host_network(address),))

@@ -231,11 +231,12 @@ class LoadBalancer(ResourceBase):
     target_groups: list[TargetGroup] = Field(default_factory=list)  # ALB/NLB
     health_check: HealthCheck | None = None  # classic ELB: one for all its instances
     stickiness: Stickiness | None = None  # classic ELB: a stickiness policy of its listeners
+    security_groups: list[str] = Field(default_factory=list)  # the balancer's own security groups (ids)
 
     @model_serializer(mode="wrap")
     def _written(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         data = ResourceBase._written(self, handler)
-        return _without_defaults(data, ("type", "target_groups", "health_check", "stickiness"))
+        return _without_defaults(data, ("type", "target_groups", "health_check", "stickiness", "security_groups"))
 
 
 class LaunchSpec(_Model):

@@ -1,5 +1,6 @@
 """Classic load balancers (ELB): listeners (with the instances' protocol and port and an HTTPS
-listener's certificate), the registered instances, the health check and a stickiness policy."""
+listener's certificate), the registered instances, the health check, a stickiness policy, and
+the security groups (a VPC balancer's; the untagged ones as dependencies, as for ALBs)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import re
 from typing import Any
 
 from failover.manifest import HealthCheck, Listener, LoadBalancer, Stickiness
+from providers.aws.elbv2 import dependency_groups
 from providers.aws.inventory import Context, Found, batches, name_of, tag_dict
 
 NAMES_PER_REQUEST = 20  # the most DescribeTags accepts
@@ -20,7 +22,8 @@ def collect(ctx: Context, region: str) -> Found:
     tags = _tags_by_name(ctx, region, [lb["LoadBalancerName"] for lb in balancers])
     selected = [(lb, tags.get(lb["LoadBalancerName"], {})) for lb in balancers]
     selected = [(lb, lb_tags) for lb, lb_tags in selected if ctx.selected(lb_tags)]
-    return Found(resources=[_load_balancer(region, lb, lb_tags) for lb, lb_tags in selected])
+    balancers = [_load_balancer(region, lb, lb_tags) for lb, lb_tags in selected]
+    return Found(resources=[*balancers, *dependency_groups(ctx, region, balancers)])
 
 
 def _tags_by_name(ctx: Context, region: str, names: list[str]) -> dict[str, dict[str, str]]:
@@ -48,6 +51,7 @@ def _load_balancer(region: str, lb: dict[str, Any], tags: dict[str, str]) -> Loa
         targets=sorted({instance["InstanceId"] for instance in lb.get("Instances", [])}),
         health_check=_health_check(lb.get("HealthCheck")),
         stickiness=_stickiness(lb.get("Policies") or {}),
+        security_groups=sorted(lb.get("SecurityGroups") or []),
     )
 
 

@@ -1,15 +1,16 @@
 """Application, network and gateway load balancers: listeners (protocol, port, certificate,
 the target group they forward to), target groups (health check, stickiness, targets) and the
-nodes behind them, and the ACM certificates their listeners serve that are not tagged for the
-service, as dependencies (``owned: false``; a tagged one is the ACM collector's)."""
+nodes behind them, their security groups (ids), and as dependencies (``owned: false``) the ACM
+certificates their listeners serve and the security groups they are in that are not tagged for
+the service (a tagged one is the ACM or EC2 collector's)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from failover.errors import FailoverError
-from failover.manifest import Certificate, HealthCheck, Listener, LoadBalancer, Stickiness, TargetGroup
-from providers.aws import acm
+from failover.manifest import Certificate, Firewall, HealthCheck, Listener, LoadBalancer, Stickiness, TargetGroup
+from providers.aws import acm, ec2
 from providers.aws.inventory import Context, Found, batches, name_of, tag_dict
 
 TAGS_PER_REQUEST = 20  # the most describe_tags accepts
@@ -24,7 +25,26 @@ def collect(ctx: Context, region: str) -> Found:
     built = ctx.map(lambda pair: _load_balancer(ctx, region, *pair), selected)
     certificate_arns = sorted({arn for _, arns in built for arn in arns})
     certificates = ctx.map(lambda arn: _dependency_certificate(ctx, arn), certificate_arns)
-    return Found(resources=[lb for lb, _ in built] + [c for c in certificates if c is not None])
+    groups = dependency_groups(ctx, region, [lb for lb, _ in built])
+    return Found(resources=[lb for lb, _ in built] + [c for c in certificates if c is not None] + groups)
+
+
+def dependency_groups(ctx: Context, region: str, balancers: list[LoadBalancer]) -> list[Firewall]:
+    """The balancers' security groups not tagged for the service, as dependencies (``owned:
+    false``), as the EC2 collector brings in its nodes' groups (the inventory keeps one copy of a
+    group both bring in). Their rules say who may reach the balancer; the nodes' groups name
+    them as the source of the balancer's traffic."""
+    wanted = sorted({group for lb in balancers for group in lb.security_groups})
+    found: list[dict[str, Any]] = []
+    for chunk in batches(wanted, ec2.FILTER_VALUES_MAX):
+        # A filter rather than GroupIds: a group deleted meanwhile is skipped, not an error.
+        found += ec2._listing(ctx, region, "describe_security_groups", "SecurityGroups",
+                              Filters=[{"Name": "group-id", "Values": chunk}])
+    untagged = [group for group in found if not ctx.selected(tag_dict(group.get("Tags")))]
+    if not untagged:
+        return []
+    prefix_lists = ec2._prefix_lists(ctx, region, untagged)
+    return [ec2._firewall(group, region, prefix_lists, owned=False) for group in untagged]
 
 
 def _dependency_certificate(ctx: Context, arn: str) -> Certificate | None:
@@ -69,6 +89,7 @@ def _load_balancer(ctx: Context, region: str, lb: dict[str, Any], tags: dict[str
         listeners=[_listener(listener) for listener in listeners],
         target_groups=groups,
         targets=sorted({node for group in groups for node in group.targets}),
+        security_groups=sorted(lb.get("SecurityGroups") or []),
     )
     certificates = [c["CertificateArn"] for listener in listeners for c in listener.get("Certificates") or []
                     if c.get("CertificateArn")]

@@ -191,7 +191,7 @@ class AwsInventory:
                 wait(pending)
                 raise _first_error(failed)
 
-        resources = [r for f in found for r in f.resources]
+        resources = _distinct([r for f in found for r in f.resources])
         _mark_group_members(resources)
         unsupported = [u for f in found for u in f.unsupported]
         unsupported += _left_behind([t for f in found for t in f.tagged], resources, unsupported)
@@ -203,6 +203,17 @@ class AwsInventory:
             unsupported=unsupported,
         )
         return manifest.canonical()
+
+
+def _distinct(resources: list[Any]) -> list[Any]:
+    """One copy of a resource two collectors brought in (a security group both a node's rules and a
+    balancer use, say), the service's own one where either is."""
+    kept: dict[tuple[str, str, str], Any] = {}
+    for resource in resources:
+        key = (resource.kind, resource.region, resource.id)
+        if key not in kept or (resource.owned and not kept[key].owned):
+            kept[key] = resource
+    return list(kept.values())
 
 
 def _mark_group_members(resources: list[Any]) -> None:

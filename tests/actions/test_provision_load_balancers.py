@@ -142,7 +142,8 @@ def test_reapply_and_a_crash_before_the_journal_adopt_the_node_and_undo_removes_
     outputs = apply(resumed)
 
     assert len(balancer_nodes(target)) == 1 and outputs["load_balancers"]["front"]["adopted"] is True
-    assert [item["name"] for item in resumed.created] == [LB_NAME]
+    # the node and its firewall (made before it), both found by their run label
+    assert sorted((item["kind"], item["name"]) for item in resumed.created) == [("firewall", LB_NAME), ("node", LB_NAME)]
     ProvisionLoadBalancers().undo(resumed, ProvisionLoadBalancersParams())
     ProvisionLoadBalancers().undo(resumed, ProvisionLoadBalancersParams())  # idempotent
     assert balancer_nodes(target) == []

@@ -235,8 +235,8 @@ def test_a_shared_untagged_security_group_is_a_dependency_not_owned(snapshots) -
 
 @pytest.mark.parametrize("template", TEMPLATES)
 def test_what_a_service_uses_but_does_not_own_comes_in_as_a_dependency(account, snapshots, template: str) -> None:
-    """Every security group, volume, Elastic IP and VPC a service's nodes use, and every VPC its
-    security groups are in, is in the snapshot: tagged for the service (its own) or as a dependency
+    """Every security group, volume, Elastic IP and VPC a service's nodes use, every security group
+    its load balancers are in, and every VPC its security groups are in, is in the snapshot: tagged for the service (its own) or as a dependency
     (owned: false) carrying not the service's tag; nothing else is a dependency."""
     _, session = account
     manifest = snapshots[template]["manifest"]
@@ -250,6 +250,9 @@ def test_what_a_service_uses_but_does_not_own_comes_in_as_a_dependency(account, 
     for node in nodes:
         used |= {("firewall", group) for group in node["firewalls"]} | {("volume", v) for v in node["volumes"]}
         used.add(("network", described[node["id"]]["VpcId"]))
+    # a load balancer's security groups (ALB/NLB SecurityGroups, a VPC classic ELB's) too
+    used |= {("firewall", group) for r in manifest["resources"] if r["kind"] == "load_balancer"
+             for group in r.get("security_groups", [])}
     used |= {("network", r["network"]) for r in manifest["resources"] if r["kind"] == "firewall" and r.get("network")}
     addresses = ec2.describe_addresses()["Addresses"]
     used |= {("address", a["AllocationId"]) for a in addresses if a.get("InstanceId") in described}
