@@ -1,6 +1,7 @@
 """Shared fixtures, each defined once for the whole suite:
 
 - the project's own pytest plugin (``moto_account``, ``failover_world``, ``failover_cli``), as its users get it;
+- retries that sleep a hundredth of their wait (``FAILOVER_TEST_RETRY_SLEEP_SCALE``), in-process and in children;
 - fake AWS credentials (``aws_env``) and a mock AWS account in-process (``aws``, ``take_inventory``,
   ``sample_manifest``);
 - one fixture per emulator, a process of the test module's own: ``moto_server``, ``azurite``, ``powerdns``,
@@ -12,6 +13,7 @@ An emulator that is not installed fails the test with the command that installs 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
@@ -19,6 +21,7 @@ import boto3
 import pytest
 
 from failover.manifest import Manifest
+from failover.retry import SLEEP_SCALE_VARIABLE
 from failover.testing.emulators import Azurite, EmulatorMissing, PowerDns
 from failover.testing.postgres import LocalPostgres, PostgresMissing
 from failover.testing.servers import MotoServer
@@ -28,6 +31,10 @@ from failover.testing.servers import MotoServer
 pytest_plugins = ["failover.testing.plugin"]
 
 logging.getLogger("werkzeug").setLevel(logging.ERROR)
+
+# Retries sleep a hundredth of their wait, here and in every CLI process a test starts (they inherit the
+# environment); the waits reported and journaled are unchanged, so tests still see the backoff chosen.
+os.environ.setdefault(SLEEP_SCALE_VARIABLE, "0.01")
 
 FAKE_AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
