@@ -4,6 +4,8 @@ and jitter, or after the provider's own ``retry_after``; any other error at once
 from __future__ import annotations
 
 import contextvars
+import math
+import os
 import random
 import threading
 from collections.abc import Callable
@@ -33,6 +35,18 @@ class Backoff:
 
 DEFAULT_BACKOFF = Backoff()
 
+# A test knob: the suite sets it (say 0.01) so retries wait a hundredth of the time, in its own process and in the
+# CLI processes it starts. It scales the sleep only: the wait reported (journaled, shown) stays the one chosen.
+SLEEP_SCALE_VARIABLE = "FAILOVER_TEST_RETRY_SLEEP_SCALE"
+
+
+def _sleep_scale() -> float:
+    try:
+        scale = float(os.environ.get(SLEEP_SCALE_VARIABLE) or 1.0)
+    except ValueError:
+        return 1.0
+    return scale if math.isfinite(scale) and 0.0 <= scale <= 1.0 else 1.0
+
 
 def call_with_retries(
     call: Callable[[], T],
@@ -54,7 +68,7 @@ def call_with_retries(
         stop=stop_after_attempt(retries + 1),
         retry=retry_if_exception_type(TransientError),
         wait=_wait(backoff),
-        sleep=cancel.wait,
+        sleep=lambda seconds: cancel.wait(seconds * _sleep_scale()),
         before_sleep=lambda state: on_retry(state.outcome.exception(), state.next_action.sleep),
         reraise=True,
     )

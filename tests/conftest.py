@@ -1,6 +1,8 @@
 """Shared fixtures, each defined once for the whole suite:
 
 - the project's own pytest plugin (``moto_account``, ``failover_world``, ``failover_cli``), as its users get it;
+- moto's AMI catalogue cut to the images the suite uses (``failover.testing.moto_amis``, ``MOTO_AMIS_PATH``);
+- retries that sleep a hundredth of their wait (``FAILOVER_TEST_RETRY_SLEEP_SCALE``), in-process and in children;
 - fake AWS credentials (``aws_env``) and a mock AWS account in-process (``aws``, ``take_inventory``,
   ``sample_manifest``);
 - one fixture per emulator, a process of the test module's own: ``moto_server``, ``azurite``, ``powerdns``,
@@ -12,6 +14,7 @@ An emulator that is not installed fails the test with the command that installs 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
@@ -19,7 +22,9 @@ import boto3
 import pytest
 
 from failover.manifest import Manifest
+from failover.retry import SLEEP_SCALE_VARIABLE
 from failover.testing.emulators import Azurite, EmulatorMissing, PowerDns
+from failover.testing.moto_amis import use_small_catalogue
 from failover.testing.postgres import LocalPostgres, PostgresMissing
 from failover.testing.servers import MotoServer
 
@@ -28,6 +33,14 @@ from failover.testing.servers import MotoServer
 pytest_plugins = ["failover.testing.plugin"]
 
 logging.getLogger("werkzeug").setLevel(logging.ERROR)
+
+# Retries sleep a hundredth of their wait, here and in every CLI process a test starts (they inherit the
+# environment); the waits reported and journaled are unchanged, so tests still see the backoff chosen.
+os.environ.setdefault(SLEEP_SCALE_VARIABLE, "0.01")
+# Before anything imports moto (nothing above does): its EC2 backends, in-process and in every moto_server the
+# suite starts (they inherit the environment), hold 84 AMIs instead of ~1,180, so an unfiltered DescribeImages
+# (libcloud's list_images: the target's image catalogue) is not seconds of moto's CPU.
+use_small_catalogue()
 
 FAKE_AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",

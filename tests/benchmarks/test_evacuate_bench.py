@@ -25,11 +25,11 @@ def load_script():
 def test_tiny_benchmark_copies_what_it_seeded(aws_env: None, capsys: pytest.CaptureFixture[str]) -> None:
     bench = load_script()
 
-    result = bench.main(["--scales", "20,50", "--eta-objects", "20", "--eta-kb", "20", "--eta-cap-kbps", "100",
+    result = bench.main(["--scales", "10,25", "--eta-objects", "20", "--eta-kb", "20", "--eta-cap-kbps", "100",
                          "--workers", "4", "--only", "rss,eta", "--json"])
 
     assert [(row["scale"], row["objects"], row["copied"], row["unchanged"]) for row in result["rss"]] == \
-        [(20, 20, 20, 0), (50, 50, 30, 20)]
+        [(10, 10, 10, 0), (25, 25, 15, 10)]
     assert all(row["complete"] and row["peak_rss_mb"] >= row["base_rss_mb"] > 0 for row in result["rss"])
     assert result["eta"]["copied"] == 20 and result["eta"]["complete"] is True
     assert result["eta"]["error"] >= 0 and 0 < result["eta"]["at_s"] <= result["eta"]["copy_s"]

@@ -28,14 +28,14 @@ def test_tiny_benchmark_reports_what_it_seeded(aws_env: None, capsys: pytest.Cap
     threads_before = set(threading.enumerate())
 
     result = bench.main(
-        ["--instances", "20", "--regions", "2", "--buckets", "2", "--zones", "1", "--records", "10",
+        ["--instances", "6", "--regions", "2", "--buckets", "2", "--zones", "1", "--records", "4",
          "--latency-ms", "1", "--json"]
     )
 
     seeded = result["seeded"]
     assert seeded == {
-        "node": 20, "volume": 20 + 2 * bench.EXTRA_VOLUMES_PER_REGION, "firewall": 2, "network": 2,
-        "address": 2 * bench.ADDRESSES_PER_REGION, "bucket": 2, "dns_zone": 1, "record": 12,
+        "node": 6, "volume": 6 + 2 * bench.EXTRA_VOLUMES_PER_REGION, "firewall": 2, "network": 2,
+        "address": 2 * bench.ADDRESSES_PER_REGION, "bucket": 2, "dns_zone": 1, "record": 6,
     }
     assert result["failover"]["counts"] == seeded
     assert result["reference"]["counts"] == seeded

@@ -27,17 +27,17 @@ def test_tiny_benchmark_copies_what_it_seeded(aws_env: None, capsys: pytest.Capt
     bench = load_script()
 
     # 6 MB objects are past one Azure block and one S3 part: streamed in one request as read.
-    result = bench.main(["--small", "12", "--small-kb", "1", "--large", "2", "--large-kb", "6000", "--workers", "4", "--json"])
+    result = bench.main(["--small", "6", "--small-kb", "1", "--large", "1", "--large-kb", "6000", "--workers", "4", "--json"])
 
     cases = {(case["target"], case["dataset"]): case for case in result["cases"]}
-    assert set(cases) == {(target, label) for target in ("azure", "s3") for label in ("12 x 1 KB", "2 x 6 MB")}
+    assert set(cases) == {(target, label) for target in ("azure", "s3") for label in ("6 x 1 KB", "1 x 6 MB")}
     for case in cases.values():
         assert case["failover"]["copied"] == case["failover"]["stored"] == case["objects"]
         assert case["failover_rerun"]["copied"] == 0
         assert case["failover"]["setup_s"] > 0 and case["failover_rerun"]["setup_s"] > 0  # the client, made apart
         assert case["rclone"]["stored"] == case["objects"]
         assert case["counts_match"] is True
-    assert cases[("s3", "2 x 6 MB")]["bytes"] == 2 * 6_000_000
+    assert cases[("s3", "1 x 6 MB")]["bytes"] == 6_000_000
     assert result["counts_match"] is True
     assert json.loads(capsys.readouterr().out) == json.loads(json.dumps(result))
 
@@ -46,11 +46,11 @@ def test_tiny_benchmark_copies_what_it_seeded(aws_env: None, capsys: pytest.Capt
 def test_tiny_scale_benchmark_measures_each_count(aws_env: None, capsys: pytest.CaptureFixture[str]) -> None:
     bench = load_script()
 
-    result = bench.main(["--scale", "20,40", "--object-bytes", "10", "--workers", "4", "--json"])
+    result = bench.main(["--scale", "10,20", "--object-bytes", "10", "--workers", "4", "--json"])
 
-    assert [row["objects"] for row in result["rows"]] == [20, 40]
+    assert [row["objects"] for row in result["rows"]] == [10, 20]
     for row in result["rows"]:
         assert row["counts_match"] is True and row["failover"]["copied"] == row["objects"]
         assert row["failover"]["cpu_s"] > 0 and row["rclone"]["cpu_s"] > 0 and row["failover"]["peak_rss_mb"] > 0
     assert "rss_growth_kb_per_object" in result and result["counts_match"] is True
-    assert json.loads(capsys.readouterr().out)["rows"][1]["objects"] == 40
+    assert json.loads(capsys.readouterr().out)["rows"][1]["objects"] == 20

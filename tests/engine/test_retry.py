@@ -8,7 +8,7 @@ import time
 import pytest
 
 from failover.errors import Interrupted, OperationFailed, TransientError
-from failover.retry import Backoff, call_with_retries
+from failover.retry import SLEEP_SCALE_VARIABLE, Backoff, call_with_retries
 
 
 def flaky(failures: int, error: Exception):
@@ -35,7 +35,8 @@ def test_transient_errors_are_retried_with_growing_jittered_waits() -> None:
         assert base <= wait <= base + 0.005
 
 
-def test_retry_after_is_honoured() -> None:
+def test_retry_after_is_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(SLEEP_SCALE_VARIABLE, "1")  # the real sleep, as users get it
     call, calls = flaky(1, TransientError("throttled", retry_after=0.2))
     waits: list[float] = []
     call_with_retries(call, retries=1, cancel=threading.Event(), on_retry=lambda e, w: waits.append(w), backoff=Backoff(0.001))
@@ -57,7 +58,8 @@ def test_other_errors_are_not_retried() -> None:
     assert len(calls) == 1
 
 
-def test_a_cancel_ends_the_wait_and_stops_retrying() -> None:
+def test_a_cancel_ends_the_wait_and_stops_retrying(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(SLEEP_SCALE_VARIABLE, "1")  # the whole 30 s wait, so only the cancel can end it early
     call, calls = flaky(1, TransientError("throttled", retry_after=30))
     cancel = threading.Event()
     threading.Timer(0.05, cancel.set).start()
@@ -65,3 +67,28 @@ def test_a_cancel_ends_the_wait_and_stops_retrying() -> None:
     with pytest.raises(Interrupted):
         call_with_retries(call, retries=3, cancel=cancel, on_retry=lambda e, w: None)
     assert time.monotonic() - began < 1 and len(calls) == 1
+
+
+class RecordingEvent(threading.Event):
+    """An event that records how long each wait on it was asked to be."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: list[float] = []
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.asked.append(timeout)
+        return super().wait(0)
+
+
+@pytest.mark.parametrize(("scale", "factor"), [("0.01", 0.01), ("1", 1.0), ("", 1.0), ("nonsense", 1.0), ("2", 1.0)])
+def test_the_test_knob_scales_the_sleep_but_not_the_wait_reported(monkeypatch: pytest.MonkeyPatch, scale: str,
+                                                                    factor: float) -> None:
+    monkeypatch.setenv(SLEEP_SCALE_VARIABLE, scale)
+    call, calls = flaky(1, TransientError("throttled", retry_after=7))
+    cancel, reported = RecordingEvent(), []
+
+    assert call_with_retries(call, retries=1, cancel=cancel, on_retry=lambda e, w: reported.append(w)) == "ok"
+
+    assert len(calls) == 2 and len(reported) == 1 and 7 <= reported[0] <= 7.7
+    assert cancel.asked == [pytest.approx(reported[0] * factor)]
