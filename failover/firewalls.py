@@ -16,10 +16,18 @@ from dataclasses import dataclass
 
 from failover.actions.base import ActionContext
 from failover.cloudinit import comment_text, rule_problem
-from failover.errors import Interrupted, ManifestError, Problem
+from failover.errors import Interrupted
 from failover.manifest import Firewall, FirewallRule, LoadBalancer, Manifest, Node
 from failover.naming import firewall_names
-from failover.nodes import RUN_LABEL, SOURCE_LABEL, check_adoptable, node_firewalls, recorded, run_labels
+from failover.nodes import (
+    RUN_LABEL,
+    SOURCE_LABEL,
+    check_adoptable,
+    node_firewalls,
+    recorded,
+    run_labels,
+    snapshot_groups,
+)
 from failover.ports import ComputeTarget, FirewallInfo, FirewallRuleInfo
 
 NO_PORT = -1  # EC2's "every port" (and every ICMP type), written None on the target
@@ -215,15 +223,9 @@ class BalancerFirewall:
 def balancer_groups(manifest: Manifest, balancer: LoadBalancer) -> list[Firewall]:
     """The snapshot's security groups of a balancer; ManifestError when the snapshot lacks one
     (its rules are unknown: admitting from anywhere instead would open what the source closed)."""
-    found = {fw.id: fw for fw in manifest.of_kind("firewall")}
-    missing = [group for group in balancer.security_groups if group not in found]
-    if missing:
-        raise ManifestError([Problem(
-            file="snapshot", field=f"{balancer.id}.security_groups",
-            message=f"security group {group} of load balancer {balancer.name!r} is not in the snapshot; "
-            "take a new snapshot (inventory brings a balancer's groups in)",
-        ) for group in missing])
-    return [found[group] for group in balancer.security_groups]
+    return snapshot_groups(manifest, balancer.security_groups, field=f"{balancer.id}.security_groups",
+                           owner=f"load balancer {balancer.name!r}",
+                           hint="take a new snapshot (inventory brings a balancer's groups in)")
 
 
 def balancer_firewall(

@@ -174,15 +174,20 @@ def map_onto_target(ctx: ActionContext, nodes: Sequence[Node], profile: TargetPr
 def node_firewalls(manifest: Manifest, node: Node) -> list[Firewall]:
     """The snapshot's security groups of a node; ManifestError when the snapshot lacks one
     (its rules are unknown: carrying the others alone would open or close the wrong ports)."""
+    return snapshot_groups(manifest, node.firewalls, field=f"{node.id}.firewalls", owner=f"node {node_label(node)}",
+                           hint="tag it with the service's selector tags and take a new snapshot")
+
+
+def snapshot_groups(manifest: Manifest, groups: list[str], *, field: str, owner: str, hint: str) -> list[Firewall]:
+    """The snapshot's firewalls of ``groups`` (ids), in their order; ManifestError naming each
+    one the snapshot lacks (``field`` of the snapshot, ``owner`` the resource that names it)."""
     found = {fw.id: fw for fw in manifest.of_kind("firewall")}
-    missing = [group for group in node.firewalls if group not in found]
+    missing = [group for group in groups if group not in found]
     if missing:
         raise ManifestError([Problem(
-            file="snapshot", field=f"{node.id}.firewalls",
-            message=f"security group {group} of node {node_label(node)} is not in the snapshot; "
-            "tag it with the service's selector tags and take a new snapshot",
+            file="snapshot", field=field, message=f"security group {group} of {owner} is not in the snapshot; {hint}",
         ) for group in missing])
-    return [found[group] for group in node.firewalls]
+    return [found[group] for group in groups]
 
 
 def node_change(ctx: ActionContext, plan: NodePlan, existing: NodeInfo | None) -> Change:

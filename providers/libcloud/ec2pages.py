@@ -49,13 +49,8 @@ def list_nodes(driver: Any, *, ids: Collection[str] = (), filters: dict[str, Any
     ``public_ips`` as the driver's ``list_nodes`` adds them. Not EC2: the driver's ``list_nodes``."""
     if not is_ec2(driver):
         return driver.list_nodes()
-    params = {"Action": "DescribeInstances"}
-    if ids:
-        params.update(driver._pathlist("InstanceId", sorted(ids)))
-    if filters:
-        params.update(driver._build_filters(filters))
     nodes = []
-    for answer in pages(driver, params):
+    for answer in pages(driver, _query(driver, "DescribeInstances", "InstanceId", ids, filters)):
         for reservation in findall(element=answer, xpath="reservationSet/item", namespace=NAMESPACE):
             nodes += driver._to_nodes(reservation, "instancesSet/item")
     elastic_ips = driver.ex_describe_addresses(nodes)
@@ -67,12 +62,17 @@ def list_nodes(driver: Any, *, ids: Collection[str] = (), filters: dict[str, Any
 def security_groups(driver: Any, *, ids: Collection[str] = (), filters: dict[str, Any] | None = None) -> list[Any]:
     """Every security group (of ``ids``, matching ``filters``) on every page, as the driver's
     ``ex_get_security_groups`` makes them."""
-    params = {"Action": "DescribeSecurityGroups"}
-    if ids:
-        params.update(driver._pathlist("GroupId", sorted(ids)))
-    if filters:
-        params.update(driver._build_filters(filters))
     groups = []
-    for answer in pages(driver, params):
+    for answer in pages(driver, _query(driver, "DescribeSecurityGroups", "GroupId", ids, filters)):
         groups += driver._to_security_groups(answer)
     return groups
+
+
+def _query(driver: Any, action: str, id_name: str, ids: Collection[str], filters: dict[str, Any] | None) -> dict[str, Any]:
+    """The parameters of a Describe call for ``ids`` (as ``id_name``.N) matching ``filters``."""
+    params = {"Action": action}
+    if ids:
+        params.update(driver._pathlist(id_name, sorted(ids)))
+    if filters:
+        params.update(driver._build_filters(filters))
+    return params

@@ -21,6 +21,7 @@ from targetkit import (
     context,
     ec2,
     live_instances,
+    permissions,
     tags_of,
     user_data_of,
     write_config,
@@ -123,15 +124,6 @@ def build(config, manifest: Manifest, log: list[str] | None = None) -> tuple[dic
 def groups(server) -> dict[str, dict[str, Any]]:
     return {g["GroupName"]: g for g in ec2(server).describe_security_groups()["SecurityGroups"]}
 
-
-def permissions(group: dict[str, Any], direction: str = "ingress") -> set[tuple]:
-    key = "IpPermissions" if direction == "ingress" else "IpPermissionsEgress"
-    facts = set()
-    for permission in group[key]:
-        ports = (permission["IpProtocol"], permission.get("FromPort"), permission.get("ToPort"))
-        facts |= {(*ports, r["CidrIp"]) for r in permission.get("IpRanges", [])}
-        facts |= {(*ports, pair["GroupId"]) for pair in permission.get("UserIdGroupPairs", [])}
-    return facts
 
 
 def balancer_node(server) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from targetkit import (
     live_instances,
     manifest,
     node,
+    permissions,
     rule,
     tags_of,
     write_config,
@@ -91,15 +92,6 @@ def groups(server) -> dict[str, dict[str, Any]]:
     described = ec2(server).describe_security_groups()["SecurityGroups"]
     return {g["GroupName"]: g for g in described if g["GroupName"] != "default"}
 
-
-def permissions(group: dict[str, Any], direction: str = "ingress") -> set[tuple]:
-    key = "IpPermissions" if direction == "ingress" else "IpPermissionsEgress"
-    facts = set()
-    for permission in group[key]:
-        ports = (permission["IpProtocol"], permission.get("FromPort"), permission.get("ToPort"))
-        facts |= {(*ports, r["CidrIp"]) for r in permission.get("IpRanges", [])}
-        facts |= {(*ports, pair["GroupId"]) for pair in permission.get("UserIdGroupPairs", [])}
-    return facts
 
 
 def attached(server) -> dict[str, set[str]]:

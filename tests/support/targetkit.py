@@ -56,6 +56,17 @@ def live_instances(server: MotoServer) -> list[dict[str, Any]]:
     return [instance for instance in instances if instance["State"]["Name"] not in ("terminated", "shutting-down")]
 
 
+def permissions(group: dict[str, Any], direction: str = "ingress") -> set[tuple]:
+    """(protocol, from, to, source) facts of a security group's ingress or egress permissions, as moto holds them."""
+    key = "IpPermissions" if direction == "ingress" else "IpPermissionsEgress"
+    facts = set()
+    for permission in group[key]:
+        ports = (permission["IpProtocol"], permission.get("FromPort"), permission.get("ToPort"))
+        facts |= {(*ports, r["CidrIp"]) for r in permission.get("IpRanges", [])}
+        facts |= {(*ports, pair["GroupId"]) for pair in permission.get("UserIdGroupPairs", [])}
+    return facts
+
+
 def tags_of(resource: dict[str, Any]) -> dict[str, str]:
     return {tag["Key"]: tag["Value"] for tag in resource.get("Tags", [])}
 
