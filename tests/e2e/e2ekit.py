@@ -21,6 +21,7 @@ LB_NODE = "social-app-lb-social-web"  # the load balancer social-web, as a HAPro
 TARGET_NODES = frozenset({"social-app-web-1", "social-app-web-2", "social-app-worker-1", "social-app-reports-1",
                           DATABASE_NODE, LB_NODE})
 WEB_FIREWALL = "social-app-social-web"  # the security group social-web, on the target
+LB_FIREWALL = "social-app-lb-social-web"  # the load-balancer node's own firewall, made by front-door
 FIREWALLED_NODES = frozenset({"social-app-web-1", "social-app-web-2", "social-app-worker-1"})
 _PLANNED_SIZE = re.compile(r"\bsize (\S+) \(")
 
@@ -127,11 +128,17 @@ def assert_objects_copied(world: EmulatedWorld) -> None:
 
 def assert_firewall(world: EmulatedWorld) -> None:
     groups = world.security_groups()
-    assert set(groups) == {WEB_FIREWALL}
+    assert set(groups) == {WEB_FIREWALL, LB_FIREWALL}
     ports = {(rule["IpProtocol"], rule.get("FromPort")) for rule in groups[WEB_FIREWALL]["IpPermissions"]}
     assert {("tcp", 80), ("tcp", 443), ("tcp", 22)} <= ports
     attached = {name for name, node in world.target_nodes().items() if WEB_FIREWALL in node.security_groups}
     assert attached == FIREWALLED_NODES
+    # The balancer node admits at most its listeners' ports (80, and 443 where the world serves HTTPS),
+    # from what the balancer's own security group admitted; it is the only node in that firewall.
+    lb_ports = {(rule["IpProtocol"], rule.get("FromPort")) for rule in groups[LB_FIREWALL]["IpPermissions"]}
+    assert lb_ports <= {("tcp", 80), ("tcp", 443)}, lb_ports
+    in_lb_firewall = {name for name, node in world.target_nodes().items() if LB_FIREWALL in node.security_groups}
+    assert in_lb_firewall == {LB_FIREWALL}, in_lb_firewall
 
 
 def assert_cut_over(world: EmulatedWorld) -> None:

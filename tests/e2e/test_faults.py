@@ -15,6 +15,7 @@ from collections import Counter
 
 import pytest
 from e2ekit import (
+    LB_FIREWALL,
     TARGET_NODES,
     WEB_FIREWALL,
     ZONE,
@@ -67,7 +68,7 @@ def test_nothing_is_created_twice(faulty_run: tuple[EmulatedWorld, CliResult]) -
     assert node_counts(world) == dict.fromkeys(TARGET_NODES, 1)
     described = world.compute_client().describe_security_groups()["SecurityGroups"]
     groups = Counter(group["GroupName"] for group in described)
-    assert groups == {"default": 1, WEB_FIREWALL: 1}
+    assert groups == {"default": 1, WEB_FIREWALL: 1, LB_FIREWALL: 1}
     assert Counter(world.containers()) == {world.container_name(naming.DUMPS_BUCKET): 1, BUCKET_CONTAINER: 1}
     assert Counter(world.zones()) == {ZONE: 1}
 
